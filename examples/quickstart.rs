@@ -1,0 +1,117 @@
+//! A tour of a boxshell session: `cargo run --example quickstart`.
+//!
+//! Uses a container when an engine answers: the one named by `BOXSHELL_CONTAINER`, or a
+//! throwaway one from `BOXSHELL_IMAGE` (default: the local test image `boxshell-test:latest`
+//! that `scripts/setup-runtimes.sh` builds), removed at the end. Otherwise it uses a shell on
+//! this host. It says which.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use boxshell::{Runtime, Session};
+
+fn main() -> boxshell::Result<()> {
+    let place = Place::choose();
+    println!("== {}", place.describe());
+    let result = tour(&place);
+    place.clean_up();
+    result
+}
+
+fn tour(place: &Place) -> boxshell::Result<()> {
+    let started = Instant::now();
+    let mut sh = Session::builder(&place.container)
+        .runtime(place.runtime.clone())
+        .env("GREETING", "hello")
+        .timeout(Duration::from_secs(30))
+        .open()?;
+    println!("opened in {:?}; the shell is PID {}", started.elapsed(), sh.pid());
+
+    // State carries over: cd, exported variables, functions.
+    sh.exec("cd /tmp && export PROJECT=boxshell")?.check()?;
+    sh.exec("shout() { echo \"$*\" | tr a-z A-Z; }")?.check()?;
+    let out = sh.exec("shout \"$GREETING from $PROJECT in $PWD\"")?;
+    print!("state carries over:  {}", out.stdout_str());
+
+    // stdout and stderr come back apart, byte for byte.
+    let out = sh.exec("echo to-stdout; echo to-stderr >&2; printf 'no newline'")?;
+    println!("stdout: {:?}", out.stdout_str());
+    println!("stderr: {:?}", out.stderr_str());
+
+    // Exit codes are data; `check` turns a failure into an error.
+    let out = sh.exec("ls /no/such/dir")?;
+    println!("exit code {} (success: {})", out.exit_code, out.success());
+    if let Err(e) = out.check() {
+        println!("as an error: {e}");
+    }
+
+    // A timeout interrupts the command, returns what it printed, and the session goes on.
+    let out = sh.cmd("echo working; sleep 600").timeout(Duration::from_secs(1)).run()?;
+    println!(
+        "timed out: {} after {:?}, exit code {}, partial stdout {:?}",
+        out.timed_out,
+        out.duration,
+        out.exit_code,
+        out.stdout_str()
+    );
+    let out = sh.exec("echo still here in $PWD")?;
+    print!("after the timeout:   {}", out.stdout_str());
+
+    let m = sh.metrics();
+    println!("{} commands, {:?} busy", m.commands, m.busy);
+    sh.close()
+}
+
+/// Where the tour runs.
+struct Place {
+    runtime: Runtime,
+    container: String,
+    /// A container this example started and must remove.
+    throwaway: bool,
+}
+
+impl Place {
+    fn choose() -> Place {
+        let local = |why: String| {
+            println!("(no container: {why})");
+            Place { runtime: Runtime::Local, container: "-".into(), throwaway: false }
+        };
+        let runtime = match Runtime::detect() {
+            Ok(Runtime::Local) => return local("BOXSHELL_RUNTIME=local".into()),
+            Ok(runtime) => runtime,
+            Err(e) => return local(e.to_string()),
+        };
+        if let Ok(container) = std::env::var("BOXSHELL_CONTAINER") {
+            return Place { runtime, container, throwaway: false };
+        }
+        let image = std::env::var("BOXSHELL_IMAGE").unwrap_or_else(|_| "boxshell-test:latest".into());
+        let name = format!("boxshell-quickstart-{}", std::process::id());
+        let run = Command::new(runtime.name())
+            .args(["run", "-d", "--rm", "--init", "--name", &name, &image, "sleep", "3600"])
+            .output();
+        match run {
+            Ok(out) if out.status.success() => Place { runtime, container: name, throwaway: true },
+            Ok(out) => local(format!("`{runtime} run {image}` failed: {}", String::from_utf8_lossy(&out.stderr).trim())),
+            Err(e) => local(format!("`{runtime} run` failed: {e}")),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self.runtime {
+            Runtime::Local => "running in a local shell".into(),
+            _ => format!(
+                "running in {} container {}{}",
+                self.runtime,
+                self.container,
+                if self.throwaway { " (throwaway)" } else { "" }
+            ),
+        }
+    }
+
+    fn clean_up(&self) {
+        if self.throwaway {
+            let _ = Command::new(self.runtime.name()).args(["rm", "-f", &self.container]).output();
+            println!("removed {}", self.container);
+        }
+    }
+}

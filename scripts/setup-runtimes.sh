@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Installs and starts the real container engines boxshell's tests run against, and builds
+# the small local test image (no registry is reachable). Idempotent; run as root on Debian.
+#
+#   sudo scripts/setup-runtimes.sh
+#
+# Result: `docker info` and `podman info` answer, tmux is installed, and both engines hold the
+# image `boxshell-test:latest` (busybox + bash, static).
+set -euo pipefail
+
+IMAGE=${BOXSHELL_TEST_IMAGE:-boxshell-test:latest}
+log() { printf 'setup-runtimes: %s\n' "$*" >&2; }
+
+if [ "$(id -u)" -ne 0 ]; then
+    log "must run as root (sudo scripts/setup-runtimes.sh)"
+    exit 1
+fi
+
+need=()
+command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+command -v podman >/dev/null 2>&1 || need+=(podman)
+command -v runc >/dev/null 2>&1 || need+=(runc)
+command -v tmux >/dev/null 2>&1 || need+=(tmux)
+[ -x /usr/libexec/podman/catatonit ] || need+=(catatonit)
+[ -x /bin/busybox ] || need+=(busybox-static)
+[ -x /bin/bash-static ] || need+=(bash-static)
+command -v ps >/dev/null 2>&1 || need+=(procps)
+if [ ${#need[@]} -gt 0 ]; then
+    log "installing ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# Podman: crun cannot set rlimits here and rejects hybrid cgroups (RUNTIMES.md).
+conf=/etc/containers/containers.conf
+if ! grep -q '^# boxshell' "$conf" 2>/dev/null; then
+    log "writing $conf"
+    mkdir -p /etc/containers
+    cat >"$conf" <<'CONF'
+# boxshell: settings that make rootful podman work on these machines (see RUNTIMES.md)
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+CONF
+fi
+
+# Docker engine: start dockerd unless one already answers.
+if ! timeout 10 docker info >/dev/null 2>&1; then
+    log "starting dockerd"
+    nohup dockerd >/tmp/dockerd.log 2>&1 &
+    for _ in $(seq 1 60); do
+        timeout 5 docker info >/dev/null 2>&1 && break
+        sleep 0.5
+    done
+    if ! timeout 10 docker info >/dev/null 2>&1; then
+        log "dockerd did not answer; last lines of /tmp/dockerd.log:"
+        tail -n 20 /tmp/dockerd.log >&2 || true
+        exit 1
+    fi
+fi
+timeout 30 podman info >/dev/null
+
+# Test image: busybox with its applets, plus bash, imported into both engines.
+if ! docker image inspect "$IMAGE" >/dev/null 2>&1 || ! podman image exists "$IMAGE"; then
+    log "building $IMAGE"
+    root=$(mktemp -d)
+    trap 'rm -rf "$root"' EXIT
+    mkdir -p "$root"/{bin,tmp,root,etc,proc,sys,dev,app}
+    chmod 1777 "$root/tmp"
+    cp /bin/busybox "$root/bin/busybox"
+    cp /bin/bash-static "$root/bin/bash"
+    for applet in $(/bin/busybox --list); do
+        [ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
+    done
+    printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' >"$root/etc/passwd"
+    printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+    tar -C "$root" -cf "$root.tar" .
+    docker image inspect "$IMAGE" >/dev/null 2>&1 ||
+        docker import -c 'CMD ["/bin/sh"]' "$root.tar" "$IMAGE" >/dev/null
+    podman image exists "$IMAGE" ||
+        podman import -q -c 'CMD ["/bin/sh"]' "$root.tar" "$IMAGE" >/dev/null
+    rm -f "$root.tar"
+fi
+log "ready: docker $(docker version --format '{{.Server.Version}}'), podman $(podman version --format '{{.Version}}'), tmux $(tmux -V), image $IMAGE"

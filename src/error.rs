@@ -1,0 +1,166 @@
+//! The one error type of the crate.
+
+use std::io;
+
+/// Shorthand for `Result<T, boxshell::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in boxshell.
+///
+/// Every variant names what failed: the runtime, the container and, where there is one, the
+/// command line and the CLI's own message. A command that exits non-zero or times out is not an
+/// error: that is data in [`Output`](crate::Output) (see [`Output::check`](crate::Output::check)).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The runtime's program is not installed (not on `PATH`, or the given path is missing).
+    #[error("{runtime}: program `{program}` not found: {reason}. {hint}")]
+    RuntimeNotFound {
+        /// Runtime name, e.g. `docker`.
+        runtime: String,
+        /// The program that was looked for.
+        program: String,
+        /// Why it could not be started.
+        reason: String,
+        /// How to install it.
+        hint: &'static str,
+    },
+
+    /// The runtime's program runs, but its engine does not answer (daemon down, socket
+    /// unreachable, no permission).
+    #[error("{runtime}: engine not answering (`{command}`): {message}")]
+    RuntimeUnavailable {
+        /// Runtime name.
+        runtime: String,
+        /// The command that was tried.
+        command: String,
+        /// What the CLI printed.
+        message: String,
+    },
+
+    /// [`Runtime::detect`](crate::Runtime::detect) found no runtime that answers.
+    #[error(
+        "no container runtime answers; tried: {tried}. Install one: `apt-get install podman` or `apt-get install docker.io` (then start dockerd), or set BOXSHELL_RUNTIME=local for a shell on this host"
+    )]
+    NoRuntime {
+        /// Each runtime tried and why it was passed over.
+        tried: String,
+    },
+
+    /// The container does not exist.
+    #[error("{runtime}: container `{container}` not found: {message}")]
+    ContainerNotFound {
+        /// Runtime name.
+        runtime: String,
+        /// Container name or id.
+        container: String,
+        /// What the CLI printed.
+        message: String,
+    },
+
+    /// The container exists but is not running (stopped, exited, created or paused).
+    #[error("{runtime}: container `{container}` is not running ({state}): {message}")]
+    ContainerNotRunning {
+        /// Runtime name.
+        runtime: String,
+        /// Container name or id.
+        container: String,
+        /// The state the engine reports, e.g. `exited`.
+        state: String,
+        /// What the CLI printed.
+        message: String,
+    },
+
+    /// A name given to boxshell cannot be used: empty, starting with `-`, or holding
+    /// characters the runtime does not allow.
+    #[error("invalid {what} {value:?}: {reason}")]
+    InvalidName {
+        /// What the name is for, e.g. `container name`.
+        what: &'static str,
+        /// The name as given.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// A command cannot be sent to a shell (it contains a NUL byte).
+    #[error("invalid command: {reason}")]
+    InvalidCommand {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// The runtime cannot do what was asked, e.g. `user` with the local runtime.
+    #[error("{runtime}: {what} is not supported")]
+    Unsupported {
+        /// Runtime name.
+        runtime: String,
+        /// The option or operation.
+        what: &'static str,
+    },
+
+    /// The session's shell could not be started in the container, or did not get ready.
+    #[error("{runtime}: could not open a shell in `{container}` (`{command}`): {message}")]
+    Open {
+        /// Runtime name.
+        runtime: String,
+        /// Container name or id (`-` for the local runtime).
+        container: String,
+        /// The command line that was run.
+        command: String,
+        /// What went wrong, with what the shell or CLI printed.
+        message: String,
+    },
+
+    /// The session's shell has exited (`exit`, a failure under `set -e`, the container stopped),
+    /// so the session cannot run more commands.
+    #[error("{runtime}: the shell of the session in `{container}` has exited{}", code.map(|c| format!(" with code {c}")).unwrap_or_default())]
+    ShellExited {
+        /// Runtime name.
+        runtime: String,
+        /// Container name or id.
+        container: String,
+        /// The shell's exit code, when known.
+        code: Option<i32>,
+    },
+
+    /// [`Output::check`](crate::Output::check) on a command that exited non-zero or timed out.
+    #[error("command `{command}` {}{}", if *timed_out { "timed out".to_string() } else { format!("exited with code {exit_code}") }, if stderr.is_empty() { String::new() } else { format!(": {stderr}") })]
+    CommandFailed {
+        /// The command.
+        command: String,
+        /// Its exit code.
+        exit_code: i32,
+        /// Whether it was stopped by a timeout.
+        timed_out: bool,
+        /// The end of its stderr (lossy UTF-8, at most 2 KiB).
+        stderr: String,
+    },
+
+    /// A runtime CLI call failed; holds the command line and what the CLI printed.
+    #[error("{runtime}: `{command}` failed: {message}")]
+    Cli {
+        /// Runtime name.
+        runtime: String,
+        /// The command line that was run.
+        command: String,
+        /// What the CLI printed (or how it ended, if it printed nothing).
+        message: String,
+    },
+
+    /// An I/O error talking to a child process.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Error {
+        Error::Io { context: context.into(), source }
+    }
+}

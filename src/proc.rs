@@ -1,0 +1,216 @@
+//! Running host programs: one-shot calls with a deadline, and the reader threads sessions use.
+//!
+//! Pipes are read on small threads (a reader needs a 64 KiB heap buffer, not a big stack)
+//! that hand what they read to a crossbeam channel, so the calling thread can wait on all of
+//! a child's output with a deadline and never deadlocks on a full pipe.
+
+use std::ffi::OsStr;
+use std::io::{self, Read, Write};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+/// Stack size of reader threads.
+const READER_STACK: usize = 64 * 1024;
+
+/// Size of one read from a pipe.
+pub(crate) const CHUNK: usize = 64 * 1024;
+
+/// Starts a named thread with a small stack.
+pub(crate) fn spawn_thread<F>(name: String, f: F) -> io::Result<JoinHandle<()>>
+where
+    F: FnOnce() + Send + 'static,
+{
+    thread::Builder::new().name(name).stack_size(READER_STACK).spawn(f)
+}
+
+/// Calls `sink` with every chunk read from `pipe` until EOF or an error.
+pub(crate) fn pump(mut pipe: impl Read, mut sink: impl FnMut(&[u8])) -> io::Result<()> {
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        match pipe.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => sink(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// What a finished one-shot call printed.
+#[derive(Debug)]
+pub(crate) struct Captured {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Captured {
+    /// Trimmed, lossy stderr, or stdout when stderr is empty: the CLI's own words for an error.
+    pub(crate) fn message(&self) -> String {
+        let text = if self.stderr.iter().all(u8::is_ascii_whitespace) { &self.stdout } else { &self.stderr };
+        String::from_utf8_lossy(text).trim().to_string()
+    }
+}
+
+/// How a one-shot call ended badly.
+#[derive(Debug)]
+pub(crate) enum RunError {
+    /// The program could not be started.
+    Spawn(io::Error),
+    /// The deadline passed; the child was killed. Holds what it printed so far.
+    TimedOut { stderr: Vec<u8> },
+}
+
+/// Runs `cmd` to completion with `stdin` as its input, capturing both outputs. Kills it if it
+/// has not finished within `timeout`.
+pub(crate) fn run(cmd: &mut Command, stdin: Option<&[u8]>, timeout: Duration) -> Result<Captured, RunError> {
+    let deadline = Instant::now() + timeout;
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut child = cmd.spawn().map_err(RunError::Spawn)?;
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let readers = start_capture(&mut child, &tx);
+    drop(tx);
+    if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        let data = data.to_vec();
+        // A writer thread, so a child that prints before reading cannot deadlock us.
+        let _ = spawn_thread("boxshell-stdin".into(), move || {
+            let _ = pipe.write_all(&data);
+        });
+    }
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let timed_out = collect(&rx, deadline, &mut stdout, &mut stderr);
+    if timed_out {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(RunError::TimedOut { stderr });
+    }
+    let status = wait_until(&mut child, deadline).unwrap_or_else(|| {
+        let _ = child.kill();
+        child.wait().unwrap_or_else(|_| ExitStatus::default())
+    });
+    drop(readers);
+    Ok(Captured { status, stdout, stderr })
+}
+
+/// Starts one reader per captured pipe; each sends `(is_stderr, bytes)` and finally `None`.
+fn start_capture(child: &mut Child, tx: &Sender<Option<(bool, Vec<u8>)>>) -> Vec<JoinHandle<()>> {
+    let mut handles = Vec::new();
+    let pipes: [(bool, Option<Box<dyn Read + Send>>); 2] = [
+        (false, child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>)),
+        (true, child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>)),
+    ];
+    for (is_err, pipe) in pipes {
+        let Some(pipe) = pipe else { continue };
+        let tx = tx.clone();
+        if let Ok(h) = spawn_thread("boxshell-capture".into(), move || {
+            let _ = pump(pipe, |b| {
+                let _ = tx.send(Some((is_err, b.to_vec())));
+            });
+            let _ = tx.send(None);
+        }) {
+            handles.push(h);
+        }
+    }
+    handles
+}
+
+/// Gathers output until both pipes close; true when the deadline passed first.
+fn collect(
+    rx: &Receiver<Option<(bool, Vec<u8>)>>,
+    deadline: Instant,
+    stdout: &mut Vec<u8>,
+    stderr: &mut Vec<u8>,
+) -> bool {
+    loop {
+        match rx.recv_deadline(deadline) {
+            Ok(Some((false, b))) => stdout.extend_from_slice(&b),
+            Ok(Some((true, b))) => stderr.extend_from_slice(&b),
+            Ok(None) => {}
+            Err(RecvTimeoutError::Disconnected) => return false,
+            Err(RecvTimeoutError::Timeout) => return true,
+        }
+    }
+}
+
+/// Waits for `child` to exit until `deadline`, polling with a growing interval.
+pub(crate) fn wait_until(child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
+    let mut pause = Duration::from_micros(200);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) => {}
+            Err(_) => return None,
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// The command line of `cmd`, for messages: program and arguments, each quoted when needed.
+pub(crate) fn describe(cmd: &Command) -> String {
+    let mut words = vec![word(cmd.get_program())];
+    words.extend(cmd.get_args().map(word));
+    words.join(" ")
+}
+
+fn word(w: &OsStr) -> String {
+    let s = w.to_string_lossy();
+    let plain = !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:@,+%".contains(&b));
+    if plain { s.into_owned() } else { crate::quote(&s) }
+}
+
+/// The exit code of `status`, or 128 + the signal that ended it, as a shell reports it.
+pub(crate) fn exit_code(status: ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn captures_both_streams_and_stdin() {
+        let out = run(
+            Command::new("sh").args(["-c", "cat; printf err >&2; exit 3"]),
+            Some(b"in\0put"),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        assert_eq!(out.stdout, b"in\0put");
+        assert_eq!(out.stderr, b"err");
+        assert_eq!(exit_code(out.status), 3);
+        assert_eq!(out.message(), "err");
+    }
+
+    #[test]
+    fn kills_at_the_deadline() {
+        let start = Instant::now();
+        let err =
+            run(Command::new("sh").args(["-c", "echo started >&2; exec sleep 30"]), None, Duration::from_millis(300))
+                .unwrap_err();
+        assert!(start.elapsed() < Duration::from_secs(5));
+        match err {
+            RunError::TimedOut { stderr } => assert_eq!(stderr, b"started\n"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn describes_with_quotes() {
+        let mut cmd = Command::new("docker");
+        cmd.args(["exec", "-i", "web", "sh", "-c", "echo 'hi there'"]);
+        assert_eq!(describe(&cmd), r#"docker exec -i web sh -c 'echo '\''hi there'\'''"#);
+    }
+}

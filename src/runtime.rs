@@ -1,0 +1,349 @@
+//! Which CLI reaches the container, and the argv for each call made through it.
+//!
+//! Every argv is built as a vector and handed to [`std::process::Command`]: no host shell ever
+//! parses a container name, a path or a value. The CLIs are run with this process's environment,
+//! so `DOCKER_HOST`, `DOCKER_CONTEXT` and `CONTAINER_HOST` work as they do on the command line;
+//! extra global arguments (such as `--context prod`) go before the subcommand.
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::process::Command;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::proc::{self, Captured, RunError};
+
+/// How long probing an engine may take before it counts as not answering.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The program that reaches a container.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Runtime {
+    /// `docker exec -i CONTAINER SHELL`.
+    Docker,
+    /// `podman exec -i CONTAINER SHELL`.
+    Podman,
+    /// A shell on this host, no container: the session's target is ignored.
+    Local,
+}
+
+impl Runtime {
+    /// The runtime to use when none is given: the one named by `BOXSHELL_RUNTIME` (`docker`,
+    /// `podman` or `local`), else podman, else docker, taking only an engine that answers.
+    ///
+    /// Probing runs `podman info` / `docker version`, which takes from a few milliseconds up to
+    /// a few hundred; the result is not cached.
+    ///
+    /// # Errors
+    /// [`Error::NoRuntime`] listing what was tried and why each was passed over;
+    /// for an explicit `BOXSHELL_RUNTIME`, the error of that runtime's probe.
+    pub fn detect() -> Result<Runtime> {
+        if let Some(name) = std::env::var_os("BOXSHELL_RUNTIME").filter(|v| !v.is_empty()) {
+            let runtime: Runtime = name.to_string_lossy().parse()?;
+            Cli::new(runtime.clone()).probe()?;
+            return Ok(runtime);
+        }
+        let mut tried = Vec::new();
+        for runtime in [Runtime::Podman, Runtime::Docker] {
+            match Cli::new(runtime.clone()).probe() {
+                Ok(()) => {
+                    log::info!("detected container runtime {runtime}");
+                    return Ok(runtime);
+                }
+                Err(e) => tried.push(format!("{runtime} ({e})")),
+            }
+        }
+        Err(Error::NoRuntime { tried: tried.join("; ") })
+    }
+
+    /// The runtime's name: `docker`, `podman` or `local`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Runtime::Docker => "docker",
+            Runtime::Podman => "podman",
+            Runtime::Local => "local",
+        }
+    }
+
+    /// Whether the target is a container (false for [`Runtime::Local`]).
+    pub fn is_container(&self) -> bool {
+        !matches!(self, Runtime::Local)
+    }
+
+    fn default_program(&self) -> &'static str {
+        match self {
+            Runtime::Docker => "docker",
+            Runtime::Podman => "podman",
+            Runtime::Local => "sh",
+        }
+    }
+
+    fn install_hint(&self) -> &'static str {
+        match self {
+            Runtime::Docker => {
+                "Install Docker (`apt-get install docker.io`, then start `dockerd`) or see https://docs.docker.com/engine/install/"
+            }
+            Runtime::Podman => "Install Podman (`apt-get install podman`) or see https://podman.io/docs/installation",
+            Runtime::Local => "Install a POSIX shell (`apt-get install dash`)",
+        }
+    }
+}
+
+impl fmt::Display for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Runtime {
+    type Err = Error;
+
+    /// Parses `docker`, `podman` or `local` (any case).
+    fn from_str(s: &str) -> Result<Runtime> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "docker" => Ok(Runtime::Docker),
+            "podman" => Ok(Runtime::Podman),
+            "local" => Ok(Runtime::Local),
+            _ => Err(Error::InvalidName {
+                what: "runtime",
+                value: s.to_string(),
+                reason: "expected docker, podman or local",
+            }),
+        }
+    }
+}
+
+/// A runtime with the program that runs it and the global arguments put before every
+/// subcommand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Cli {
+    pub runtime: Runtime,
+    pub program: OsString,
+    pub global_args: Vec<OsString>,
+}
+
+impl Cli {
+    pub(crate) fn new(runtime: Runtime) -> Cli {
+        let program = runtime.default_program().into();
+        Cli { runtime, program, global_args: Vec::new() }
+    }
+
+    /// The program with the global arguments, ready for a subcommand.
+    pub(crate) fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&self.global_args);
+        cmd
+    }
+
+    /// `argv` run in `target`: through `exec` for a container (`-i` when `interactive`, then
+    /// `-u user` and `extra`), directly on the host for [`Runtime::Local`].
+    pub(crate) fn exec(&self, spec: &ExecSpec<'_>, argv: &[&OsStr]) -> Command {
+        match self.runtime {
+            Runtime::Local => {
+                let mut cmd = Command::new(argv[0]);
+                cmd.args(&argv[1..]);
+                cmd
+            }
+            Runtime::Docker | Runtime::Podman => {
+                let mut cmd = self.command();
+                cmd.arg("exec");
+                if spec.interactive {
+                    cmd.arg("-i");
+                }
+                if let Some(user) = spec.user {
+                    cmd.args(["-u", user]);
+                }
+                cmd.args(spec.extra).arg("--").arg(spec.target).args(argv);
+                cmd
+            }
+        }
+    }
+
+    /// Runs a one-shot CLI call with `args` after the global ones.
+    pub(crate) fn run<I, S>(&self, args: I, timeout: Duration) -> Result<Captured>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = self.command();
+        cmd.args(args);
+        self.run_command(&mut cmd, None, timeout)
+    }
+
+    /// Runs `cmd` (built by this CLI) with a deadline, mapping a missing program and a timeout
+    /// to errors. A non-zero exit is not an error here: callers read [`Captured::status`].
+    pub(crate) fn run_command(&self, cmd: &mut Command, stdin: Option<&[u8]>, timeout: Duration) -> Result<Captured> {
+        match proc::run(cmd, stdin, timeout) {
+            Ok(out) => Ok(out),
+            Err(RunError::Spawn(e)) => Err(self.spawn_error(cmd.get_program(), e)),
+            Err(RunError::TimedOut { stderr, .. }) => Err(Error::Cli {
+                runtime: self.runtime.to_string(),
+                command: proc::describe(cmd),
+                message: format!(
+                    "no answer within {timeout:?}{}",
+                    if stderr.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", String::from_utf8_lossy(&stderr).trim())
+                    }
+                ),
+            }),
+        }
+    }
+
+    /// The error for a program that could not be started.
+    pub(crate) fn spawn_error(&self, program: &OsStr, e: std::io::Error) -> Error {
+        if e.kind() == std::io::ErrorKind::NotFound || e.kind() == std::io::ErrorKind::PermissionDenied {
+            Error::RuntimeNotFound {
+                runtime: self.runtime.to_string(),
+                program: program.to_string_lossy().into_owned(),
+                reason: e.to_string(),
+                hint: self.runtime.install_hint(),
+            }
+        } else {
+            Error::io(format!("{}: starting `{}`", self.runtime, program.to_string_lossy()), e)
+        }
+    }
+
+    /// Checks that the engine answers.
+    pub(crate) fn probe(&self) -> Result<()> {
+        let args: &[&str] = match self.runtime {
+            Runtime::Docker => &["version", "--format", "{{.Server.Version}}"],
+            Runtime::Podman => &["info", "--format", "{{.Host.OCIRuntime.Name}}"],
+            Runtime::Local => {
+                which::which(&self.program).map_err(|e| self.spawn_error(&self.program, std::io::Error::other(e)))?;
+                return Ok(());
+            }
+        };
+        let mut cmd = self.command();
+        cmd.args(args);
+        let out = self.run_command(&mut cmd, None, PROBE_TIMEOUT)?;
+        if out.status.success() && !out.stdout.trim_ascii().is_empty() {
+            Ok(())
+        } else {
+            Err(Error::RuntimeUnavailable {
+                runtime: self.runtime.to_string(),
+                command: proc::describe(&cmd),
+                message: out.message(),
+            })
+        }
+    }
+
+    /// Why an exec into `target` failed: the container is missing or not running, the engine
+    /// does not answer, or (when none of these) `fallback`.
+    pub(crate) fn diagnose(&self, target: &str, message: &str, fallback: Error) -> Error {
+        if !self.runtime.is_container() {
+            return fallback;
+        }
+        let status =
+            self.run(["inspect", "--type", "container", "--format", "{{.State.Status}}", "--", target], PROBE_TIMEOUT);
+        let runtime = self.runtime.to_string();
+        let container = target.to_string();
+        let message = message.to_string();
+        match status {
+            Ok(out) if out.status.success() => match String::from_utf8_lossy(&out.stdout).trim() {
+                "running" => fallback,
+                state => Error::ContainerNotRunning { runtime, container, state: state.to_string(), message },
+            },
+            Ok(out) if is_no_such_container(&out.message()) => Error::ContainerNotFound { runtime, container, message },
+            Ok(out) => Error::RuntimeUnavailable {
+                runtime,
+                command: format!("{} inspect {target}", self.program.to_string_lossy()),
+                message: format!("{}; {message}", out.message()),
+            },
+            Err(e) => e,
+        }
+    }
+}
+
+/// The parts of an exec call besides the program to run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ExecSpec<'a> {
+    pub target: &'a str,
+    pub interactive: bool,
+    pub user: Option<&'a str>,
+    pub extra: &'a [OsString],
+}
+
+fn is_no_such_container(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("no such container") || m.contains("no such object") || m.contains("no container with name or id")
+}
+
+/// Checks a container name or id before it goes on a command line.
+pub(crate) fn validate_container(name: &str) -> Result<()> {
+    let reason = if name.is_empty() {
+        Some("the name is empty")
+    } else if name.starts_with('-') {
+        Some("a name must not start with `-` (it would be read as an option)")
+    } else if !name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    {
+        Some("a container name holds only ASCII letters, digits, `_`, `.` and `-`, and starts with a letter or digit")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(Error::InvalidName { what: "container name", value: name.to_string(), reason }),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(cmd: &Command) -> Vec<String> {
+        std::iter::once(cmd.get_program()).chain(cmd.get_args()).map(|a| a.to_string_lossy().into_owned()).collect()
+    }
+
+    #[test]
+    fn exec_argv_per_runtime() {
+        let extra = vec![OsString::from("--privileged")];
+        let spec = ExecSpec { target: "web", interactive: true, user: Some("1000"), extra: &extra };
+        let mut docker = Cli::new(Runtime::Docker);
+        docker.global_args = vec!["--context".into(), "prod".into()];
+        assert_eq!(
+            argv(&docker.exec(&spec, &[OsStr::new("/bin/sh")])),
+            ["docker", "--context", "prod", "exec", "-i", "-u", "1000", "--privileged", "--", "web", "/bin/sh"]
+        );
+        let podman = Cli::new(Runtime::Podman);
+        let spec = ExecSpec { interactive: false, user: None, extra: &[], ..spec };
+        assert_eq!(
+            argv(&podman.exec(&spec, &[OsStr::new("sh"), OsStr::new("-c"), OsStr::new("x")])),
+            ["podman", "exec", "--", "web", "sh", "-c", "x"]
+        );
+        assert_eq!(argv(&Cli::new(Runtime::Local).exec(&spec, &[OsStr::new("/bin/sh")])), ["/bin/sh"]);
+    }
+
+    #[test]
+    fn names_are_checked() {
+        for ok in ["web", "a", "web-1.prod_x", "3f2a9c"] {
+            validate_container(ok).unwrap();
+        }
+        for bad in ["", "-it", "--rm", "a b", "x;y", "$(id)", "a\nb", "é", ".x", "a/b"] {
+            assert!(matches!(validate_container(bad), Err(Error::InvalidName { .. })), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn runtime_names_parse() {
+        assert_eq!("Docker".parse::<Runtime>().unwrap(), Runtime::Docker);
+        assert_eq!(" podman ".parse::<Runtime>().unwrap(), Runtime::Podman);
+        assert_eq!("local".parse::<Runtime>().unwrap(), Runtime::Local);
+        let err = "kubernetes".parse::<Runtime>().unwrap_err().to_string();
+        assert!(err.contains("kubernetes") && err.contains("expected docker, podman or local"), "{err}");
+    }
+
+    #[test]
+    fn missing_program_is_named_with_a_hint() {
+        let mut cli = Cli::new(Runtime::Docker);
+        cli.program = "/nonexistent/docker".into();
+        let err = cli.probe().unwrap_err();
+        assert!(matches!(err, Error::RuntimeNotFound { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains("/nonexistent/docker") && text.contains("apt-get install docker.io"), "{text}");
+    }
+}

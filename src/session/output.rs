@@ -1,0 +1,131 @@
+//! What a command gives back: [`Output`], and the [`Event`]s of a running command.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// One of the two output streams of a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stream {
+    /// Standard output.
+    Stdout = 0,
+    /// Standard error.
+    Stderr = 1,
+}
+
+/// A piece of output from a running command, in the order the stream delivered it.
+///
+/// Pieces of one stream arrive in order; the two streams are independent of each other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// Bytes the command wrote to stdout.
+    Stdout(Vec<u8>),
+    /// Bytes the command wrote to stderr.
+    Stderr(Vec<u8>),
+}
+
+impl Event {
+    pub(crate) fn new(stream: Stream, bytes: Vec<u8>) -> Event {
+        match stream {
+            Stream::Stdout => Event::Stdout(bytes),
+            Stream::Stderr => Event::Stderr(bytes),
+        }
+    }
+
+    /// Which stream the bytes came from.
+    pub fn stream(&self) -> Stream {
+        match self {
+            Event::Stdout(_) => Stream::Stdout,
+            Event::Stderr(_) => Stream::Stderr,
+        }
+    }
+
+    /// The bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Event::Stdout(b) | Event::Stderr(b) => b,
+        }
+    }
+
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
+        match self {
+            Event::Stdout(b) | Event::Stderr(b) => b,
+        }
+    }
+}
+
+/// The result of one command.
+///
+/// `stdout` and `stderr` hold exactly the bytes the command wrote (no newline added or
+/// removed, binary data kept), up to the output cap; both are complete when the command
+/// returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// Everything the command wrote to stdout (up to the cap).
+    pub stdout: Vec<u8>,
+    /// Everything the command wrote to stderr (up to the cap).
+    pub stderr: Vec<u8>,
+    /// The exit status, as `$?` shows it: 0 to 255, 128 + N after signal N (130 after a
+    /// timeout's interrupt). If the shell itself exited during the command, its exit code.
+    pub exit_code: i32,
+    /// The command ran past its timeout and was interrupted.
+    pub timed_out: bool,
+    /// Output went past the cap; the excess was read and dropped.
+    pub truncated: bool,
+    /// From sending the command to receiving the end of both streams.
+    pub duration: Duration,
+    pub(crate) command: String,
+}
+
+impl Output {
+    /// Stdout as text; invalid UTF-8 becomes U+FFFD.
+    pub fn stdout_str(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(&self.stdout)
+    }
+
+    /// Stderr as text; invalid UTF-8 becomes U+FFFD.
+    pub fn stderr_str(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(&self.stderr)
+    }
+
+    /// Exit code 0 and no timeout.
+    pub fn success(&self) -> bool {
+        self.exit_code == 0 && !self.timed_out
+    }
+
+    /// The command this is the output of.
+    pub fn command(&self) -> &str {
+        &self.command
+    }
+
+    /// `Ok(self)` on [`success`](Output::success), otherwise [`Error::CommandFailed`] with the
+    /// code and the end of stderr.
+    ///
+    /// ```
+    /// # fn main() -> boxshell::Result<()> {
+    /// let mut sh = boxshell::Session::builder("-").runtime(boxshell::Runtime::Local).open()?;
+    /// let err = sh.exec("echo oops >&2; (exit 3)")?.check().unwrap_err();
+    /// assert_eq!(err.to_string(), "command `echo oops >&2; (exit 3)` exited with code 3: oops");
+    /// # Ok(()) }
+    /// ```
+    pub fn check(self) -> Result<Output> {
+        if self.success() {
+            return Ok(self);
+        }
+        const TAIL: usize = 2048;
+        let text = self.stderr_str();
+        let text = text.trim_end();
+        let mut start = text.len().saturating_sub(TAIL);
+        while !text.is_char_boundary(start) {
+            start += 1;
+        }
+        Err(Error::CommandFailed {
+            command: self.command.clone(),
+            exit_code: self.exit_code,
+            timed_out: self.timed_out,
+            stderr: text[start..].to_string(),
+        })
+    }
+}

@@ -1,0 +1,67 @@
+# Signals processes of a boxshell session.
+# Run as `SHELL -c SCRIPT reap MODE PID SIGNAL MARK DIR [PIDS...]`.
+# MODE "command": the children of shell PID newer than MARK (the highest $! the session has seen,
+#   so background jobs of earlier commands are spared), and all their descendants.
+# MODE "session": every process in PID's process group or session and all their descendants.
+# MODE "pids": the PIDS that are still in PID's process group or session, and their descendants.
+# The process running this script is never a target. The targets are first frozen with SIGSTOP,
+# scanning again until no new one appears, so nothing can fork its way out between the scan and
+# the signal; then they get SIGNAL (and SIGCONT, unless SIGNAL is KILL). DIR, if not empty, is
+# removed afterwards (the session's temporary files). Prints the PIDs it signalled.
+# Uses only shell built-ins and /proc (and rm for DIR), so it works in minimal images.
+m=$1 s=$2 g=$3 w=$4 r=$5 n='
+'
+shift 5
+roots=" $* "
+done=' '
+i=0
+while [ $i -lt 20 ]; do
+    i=$((i + 1))
+    set +f
+    all=
+    for d in /proc/[1-9]*; do
+        p=${d#/proc/}
+        read -r l <"$d/stat" 2>/dev/null || continue
+        IFS=' '
+        set -- ${l##*) }
+        all="$all$p $2 $3 $4$n"
+    done
+    set -f
+    t=' '
+    IFS=$n
+    for l in $all; do
+        IFS=' '
+        set -- $l
+        [ "$1" = "$$" ] && continue
+        case $m in
+        command) [ "$2" = "$s" ] && [ "$1" -gt "$w" ] && t="$t$1 " ;;
+        session) { [ "$3" = "$s" ] || [ "$4" = "$s" ]; } && t="$t$1 " ;;
+        pids) case $roots in *" $1 "*) { [ "$3" = "$s" ] || [ "$4" = "$s" ]; } && t="$t$1 " ;; esac ;;
+        esac
+    done
+    c=1
+    while [ $c = 1 ]; do
+        c=0
+        IFS=$n
+        for l in $all; do
+            IFS=' '
+            set -- $l
+            case $t in *" $2 "*) case $t in *" $1 "*) ;; *) [ "$1" != "$$" ] && t="$t$1 " && c=1 ;; esac ;; esac
+        done
+    done
+    new=
+    IFS=' '
+    for p in $t; do
+        case $done in *" $p "*) ;; *) new="$new $p" ;; esac
+    done
+    [ -z "$new" ] && break
+    kill -s STOP $new 2>/dev/null
+    done="$done${new# } "
+done
+IFS=' '
+if [ "$done" != ' ' ]; then
+    kill -s "$g" $done 2>/dev/null
+    [ "$g" = KILL ] || kill -s CONT $done 2>/dev/null
+fi
+[ -z "$r" ] || rm -rf -- "$r"
+echo $done
