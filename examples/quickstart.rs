@@ -91,7 +91,9 @@ impl Place {
             .output();
         match run {
             Ok(out) if out.status.success() => Place { runtime, container: name, throwaway: true },
-            Ok(out) => local(format!("`{runtime} run {image}` failed: {}", String::from_utf8_lossy(&out.stderr).trim())),
+            Ok(out) => {
+                local(format!("`{runtime} run {image}` failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
+            }
             Err(e) => local(format!("`{runtime} run` failed: {e}")),
         }
     }

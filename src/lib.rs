@@ -1,4 +1,4 @@
-//! Persistent shell sessions inside containers, synchronously.
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

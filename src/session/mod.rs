@@ -31,7 +31,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 pub use self::output::{Event, Output, Stream};
 use self::protocol::{Input, Token};
-use self::route::{Completion, End, Shared, Tap};
+use self::route::{Completion, End, Kept, Shared, Sink, Tap};
 use crate::error::{Error, Result};
 use crate::proc;
 use crate::runtime::{Cli, ExecSpec, Runtime, validate_container};
@@ -228,7 +228,8 @@ impl SessionBuilder {
         self.validate(&runtime)?;
         let target = if runtime.is_container() { self.target.clone() } else { "-".to_string() };
         let spec = ExecSpec { target: &target, interactive: true, user: self.user.as_deref(), extra: &self.exec_args };
-        let mut cmd = cli.exec(&spec, &[OsStr::new(&self.shell)]);
+        let shell = OsStr::new(&self.shell);
+        let mut cmd = cli.exec(&spec, &[shell, OsStr::new("-c"), OsStr::new(protocol::LAUNCH), shell]);
         let command_line = proc::describe(&cmd);
         log::info!("opening session: {command_line}");
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -554,6 +555,19 @@ struct Finish {
     exit_code: i32,
     timed_out: bool,
     duration: Duration,
+    /// Output kept by the readers (for [`Deliver::Keep`]).
+    kept: [Kept; 2],
+}
+
+/// How a command's output reaches its waiter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Deliver {
+    /// As events on the job's channel.
+    Events,
+    /// Kept by the readers up to this many bytes per stream, handed over at the end.
+    Keep(usize),
+    /// Into the session's unread buffer.
+    Unread,
 }
 
 impl Session {
@@ -612,7 +626,7 @@ impl Session {
     /// As for [`exec`](Session::exec).
     pub fn send(&mut self, command: &str) -> Result<()> {
         let timeout = self.timeouts.command;
-        let job = self.start(command, timeout, None)?;
+        let job = self.start(command, timeout, None, Deliver::Unread)?;
         self.pending = Some(job);
         Ok(())
     }
@@ -747,21 +761,18 @@ impl Session {
             |message: String| Error::Open { runtime, container, command: command_line.to_string(), message };
         let result = self
             .write(protocol::BOOTSTRAP.as_bytes())
-            .and_then(|()| self.start(&setup, Some(self.timeouts.open), None))
-            .and_then(|mut job| {
-                let mut out = Collector::new(usize::MAX, None);
-                let finish = self.wait_job(&mut job, &mut out)?;
-                Ok((finish, out))
-            });
-        let (finish, out) = match result {
-            Ok(done) => done,
+            .and_then(|()| self.start(&setup, Some(self.timeouts.open), None, Deliver::Keep(usize::MAX)))
+            .and_then(|mut job| self.collect(&mut job, &mut Collector::new(0, None), None));
+        let out = match result {
+            Ok(Some(out)) => out,
+            Ok(None) => unreachable!("collecting without a limit runs to the end"),
             Err(e) => {
                 let _ = self.child.kill();
                 return Err(e);
             }
         };
         let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        if finish.timed_out {
+        if out.timed_out {
             self.kill_client();
             return Err(open_error(format!("the shell did not answer within {:?}", self.timeouts.open)));
         }
@@ -777,7 +788,7 @@ impl Session {
         let text = String::from_utf8_lossy(&out.stdout);
         let parsed = text.trim_end_matches('\n').split_once(' ').and_then(|(pid, tmp)| Some((pid.parse().ok()?, tmp)));
         match parsed {
-            Some((pid, tmp)) if finish.exit_code == 0 => {
+            Some((pid, tmp)) if out.exit_code == 0 => {
                 self.tmp_dir = Some(tmp.to_string());
                 self.reaper = Some(Arc::new(Reaper {
                     cli: self.cli.clone(),
@@ -799,7 +810,13 @@ impl Session {
     }
 
     /// Sends `command` to the shell. Waits for a pending command first.
-    fn start(&mut self, command: &str, timeout: Option<Duration>, stdin: Option<&[u8]>) -> Result<Job> {
+    fn start(
+        &mut self,
+        command: &str,
+        timeout: Option<Duration>,
+        stdin: Option<&[u8]>,
+        deliver: Deliver,
+    ) -> Result<Job> {
         if command.contains('\0') {
             return Err(Error::InvalidCommand { reason: "the command contains a NUL byte" });
         }
@@ -823,7 +840,12 @@ impl Session {
         let token = Token::random();
         text.push_str(&protocol::encode_command(command, &token, input));
         self.seq += 1;
-        let (tx, rx) = crossbeam_channel::bounded(CHANNEL_CAP);
+        let (done, rx) = crossbeam_channel::bounded(if deliver == Deliver::Events { CHANNEL_CAP } else { 0 });
+        let sink = match deliver {
+            Deliver::Events => Sink::Events(done.clone()),
+            Deliver::Keep(cap) => Sink::Keep(cap),
+            Deliver::Unread => Sink::Unread,
+        };
         if self.seq > 1 {
             log::debug!("exec in {} {}: {command}", self.cli.runtime, self.target);
         }
@@ -837,7 +859,7 @@ impl Session {
             timed_out: false,
             tree: Vec::new(),
         };
-        if !self.shared.begin(job.seq, token.marker(), tx) {
+        if !self.shared.begin(job.seq, token.marker(), sink, done) {
             self.mark_dead(None);
             return Err(self.shell_exited(self.dead.flatten()));
         }
@@ -871,10 +893,10 @@ impl Session {
         Ok(())
     }
 
-    /// Drives `job` to its end, handing its events to `out`.
-    fn wait_job(&mut self, job: &mut Job, out: &mut Collector<'_>) -> Result<Finish> {
-        let finish = self.drive(job, None, &mut |ev| out.push(ev))?;
-        Ok(finish.expect("drive without a limit runs to the end"))
+    /// Drives `job` until it ends (`Some`) or `until` passes (`None`), gathering its output.
+    fn collect(&mut self, job: &mut Job, out: &mut Collector<'_>, until: Option<Instant>) -> Result<Option<Output>> {
+        let Some(finish) = self.drive(job, until, &mut |ev| out.push(ev))? else { return Ok(None) };
+        Ok(Some(out.output(job, finish)))
     }
 
     /// Receives `job`'s events into `sink` until it ends (`Some`) or `until` passes (`None`),
@@ -896,10 +918,11 @@ impl Session {
                     }
                     let now = Instant::now();
                     if self.dead.is_none() && matches!(self.child.try_wait(), Ok(Some(_))) {
-                        // The shell is gone but something still holds its pipes open.
-                        self.shared.abandon(job.seq);
+                        // The shell is gone but something it left still holds its pipes open:
+                        // ending what it left closes them; the readers get a grace period.
                         self.mark_dead(None);
-                        return Ok(Some(self.finish(job)));
+                        job.step = Step::ClientKilled(now + self.timeouts.grace);
+                        continue;
                     }
                     if job.next_step().is_some_and(|t| now >= t) {
                         if self.escalate(job, now) {
@@ -968,13 +991,14 @@ impl Session {
         let completion = self.shared.take_completion(job.seq);
         let duration = job.started.elapsed();
         let status = match &completion {
-            Some(Completion { stdout: End::Sentinel(trailer), .. }) => protocol::parse_status(trailer),
+            Some(Completion { stderr: End::Sentinel(trailer), .. }) => protocol::parse_status(trailer),
             _ => None,
         };
         if let (Some(status), Some(reaper)) = (status, &self.reaper) {
             reaper.watermark.fetch_max(status.last_job, Ordering::AcqRel);
         }
-        let shell_gone = !matches!(completion, Some(Completion { stdout: End::Sentinel(_), stderr: End::Sentinel(_) }));
+        let shell_gone =
+            !matches!(completion, Some(Completion { stdout: End::Sentinel(_), stderr: End::Sentinel(_), .. }));
         if shell_gone && self.dead.is_none() {
             self.mark_dead(None);
         } else if !shell_gone && !job.tree.is_empty() {
@@ -993,7 +1017,8 @@ impl Session {
         self.metrics.commands += 1;
         self.metrics.busy += duration;
         self.metrics.last_used = Instant::now();
-        Finish { exit_code, timed_out: job.timed_out, duration }
+        let kept = completion.map(|c| c.kept).unwrap_or_default();
+        Finish { exit_code, timed_out: job.timed_out, duration, kept }
     }
 
     /// Records that the shell has exited: reaps the exec client (within the close timeout)
@@ -1152,13 +1177,24 @@ impl<'a> Collector<'a> {
         }
     }
 
-    fn output(&mut self, job: &Job, finish: &Finish) -> Output {
+    /// The output of `job`: what came as events, or what the readers kept.
+    fn output(&mut self, job: &Job, finish: Finish) -> Output {
+        let [kept_out, kept_err] = finish.kept;
+        let truncated = self.truncated || kept_out.truncated || kept_err.truncated;
+        let mut stdout = std::mem::take(&mut self.stdout);
+        let mut stderr = std::mem::take(&mut self.stderr);
+        if stdout.is_empty() {
+            stdout = kept_out.bytes;
+        }
+        if stderr.is_empty() {
+            stderr = kept_err.bytes;
+        }
         Output {
-            stdout: std::mem::take(&mut self.stdout),
-            stderr: std::mem::take(&mut self.stderr),
+            stdout,
+            stderr,
             exit_code: finish.exit_code,
             timed_out: finish.timed_out,
-            truncated: self.truncated,
+            truncated,
             duration: finish.duration,
             command: job.command.clone(),
         }
@@ -1228,7 +1264,16 @@ impl<'s> Cmd<'s> {
     /// # Errors
     /// As for [`Session::exec`].
     pub fn run(self) -> Result<Output> {
-        self.spawn()?.wait()
+        if self.on_chunk.is_some() {
+            return self.spawn()?.wait();
+        }
+        // Nobody watches the output go by: the readers keep it and wake us once at the end.
+        let session = self.session;
+        let cap = self.max_output.unwrap_or(session.max_output);
+        let timeout = self.timeout.unwrap_or(session.timeouts.command);
+        let mut job = session.start(&self.command, timeout, self.stdin.as_deref(), Deliver::Keep(cap))?;
+        let out = session.collect(&mut job, &mut Collector::new(0, None), None)?;
+        Ok(out.expect("collecting without a limit runs to the end"))
     }
 
     /// Starts the command and returns at once.
@@ -1239,7 +1284,7 @@ impl<'s> Cmd<'s> {
         let session = self.session;
         let timeout = self.timeout.unwrap_or(session.timeouts.command);
         let cap = self.max_output.unwrap_or(session.max_output);
-        let job = session.start(&self.command, timeout, self.stdin.as_deref())?;
+        let job = session.start(&self.command, timeout, self.stdin.as_deref(), Deliver::Events)?;
         Ok(Running {
             session,
             events: job.rx.clone(),
@@ -1351,11 +1396,7 @@ impl Running<'_> {
             return Ok(Some(out.clone()));
         }
         let Some(job) = self.job.as_mut() else { return Ok(None) };
-        let collector = &mut self.collector;
-        let Some(finish) = self.session.drive(job, until, &mut |ev| collector.push(ev))? else {
-            return Ok(None);
-        };
-        let out = self.collector.output(job, &finish);
+        let Some(out) = self.session.collect(job, &mut self.collector, until)? else { return Ok(None) };
         self.job = None;
         self.done = Some(out.clone());
         Ok(Some(out))

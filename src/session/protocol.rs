@@ -2,26 +2,31 @@
 //!
 //! # The frame
 //!
-//! The session shell reads its commands from a pipe. At start it moves its real stdout and
-//! stderr to fds 7 and 8 and points its own fds 1 and 2 at `/dev/null` ([`BOOTSTRAP`]), so
-//! nothing the shell itself prints between commands (a `set -x` trace of the frame, a
-//! `set -v` echo of the input) reaches the session. Each command is then one line:
+//! The shell is started as `SHELL -c 'exec "$0" /dev/fd/9 9<&0 </dev/null' SHELL` ([`LAUNCH`]):
+//! it reads its commands as a script from the pipe (on a close-on-exec fd of its own) while its
+//! stdin is `/dev/null`, so every command reads EOF without a redirection of its own, and
+//! nothing a command runs can read the protocol. The first line ([`BOOTSTRAP`]) keeps the
+//! session's stdout and stderr pipes on fds 7 and 8 and points the shell's own fd 2 at
+//! `/dev/null`, so nothing the shell prints between commands (a `set -x` trace of the frame, a
+//! `set -v` echo of its input) reaches the session. Each command is then one line:
 //!
 //! ```text
-//! \command eval 'CMD' >&7 2>&8 7>&- 8>&- </dev/null; \command printf '\037bx%s%s %d %s\n' 'T1' 'T2' "$?" "${!:-0}" >&7; ...
+//! \command eval 'CMD' 2>&8 7>&- 8>&-; \command printf '\037bx%s%s %d %s\n' T1 T2 "$?" "${!:-0}" >&8; \exec >&7; \command printf '\037bx%s%s\n' T1 T2
 //! ```
 //!
 //! - `command eval` runs the command in the shell itself, so `cd`, `export`, functions and
 //!   aliases persist; `command` keeps a syntax error from killing dash or busybox sh (status 2).
-//! - The redirections give the command the session's pipes as stdout and stderr and EOF as
-//!   stdin, and are undone afterwards, so `exec >/dev/null` or `exec 2>&-` inside a command
-//!   lasts until the end of that command and cannot blind the session.
+//! - The command's stderr is the session's; fds 7 and 8 are closed for it. All of it is undone
+//!   afterwards and `exec >&7` restores stdout, so `exec >/dev/null`, `exec 2>&-` or
+//!   `exec 7>file` inside a command last until the end of that command and cannot blind the
+//!   session. A leading `\` keeps aliases from changing the frame.
 //! - The sentinel is `\x1f` `bx` and a random 32-digit token that is new for every command.
 //!   It never appears literally in what is written to the shell: the first byte is written as
 //!   an escape and the token in two halves joined by `printf` at run time. So no trace, echo
 //!   or look-alike printed by a command can end a command early.
-//! - After the stdout sentinel come the exit status and `$!`, the newest background job, which
-//!   lets a timeout spare jobs that earlier commands left running.
+//! - The stderr sentinel comes first and carries the exit status and `$!` (the newest
+//!   background job, which lets a timeout spare jobs that earlier commands left running); the
+//!   stdout sentinel comes last.
 //!
 //! # Scanning
 //!
@@ -31,9 +36,15 @@
 
 use std::fmt::Write as _;
 
-/// Written once when a session starts: save the session's pipes on fds 7 and 8, and send
-/// the shell's own stdout and stderr to `/dev/null`.
-pub(crate) const BOOTSTRAP: &str = "exec 7>&1 8>&2 >/dev/null 2>&1\n";
+/// The `-c` script that starts the session shell: `$0` is the shell, which then reads its
+/// commands from fd 9 (the pipe that was stdin) and gets `/dev/null` as stdin
+/// (`/proc/self/fd/9` where an image has no `/dev/fd`).
+pub(crate) const LAUNCH: &str =
+    "f=/dev/fd/9; [ -e /dev/fd/0 ] || f=/proc/self/fd/9; exec \"$0\" \"$f\" 9<&0 </dev/null";
+
+/// Written once when a session starts: close fd 9 (the shell has its own fd on the script),
+/// keep the session's pipes on fds 7 and 8, and send the shell's own stderr to `/dev/null`.
+pub(crate) const BOOTSTRAP: &str = "exec 9<&- 7>&1 8>&2 2>/dev/null\n";
 
 /// Length of the random part of a sentinel, in hex digits.
 const TOKEN_LEN: usize = 32;
@@ -104,7 +115,7 @@ impl std::fmt::Debug for Token {
 /// Where a framed command reads its stdin from.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Input<'a> {
-    /// `/dev/null`: the command sees EOF at once.
+    /// The shell's stdin, `/dev/null`: the command sees EOF at once.
     Null,
     /// A file in the container, written by [`encode_file`] beforehand.
     File(&'a str),
@@ -113,19 +124,19 @@ pub(crate) enum Input<'a> {
 /// Encodes one command as the line the session shell reads. `command` must not contain NUL.
 pub(crate) fn encode_command(command: &str, token: &Token, input: Input<'_>) -> String {
     let (a, b) = token.halves();
-    let mut line = String::with_capacity(command.len() + 220);
+    let mut line = String::with_capacity(command.len() + 200);
     line.push_str("\\command eval ");
     line.push_str(&quote(command));
-    line.push_str(" >&7 2>&8 7>&- 8>&- <");
-    match input {
-        Input::Null => line.push_str("/dev/null"),
-        Input::File(path) => line.push_str(&quote(path)),
+    line.push_str(" 2>&8 7>&- 8>&-");
+    if let Input::File(path) = input {
+        line.push_str(" <");
+        line.push_str(&quote(path));
     }
     // `$?` must be read first: nothing may run between the command and this printf.
     let _ = writeln!(
         line,
-        "; \\command printf '\\037bx%s%s %d %s\\n' {a} {b} \"$?\" \"${{!:-0}}\" >&7\
-         ; \\command printf '\\037bx%s%s\\n' {a} {b} >&8"
+        "; \\command printf '\\037bx%s%s %d %s\\n' {a} {b} \"$?\" \"${{!:-0}}\" >&8\
+         ; \\exec >&7; \\command printf '\\037bx%s%s\\n' {a} {b}"
     );
     line
 }
@@ -171,7 +182,7 @@ pub(crate) struct Status {
     pub last_job: u32,
 }
 
-/// Parses the stdout trailer `" CODE LASTJOB"`.
+/// Parses the stderr trailer `" CODE LASTJOB"`.
 pub(crate) fn parse_status(trailer: &[u8]) -> Option<Status> {
     let text = std::str::from_utf8(trailer).ok()?;
     let mut words = text.split_ascii_whitespace();
@@ -265,7 +276,7 @@ impl Scanner {
 fn find(hay: &[u8], needle: &[u8; MARK_LEN]) -> Option<usize> {
     let first = needle[0];
     let mut from = 0;
-    while let Some(i) = hay[from..].iter().position(|&b| b == first) {
+    while let Some(i) = find_byte(&hay[from..], first) {
         let at = from + i;
         if hay.len() - at < MARK_LEN {
             return None;
@@ -276,6 +287,25 @@ fn find(hay: &[u8], needle: &[u8; MARK_LEN]) -> Option<usize> {
         from = at + 1;
     }
     None
+}
+
+/// First position of `byte` in `hay`, eight bytes at a time: output is scanned at the speed
+/// it streams (GB/s), so a byte-by-byte loop would show.
+fn find_byte(hay: &[u8], byte: u8) -> Option<usize> {
+    const LO: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HI: u64 = u64::from_ne_bytes([0x80; 8]);
+    let pattern = LO * u64::from(byte);
+    let mut words = hay.chunks_exact(8);
+    let mut offset = 0;
+    for word in &mut words {
+        let x = u64::from_ne_bytes(word.try_into().expect("eight bytes")) ^ pattern;
+        // Some byte of `x` is zero exactly when this is non-zero.
+        if x.wrapping_sub(LO) & !x & HI != 0 {
+            break;
+        }
+        offset += 8;
+    }
+    hay[offset..].iter().position(|&b| b == byte).map(|i| offset + i)
 }
 
 /// Length of the longest suffix of `hay` that is a proper prefix of `needle`.
@@ -383,6 +413,22 @@ mod tests {
         assert_eq!(data, b"\x1f\x1fbx\x1f");
         assert_eq!(end.as_deref(), Some(&b" 2 7"[..]));
         assert_eq!(rest, b"rest");
+    }
+
+    #[test]
+    fn find_byte_agrees_with_a_plain_search() {
+        for len in 0..40 {
+            for at in 0..=len {
+                let mut hay = vec![b'a'; len];
+                if at < len {
+                    hay[at] = 0x1f;
+                }
+                // Bytes that differ from 0x1f by one bit, and high bytes, must not match.
+                hay.iter_mut().filter(|b| **b == b'a').step_by(3).for_each(|b| *b = 0x9f);
+                hay.iter_mut().filter(|b| **b == b'a').step_by(2).for_each(|b| *b = 0x1e);
+                assert_eq!(find_byte(&hay, 0x1f), hay.iter().position(|&b| b == 0x1f), "{hay:?}");
+            }
+        }
     }
 
     #[test]

@@ -1,15 +1,22 @@
 //! The two reader threads of a session and where they send what they read.
 //!
 //! Each reader owns one pipe (the shell's stdout or stderr). While a command is running, the
-//! reader scans its stream for that command's sentinel and sends the bytes before it to the
-//! command's channel as [`Event`]s; when it finds the sentinel it records the end of its stream
-//! in [`Route`]. When both streams have ended, the route drops its last sender, so the channel
-//! disconnects exactly when all of the command's output has been delivered: that disconnection
-//! is how a waiter learns the command is done, even if someone else took the events.
+//! reader scans its stream for that command's sentinel and hands the bytes before it to the
+//! command's [`Sink`]; when it finds the sentinel it records the end of its stream in the route.
+//! When both streams have ended, the route drops the command's last sender, so the command's
+//! channel disconnects exactly when all of its output has been delivered: that disconnection is
+//! how a waiter learns the command is done, even if someone else took the events.
 //!
-//! Output that no command claims (a background job printing between commands, or the output of
-//! a command whose receiver was dropped) goes to a capped buffer that never blocks, read with
-//! [`Session::read`](crate::Session::read).
+//! A command's output goes to one of three sinks:
+//! - [`Sink::Events`]: a bounded channel of [`Event`]s, for [`Running`](crate::Running) and chunk
+//!   callbacks; a full channel makes the reader wait, which pushes back on the container.
+//! - [`Sink::Keep`]: kept by the reader itself up to a cap and handed over at the end, so a
+//!   plain `exec` wakes the caller once, not once per chunk.
+//! - [`Sink::Unread`]: the session's unread buffer, for commands nobody waits on (`send`).
+//!
+//! Output that no command claims (a background job printing between commands, the output of a
+//! command whose receiver was dropped) also goes to the unread buffer, which is capped and
+//! never blocks, and is read with [`Session::read`](crate::Session::read).
 
 use std::io::Read;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,6 +31,17 @@ use crate::proc;
 /// A callback that sees every byte a session's shell writes, on the reader threads.
 pub(crate) type Tap = Box<dyn FnMut(Stream, &[u8]) + Send>;
 
+/// Where a command's output goes.
+#[derive(Debug, Clone)]
+pub(crate) enum Sink {
+    /// Sent as events; the sender is also what signals the end.
+    Events(Sender<Event>),
+    /// Kept by the readers, up to this many bytes per stream.
+    Keep(usize),
+    /// Appended to the session's unread buffer.
+    Unread,
+}
+
 /// How one stream of a command ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum End {
@@ -33,11 +51,19 @@ pub(crate) enum End {
     Eof,
 }
 
-/// How both streams of a finished command ended.
+/// Output a reader kept for a [`Sink::Keep`] command.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Kept {
+    pub bytes: Vec<u8>,
+    pub truncated: bool,
+}
+
+/// How both streams of a finished command ended, with the output kept for it.
 #[derive(Debug, Clone)]
 pub(crate) struct Completion {
     pub stdout: End,
     pub stderr: End,
+    pub kept: [Kept; 2],
 }
 
 /// State shared by a session and its reader threads.
@@ -56,8 +82,11 @@ struct Route {
 struct Active {
     seq: u64,
     marker: [u8; MARK_LEN],
-    tx: Sender<Event>,
+    sink: Sink,
+    /// Dropped when both streams have ended: disconnects the command's channel.
+    _done: Sender<Event>,
     ends: [Option<End>; 2],
+    kept: [Kept; 2],
 }
 
 /// Output no command claimed, capped per stream (the oldest bytes are dropped first).
@@ -80,11 +109,12 @@ impl Unread {
     }
 }
 
-/// The command a reader is scanning for.
+/// The command a reader is scanning for, and what it kept of its stream.
 struct Current {
     seq: u64,
     scanner: Scanner,
-    tx: Sender<Event>,
+    sink: Sink,
+    kept: Kept,
 }
 
 impl Shared {
@@ -111,16 +141,17 @@ impl Shared {
         *self.tap.lock().unwrap_or_else(|e| e.into_inner()) = tap;
     }
 
-    /// Makes command `seq` the one whose output is routed to `tx`. Returns false if the shell's
-    /// streams have both closed already (the command can never run).
-    pub(crate) fn begin(&self, seq: u64, marker: [u8; MARK_LEN], tx: Sender<Event>) -> bool {
+    /// Makes command `seq` the one whose output goes to `sink`; dropping `done` (once both
+    /// streams have ended) signals its end. Returns false if the shell's streams have both
+    /// closed already (the command can never run).
+    pub(crate) fn begin(&self, seq: u64, marker: [u8; MARK_LEN], sink: Sink, done: Sender<Event>) -> bool {
         let mut route = self.route();
         route.finished = None;
         let ends = route.eof.map(|eof| eof.then_some(End::Eof));
         if ends.iter().all(Option::is_some) {
             return false;
         }
-        route.active = Some(Active { seq, marker, tx, ends });
+        route.active = Some(Active { seq, marker, sink, _done: done, ends, kept: Default::default() });
         true
     }
 
@@ -170,13 +201,7 @@ impl Shared {
             if let Err(e) = proc::pump(pipe, |bytes| shared.on_chunk(stream, &mut current, bytes.to_vec())) {
                 log::warn!("reading the session's {stream:?}: {e}");
             }
-            if let Some(mut c) = current.take() {
-                let held = c.scanner.flush();
-                if !held.is_empty() {
-                    shared.deliver(stream, Some(&c.tx), held);
-                }
-            }
-            shared.eof(stream);
+            shared.on_eof(stream, current);
         })
     }
 
@@ -186,21 +211,47 @@ impl Shared {
                 *current = self.pick_up(stream);
             }
             let Some(c) = current.as_mut() else {
-                self.deliver(stream, None, chunk);
+                self.tap(stream, &chunk);
+                self.push_unread(stream, &chunk);
                 return;
             };
             let scan = c.scanner.feed(chunk);
             if !scan.data.is_empty() {
-                self.deliver(stream, Some(&c.tx), scan.data);
+                self.deliver(stream, c, scan.data);
             }
             let Some(trailer) = scan.end else { return };
-            let seq = c.seq;
-            *current = None;
-            self.end(stream, seq, End::Sentinel(trailer));
+            if let Some(c) = current.take() {
+                self.end(stream, c.seq, End::Sentinel(trailer), c.kept);
+            }
             if scan.rest.is_empty() {
                 return;
             }
             chunk = scan.rest;
+        }
+    }
+
+    fn on_eof(&self, stream: Stream, current: Option<Current>) {
+        let current = match current {
+            Some(mut c) => {
+                let held = c.scanner.flush();
+                if !held.is_empty() {
+                    self.deliver(stream, &mut c, held);
+                }
+                Some((c.seq, c.kept))
+            }
+            None => None,
+        };
+        let ended = {
+            let mut route = self.route();
+            route.eof[stream as usize] = true;
+            match (&route.active, current) {
+                (Some(a), Some((seq, kept))) if a.seq == seq => Some((seq, kept)),
+                (Some(a), _) if a.ends[stream as usize].is_none() => Some((a.seq, Kept::default())),
+                _ => None,
+            }
+        };
+        if let Some((seq, kept)) = ended {
+            self.end(stream, seq, End::Eof, kept);
         }
     }
 
@@ -211,46 +262,56 @@ impl Shared {
         if active.ends[stream as usize].is_some() {
             return None;
         }
-        Some(Current { seq: active.seq, scanner: Scanner::new(active.marker), tx: active.tx.clone() })
+        Some(Current {
+            seq: active.seq,
+            scanner: Scanner::new(active.marker),
+            sink: active.sink.clone(),
+            kept: Kept::default(),
+        })
     }
 
-    /// Hands `data` to the tap, then to `tx`, or to the unclaimed buffer when there is no
-    /// receiver.
-    fn deliver(&self, stream: Stream, tx: Option<&Sender<Event>>, data: Vec<u8>) {
+    fn tap(&self, stream: Stream, data: &[u8]) {
         if let Some(tap) = self.tap.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-            tap(stream, &data);
+            tap(stream, data);
         }
-        let unsent = match tx {
-            Some(tx) => match tx.send(Event::new(stream, data)) {
-                Ok(()) => return,
-                Err(e) => e.into_inner().into_bytes(),
-            },
-            None => data,
-        };
-        self.push_unread(stream, &unsent);
     }
 
-    fn end(&self, stream: Stream, seq: u64, end: End) {
+    /// Hands a command's output to the tap, then to its sink.
+    fn deliver(&self, stream: Stream, c: &mut Current, data: Vec<u8>) {
+        self.tap(stream, &data);
+        match &c.sink {
+            Sink::Events(tx) => {
+                if let Err(e) = tx.send(Event::new(stream, data)) {
+                    // Nobody listens any more: keep it for `read`.
+                    self.push_unread(stream, e.into_inner().bytes());
+                }
+            }
+            &Sink::Keep(cap) => {
+                let kept = &mut c.kept;
+                let room = cap.saturating_sub(kept.bytes.len());
+                if data.len() > room {
+                    kept.truncated = true;
+                    kept.bytes.extend_from_slice(&data[..room]);
+                } else if kept.bytes.is_empty() {
+                    kept.bytes = data;
+                } else {
+                    kept.bytes.extend_from_slice(&data);
+                }
+            }
+            Sink::Unread => self.push_unread(stream, &data),
+        }
+    }
+
+    fn end(&self, stream: Stream, seq: u64, end: End, kept: Kept) {
         let mut route = self.route();
         let Some(active) = route.active.as_mut().filter(|a| a.seq == seq) else { return };
         active.ends[stream as usize] = Some(end);
+        active.kept[stream as usize] = kept;
         if let [Some(_), Some(_)] = &active.ends {
-            let Some(Active { ends: [Some(stdout), Some(stderr)], .. }) = route.active.take() else {
+            let Some(Active { ends: [Some(stdout), Some(stderr)], kept, .. }) = route.active.take() else {
                 unreachable!("checked above")
             };
-            route.finished = Some((seq, Completion { stdout, stderr }));
+            route.finished = Some((seq, Completion { stdout, stderr, kept }));
         }
-    }
-
-    fn eof(&self, stream: Stream) {
-        let seq = {
-            let mut route = self.route();
-            route.eof[stream as usize] = true;
-            match &route.active {
-                Some(a) if a.ends[stream as usize].is_none() => a.seq,
-                _ => return,
-            }
-        };
-        self.end(stream, seq, End::Eof);
     }
 }

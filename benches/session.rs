@@ -1,0 +1,264 @@
+//! `cargo bench`: what a session costs, beside the floor of the same pipe driven by hand.
+//!
+//! For each runtime (docker, podman, local; `BOXSHELL_BENCH_RUNTIMES` picks), in one run:
+//! - round trip of `echo hi` through a session, beside the raw floor (the same `exec -i` pipe
+//!   driven by a minimal marker loop on one thread) and beside one new exec per command;
+//! - throughput of 200 MB of stdout, beside raw `exec -i ... head -c`;
+//! - session open time, beside a bare `exec -i ... true`.
+//!
+//! Measurements of a session and of its floor alternate in rounds, so both see the same machine.
+//! Containers run the local test image (`scripts/setup-runtimes.sh`), or `BOXSHELL_IMAGE`.
+
+use std::io::{Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use boxshell::{Runtime, Session};
+
+const ROUNDS: usize = 10;
+const PER_ROUND: usize = 300;
+const STREAM_BYTES: u64 = 200_000_000;
+
+fn main() {
+    let names = std::env::var("BOXSHELL_BENCH_RUNTIMES").unwrap_or_else(|_| "docker,podman,local".into());
+    let image = std::env::var("BOXSHELL_IMAGE").unwrap_or_else(|_| "boxshell-test:latest".into());
+    println!("boxshell bench: {} rounds, medians and 99th percentiles; ratio = session / floor\n", ROUNDS);
+    println!("| runtime | measure | session | floor | ratio | target |");
+    println!("|---|---|---|---|---|---|");
+    for name in names.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let runtime: Runtime = name.parse().expect("runtime name");
+        let target = match Target::start(&runtime, &image) {
+            Ok(t) => t,
+            Err(e) => {
+                println!("| {runtime} | left out: {e} | | | | |");
+                continue;
+            }
+        };
+        round_trip(&target);
+        new_exec_per_command(&target);
+        throughput(&target);
+        open_time(&target);
+        target.stop();
+    }
+}
+
+/// A container (or the host) to measure in.
+struct Target {
+    runtime: Runtime,
+    container: String,
+}
+
+impl Target {
+    fn start(runtime: &Runtime, image: &str) -> Result<Target, String> {
+        if !runtime.is_container() {
+            return Ok(Target { runtime: runtime.clone(), container: "-".into() });
+        }
+        let container = format!("boxshell-bench-{}", std::process::id());
+        let out = Command::new(runtime.name())
+            .args(["run", "-d", "--rm", "--init", "--name", &container, image, "sleep", "3600"])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+        }
+        Ok(Target { runtime: runtime.clone(), container })
+    }
+
+    fn stop(&self) {
+        if self.runtime.is_container() {
+            let _ = Command::new(self.runtime.name()).args(["rm", "-f", &self.container]).output();
+        }
+    }
+
+    /// `argv` run in the target: `RUNTIME exec [-i] CONTAINER argv...`, or argv on the host.
+    fn command(&self, interactive: bool, argv: &[&str]) -> Command {
+        if !self.runtime.is_container() {
+            let mut cmd = Command::new(argv[0]);
+            cmd.args(&argv[1..]);
+            return cmd;
+        }
+        let mut cmd = Command::new(self.runtime.name());
+        cmd.arg("exec");
+        if interactive {
+            cmd.arg("-i");
+        }
+        cmd.arg(&self.container).args(argv);
+        cmd
+    }
+
+    fn session(&self) -> Session {
+        Session::builder(&self.container).runtime(self.runtime.clone()).open().expect("open a session")
+    }
+
+    fn spawn(&self, argv: &[&str]) -> Child {
+        self.command(true, argv)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn")
+    }
+}
+
+/// Median and 99th percentile.
+fn stats(mut v: Vec<Duration>) -> (Duration, Duration) {
+    v.sort();
+    (v[v.len() / 2], v[(v.len() * 99 / 100).min(v.len() - 1)])
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.0} µs", d.as_secs_f64() * 1e6)
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+fn row(runtime: &Runtime, measure: &str, session: String, floor: String, ratio: f64, target: &str) {
+    println!("| {runtime} | {measure} | {session} | {floor} | {ratio:.2}× | {target} |");
+}
+
+/// The floor: one thread writing `echo hi; echo MARK` and reading stdout until MARK.
+struct RawLoop {
+    child: Child,
+    buf: Vec<u8>,
+}
+
+impl RawLoop {
+    fn new(target: &Target) -> RawLoop {
+        RawLoop { child: target.spawn(&["/bin/sh"]), buf: vec![0; 65536] }
+    }
+
+    fn round_trip(&mut self) -> Duration {
+        let start = Instant::now();
+        let stdin = self.child.stdin.as_mut().expect("stdin");
+        stdin.write_all(b"echo hi; echo MARK\n").expect("write");
+        let stdout = self.child.stdout.as_mut().expect("stdout");
+        let mut got = Vec::new();
+        while !got.ends_with(b"MARK\n") {
+            let n = stdout.read(&mut self.buf).expect("read");
+            assert!(n > 0, "raw shell exited");
+            got.extend_from_slice(&self.buf[..n]);
+        }
+        assert_eq!(got, b"hi\nMARK\n");
+        start.elapsed()
+    }
+}
+
+impl Drop for RawLoop {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+fn round_trip(target: &Target) {
+    let mut sh = target.session();
+    let mut raw = RawLoop::new(target);
+    for _ in 0..100 {
+        raw.round_trip();
+        sh.exec("echo hi").expect("exec");
+    }
+    let (mut ours, mut floor) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        for _ in 0..PER_ROUND {
+            floor.push(raw.round_trip());
+        }
+        for _ in 0..PER_ROUND {
+            let start = Instant::now();
+            let out = sh.exec("echo hi").expect("exec");
+            ours.push(start.elapsed());
+            assert_eq!(out.stdout, b"hi\n");
+        }
+    }
+    let ((o50, o99), (f50, f99)) = (stats(ours), stats(floor));
+    let rt = &target.runtime;
+    row(rt, "round trip p50", us(o50), us(f50), o50.as_secs_f64() / f50.as_secs_f64(), "≤ 1.5×");
+    row(rt, "round trip p99", us(o99), us(f99), o99.as_secs_f64() / f99.as_secs_f64(), "");
+    sh.close().expect("close");
+}
+
+fn new_exec_per_command(target: &Target) {
+    if !target.runtime.is_container() {
+        return;
+    }
+    let mut sh = target.session();
+    let (mut ours, mut fresh) = (Vec::new(), Vec::new());
+    for _ in 0..30 {
+        let start = Instant::now();
+        let out = target.command(false, &["sh", "-c", "echo hi"]).output().expect("exec");
+        fresh.push(start.elapsed());
+        assert_eq!(out.stdout, b"hi\n");
+        let start = Instant::now();
+        sh.exec("echo hi").expect("exec");
+        ours.push(start.elapsed());
+    }
+    let ((o50, _), (f50, _)) = (stats(ours), stats(fresh));
+    let ratio = o50.as_secs_f64() / f50.as_secs_f64();
+    row(&target.runtime, "`echo hi` vs one new exec each", us(o50), ms(f50), ratio, "(a session avoids this)");
+    sh.close().expect("close");
+}
+
+fn throughput(target: &Target) {
+    let command = format!("head -c {STREAM_BYTES} /dev/zero");
+    let mut sh = target.session();
+    let (mut ours, mut floor) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        let start = Instant::now();
+        let mut child = target.spawn(&["sh", "-c", &command]);
+        let mut stdout = child.stdout.take().expect("stdout");
+        let mut buf = vec![0u8; 65536];
+        let mut total = 0u64;
+        loop {
+            let n = stdout.read(&mut buf).expect("read");
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+        }
+        let _ = child.wait();
+        assert_eq!(total, STREAM_BYTES);
+        floor.push(start.elapsed());
+
+        let start = Instant::now();
+        let mut total = 0u64;
+        let out = sh
+            .cmd(command.as_str())
+            .max_output(0)
+            .on_chunk(|_, bytes| total += bytes.len() as u64)
+            .timeout(Duration::from_secs(300))
+            .run()
+            .expect("stream");
+        assert!(out.success());
+        assert_eq!(total, STREAM_BYTES);
+        ours.push(start.elapsed());
+    }
+    let rate = |d: Duration| STREAM_BYTES as f64 / d.as_secs_f64() / 1e6;
+    let ((o, _), (f, _)) = (stats(ours), stats(floor));
+    row(
+        &target.runtime,
+        "stdout throughput, 200 MB",
+        format!("{:.0} MB/s", rate(o)),
+        format!("{:.0} MB/s", rate(f)),
+        rate(o) / rate(f),
+        "≥ 0.90×",
+    );
+    sh.close().expect("close");
+}
+
+fn open_time(target: &Target) {
+    let (mut ours, mut bare) = (Vec::new(), Vec::new());
+    for _ in 0..15 {
+        let start = Instant::now();
+        let status = target.command(true, &["true"]).stdin(Stdio::piped()).status().expect("exec");
+        bare.push(start.elapsed());
+        assert!(status.success());
+
+        let start = Instant::now();
+        let sh = target.session();
+        ours.push(start.elapsed());
+        sh.close().expect("close");
+    }
+    let ((o, _), (f, _)) = (stats(ours), stats(bare));
+    row(&target.runtime, "session open", ms(o), ms(f), o.as_secs_f64() / f.as_secs_f64(), "≤ 1.2×");
+}
