@@ -90,7 +90,7 @@ impl Target {
         Session::builder(&self.container).runtime(self.runtime.clone()).open().expect("open a session")
     }
 
-    fn spawn(&self, argv: &[&str]) -> Child {
+    fn spawn_stdout(&self, argv: &[&str]) -> Child {
         self.command(true, argv)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -118,29 +118,45 @@ fn row(runtime: &Runtime, measure: &str, session: String, floor: String, ratio: 
     println!("| {runtime} | {measure} | {session} | {floor} | {ratio:.2}× | {target} |");
 }
 
-/// The floor: one thread writing `echo hi; echo MARK` and reading stdout until MARK.
+/// The floor: one thread writing `echo hi; echo MARK` and reading stdout until MARK. With
+/// `both`, it also writes a marker to stderr first and reads it: what a protocol that must know
+/// both streams are complete cannot avoid.
 struct RawLoop {
     child: Child,
     buf: Vec<u8>,
+    both: bool,
 }
 
 impl RawLoop {
-    fn new(target: &Target) -> RawLoop {
-        RawLoop { child: target.spawn(&["/bin/sh"]), buf: vec![0; 65536] }
+    fn new(target: &Target, both: bool) -> RawLoop {
+        let mut cmd = target.command(true, &["/bin/sh"]);
+        let child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+        RawLoop { child, buf: vec![0; 65536], both }
+    }
+
+    fn read_until_mark(&mut self, stderr: bool) -> Vec<u8> {
+        let mut got = Vec::new();
+        while !got.ends_with(b"MARK\n") {
+            let n = if stderr {
+                self.child.stderr.as_mut().expect("stderr").read(&mut self.buf)
+            } else {
+                self.child.stdout.as_mut().expect("stdout").read(&mut self.buf)
+            };
+            let n = n.expect("read");
+            assert!(n > 0, "raw shell exited");
+            got.extend_from_slice(&self.buf[..n]);
+        }
+        got
     }
 
     fn round_trip(&mut self) -> Duration {
         let start = Instant::now();
-        let stdin = self.child.stdin.as_mut().expect("stdin");
-        stdin.write_all(b"echo hi; echo MARK\n").expect("write");
-        let stdout = self.child.stdout.as_mut().expect("stdout");
-        let mut got = Vec::new();
-        while !got.ends_with(b"MARK\n") {
-            let n = stdout.read(&mut self.buf).expect("read");
-            assert!(n > 0, "raw shell exited");
-            got.extend_from_slice(&self.buf[..n]);
+        let line: &[u8] = if self.both { b"echo hi; echo MARK >&2; echo MARK\n" } else { b"echo hi; echo MARK\n" };
+        self.child.stdin.as_mut().expect("stdin").write_all(line).expect("write");
+        assert_eq!(self.read_until_mark(false), b"hi\nMARK\n");
+        if self.both {
+            assert_eq!(self.read_until_mark(true), b"MARK\n");
         }
-        assert_eq!(got, b"hi\nMARK\n");
         start.elapsed()
     }
 }
@@ -154,15 +170,20 @@ impl Drop for RawLoop {
 
 fn round_trip(target: &Target) {
     let mut sh = target.session();
-    let mut raw = RawLoop::new(target);
+    let mut raw = RawLoop::new(target, false);
+    let mut raw_both = RawLoop::new(target, true);
     for _ in 0..100 {
         raw.round_trip();
+        raw_both.round_trip();
         sh.exec("echo hi").expect("exec");
     }
-    let (mut ours, mut floor) = (Vec::new(), Vec::new());
+    let (mut ours, mut floor, mut both) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         for _ in 0..PER_ROUND {
             floor.push(raw.round_trip());
+        }
+        for _ in 0..PER_ROUND {
+            both.push(raw_both.round_trip());
         }
         for _ in 0..PER_ROUND {
             let start = Instant::now();
@@ -171,10 +192,12 @@ fn round_trip(target: &Target) {
             assert_eq!(out.stdout, b"hi\n");
         }
     }
-    let ((o50, o99), (f50, f99)) = (stats(ours), stats(floor));
+    let ((o50, o99), (f50, f99), (b50, _)) = (stats(ours), stats(floor), stats(both));
     let rt = &target.runtime;
     row(rt, "round trip p50", us(o50), us(f50), o50.as_secs_f64() / f50.as_secs_f64(), "≤ 1.5×");
     row(rt, "round trip p99", us(o99), us(f99), o99.as_secs_f64() / f99.as_secs_f64(), "");
+    let ratio = b50.as_secs_f64() / f50.as_secs_f64();
+    row(rt, "(floor reading stdout and stderr, p50)", us(b50), us(f50), ratio, "(for reference)");
     sh.close().expect("close");
 }
 
@@ -205,7 +228,7 @@ fn throughput(target: &Target) {
     let (mut ours, mut floor) = (Vec::new(), Vec::new());
     for _ in 0..3 {
         let start = Instant::now();
-        let mut child = target.spawn(&["sh", "-c", &command]);
+        let mut child = target.spawn_stdout(&["sh", "-c", &command]);
         let mut stdout = child.stdout.take().expect("stdout");
         let mut buf = vec![0u8; 65536];
         let mut total = 0u64;

@@ -40,22 +40,8 @@ impl Runtime {
     /// [`Error::NoRuntime`] listing what was tried and why each was passed over;
     /// for an explicit `BOXSHELL_RUNTIME`, the error of that runtime's probe.
     pub fn detect() -> Result<Runtime> {
-        if let Some(name) = std::env::var_os("BOXSHELL_RUNTIME").filter(|v| !v.is_empty()) {
-            let runtime: Runtime = name.to_string_lossy().parse()?;
-            Cli::new(runtime.clone()).probe()?;
-            return Ok(runtime);
-        }
-        let mut tried = Vec::new();
-        for runtime in [Runtime::Podman, Runtime::Docker] {
-            match Cli::new(runtime.clone()).probe() {
-                Ok(()) => {
-                    log::info!("detected container runtime {runtime}");
-                    return Ok(runtime);
-                }
-                Err(e) => tried.push(format!("{runtime} ({e})")),
-            }
-        }
-        Err(Error::NoRuntime { tried: tried.join("; ") })
+        let wanted = std::env::var("BOXSHELL_RUNTIME").ok().filter(|v| !v.trim().is_empty());
+        detect_among(wanted.as_deref(), &[Cli::new(Runtime::Podman), Cli::new(Runtime::Docker)])
     }
 
     /// The runtime's name: `docker`, `podman` or `local`.
@@ -122,18 +108,20 @@ pub(crate) struct Cli {
     pub runtime: Runtime,
     pub program: OsString,
     pub global_args: Vec<OsString>,
+    /// Environment of the CLI process, on top of this process's (e.g. `DOCKER_HOST`).
+    pub env: Vec<(OsString, OsString)>,
 }
 
 impl Cli {
     pub(crate) fn new(runtime: Runtime) -> Cli {
         let program = runtime.default_program().into();
-        Cli { runtime, program, global_args: Vec::new() }
+        Cli { runtime, program, global_args: Vec::new(), env: Vec::new() }
     }
 
     /// The program with the global arguments, ready for a subcommand.
     pub(crate) fn command(&self) -> Command {
         let mut cmd = Command::new(&self.program);
-        cmd.args(&self.global_args);
+        cmd.args(&self.global_args).envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
     }
 
@@ -143,7 +131,7 @@ impl Cli {
         match self.runtime {
             Runtime::Local => {
                 let mut cmd = Command::new(argv[0]);
-                cmd.args(&argv[1..]);
+                cmd.args(&argv[1..]).envs(self.env.iter().map(|(k, v)| (k, v)));
                 cmd
             }
             Runtime::Docker | Runtime::Podman => {
@@ -258,6 +246,26 @@ impl Cli {
     }
 }
 
+/// The runtime named by `wanted`, if any, else the first of `candidates` whose engine answers.
+fn detect_among(wanted: Option<&str>, candidates: &[Cli]) -> Result<Runtime> {
+    if let Some(name) = wanted {
+        let runtime: Runtime = name.parse()?;
+        Cli::new(runtime.clone()).probe()?;
+        return Ok(runtime);
+    }
+    let mut tried = Vec::new();
+    for cli in candidates {
+        match cli.probe() {
+            Ok(()) => {
+                log::info!("detected container runtime {}", cli.runtime);
+                return Ok(cli.runtime.clone());
+            }
+            Err(e) => tried.push(format!("{} ({e})", cli.runtime)),
+        }
+    }
+    Err(Error::NoRuntime { tried: tried.join("; ") })
+}
+
 /// The parts of an exec call besides the program to run.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ExecSpec<'a> {
@@ -335,6 +343,26 @@ mod tests {
         assert_eq!("local".parse::<Runtime>().unwrap(), Runtime::Local);
         let err = "kubernetes".parse::<Runtime>().unwrap_err().to_string();
         assert!(err.contains("kubernetes") && err.contains("expected docker, podman or local"), "{err}");
+    }
+
+    #[test]
+    fn detection_takes_the_override_or_the_first_that_answers() {
+        assert_eq!(detect_among(Some("local"), &[]).unwrap(), Runtime::Local);
+        let err = detect_among(Some("nerd"), &[]).unwrap_err();
+        assert!(matches!(err, Error::InvalidName { what: "runtime", .. }), "{err:?}");
+
+        let missing = |runtime: Runtime| Cli { program: "/nonexistent/engine".into(), ..Cli::new(runtime) };
+        // An engine that does not answer: `false` runs and fails.
+        let silent = Cli { program: "false".into(), ..Cli::new(Runtime::Docker) };
+        let err = detect_among(None, &[missing(Runtime::Podman), silent]).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, Error::NoRuntime { .. }), "{err:?}");
+        assert!(text.contains("podman (podman: program `/nonexistent/engine` not found"), "{text}");
+        assert!(text.contains("docker (docker: engine not answering (`false version"), "{text}");
+        assert!(text.contains("apt-get install podman"), "{text}");
+
+        let local = Cli::new(Runtime::Local);
+        assert_eq!(detect_among(None, &[missing(Runtime::Podman), local]).unwrap(), Runtime::Local);
     }
 
     #[test]

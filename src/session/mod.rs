@@ -80,6 +80,7 @@ pub struct SessionBuilder {
     runtime: Option<Runtime>,
     program: Option<OsString>,
     global_args: Vec<OsString>,
+    cli_env: Vec<(OsString, OsString)>,
     exec_args: Vec<OsString>,
     shell: String,
     env: Vec<(String, String)>,
@@ -126,6 +127,14 @@ impl SessionBuilder {
         S: Into<OsString>,
     {
         self.global_args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets an environment variable of the runtime CLI process, such as `DOCKER_HOST`,
+    /// `DOCKER_CONTEXT` or `CONTAINER_HOST`, without changing this process's environment.
+    /// (Those set in this process's environment apply too, as on the command line.)
+    pub fn cli_env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.cli_env.push((key.into(), value.into()));
         self
     }
 
@@ -222,14 +231,14 @@ impl SessionBuilder {
         };
         let mut cli = Cli::new(runtime.clone());
         cli.global_args = self.global_args.clone();
+        cli.env = self.cli_env.clone();
         if let Some(program) = &self.program {
             cli.program = program.clone();
         }
         self.validate(&runtime)?;
         let target = if runtime.is_container() { self.target.clone() } else { "-".to_string() };
         let spec = ExecSpec { target: &target, interactive: true, user: self.user.as_deref(), extra: &self.exec_args };
-        let shell = OsStr::new(&self.shell);
-        let mut cmd = cli.exec(&spec, &[shell, OsStr::new("-c"), OsStr::new(protocol::LAUNCH), shell]);
+        let mut cmd = cli.exec(&spec, &[OsStr::new(&self.shell), OsStr::new(protocol::SCRIPT)]);
         let command_line = proc::describe(&cmd);
         log::info!("opening session: {command_line}");
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -579,6 +588,7 @@ impl Session {
             runtime: None,
             program: None,
             global_args: Vec::new(),
+            cli_env: Vec::new(),
             exec_args: Vec::new(),
             shell: "/bin/sh".into(),
             env: Vec::new(),

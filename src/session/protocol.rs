@@ -2,13 +2,13 @@
 //!
 //! # The frame
 //!
-//! The shell is started as `SHELL -c 'exec "$0" /dev/fd/9 9<&0 </dev/null' SHELL` ([`LAUNCH`]):
-//! it reads its commands as a script from the pipe (on a close-on-exec fd of its own) while its
-//! stdin is `/dev/null`, so every command reads EOF without a redirection of its own, and
-//! nothing a command runs can read the protocol. The first line ([`BOOTSTRAP`]) keeps the
-//! session's stdout and stderr pipes on fds 7 and 8 and points the shell's own fd 2 at
-//! `/dev/null`, so nothing the shell prints between commands (a `set -x` trace of the frame, a
-//! `set -v` echo of its input) reaches the session. Each command is then one line:
+//! The shell is started as `SHELL /dev/stdin`: it opens the pipe on its stdin as a script, on
+//! a close-on-exec fd of its own. The script's first line ([`BOOTSTRAP`]) then points the
+//! shell's stdin at `/dev/null`, so every command reads EOF without a redirection of its own
+//! and nothing a command runs can read the protocol; keeps the session's stdout and stderr
+//! pipes on fds 7 and 8; and points the shell's own fd 2 at `/dev/null`, so nothing the shell
+//! prints between commands (a `set -x` trace of the frame, a `set -v` echo of its input)
+//! reaches the session. Each command is then one line:
 //!
 //! ```text
 //! \command eval 'CMD' 2>&8 7>&- 8>&-; \command printf '\037bx%s%s %d %s\n' T1 T2 "$?" "${!:-0}" >&8; \exec >&7; \command printf '\037bx%s%s\n' T1 T2
@@ -36,15 +36,12 @@
 
 use std::fmt::Write as _;
 
-/// The `-c` script that starts the session shell: `$0` is the shell, which then reads its
-/// commands from fd 9 (the pipe that was stdin) and gets `/dev/null` as stdin
-/// (`/proc/self/fd/9` where an image has no `/dev/fd`).
-pub(crate) const LAUNCH: &str =
-    "f=/dev/fd/9; [ -e /dev/fd/0 ] || f=/proc/self/fd/9; exec \"$0\" \"$f\" 9<&0 </dev/null";
+/// The script the session shell runs: its stdin, opened anew as a file.
+pub(crate) const SCRIPT: &str = "/dev/stdin";
 
-/// Written once when a session starts: close fd 9 (the shell has its own fd on the script),
-/// keep the session's pipes on fds 7 and 8, and send the shell's own stderr to `/dev/null`.
-pub(crate) const BOOTSTRAP: &str = "exec 9<&- 7>&1 8>&2 2>/dev/null\n";
+/// Written once when a session starts: stdin from `/dev/null` (the shell has its own fd on the
+/// script), the session's pipes kept on fds 7 and 8, the shell's own stderr to `/dev/null`.
+pub(crate) const BOOTSTRAP: &str = "exec 0</dev/null 7>&1 8>&2 2>/dev/null\n";
 
 /// Length of the random part of a sentinel, in hex digits.
 const TOKEN_LEN: usize = 32;

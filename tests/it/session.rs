@@ -677,6 +677,14 @@ fn engine_not_answering_is_named(fx: &Fixture) -> R {
     assert!(start.elapsed() < Duration::from_secs(20));
     assert!(matches!(err, Error::RuntimeUnavailable { .. }), "{err:?}");
     assert!(err.to_string().contains("nonexistent"), "{err}");
+    // The same through the CLI's own environment variable.
+    let builder = match fx.runtime {
+        Runtime::Docker => fx.builder().cli_env("DOCKER_HOST", "unix:///nonexistent/by-env.sock"),
+        _ => fx.builder().global_args(["--remote"]).cli_env("CONTAINER_HOST", "unix:///nonexistent/by-env.sock"),
+    };
+    let err = builder.open().unwrap_err();
+    assert!(matches!(err, Error::RuntimeUnavailable { .. }), "{err:?}");
+    assert!(err.to_string().contains("by-env.sock"), "{err}");
     Ok(())
 }
 
