@@ -5,7 +5,7 @@
 mod error;
 mod proc;
 mod runtime;
-pub mod session;
+mod session;
 
 pub use error::{Error, Result};
 pub use runtime::Runtime;
