@@ -32,11 +32,12 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-# Podman: crun cannot set rlimits here and rejects hybrid cgroups (RUNTIMES.md).
-conf=/etc/containers/containers.conf
-if ! grep -q '^# boxshell' "$conf" 2>/dev/null; then
+# Podman: crun cannot set rlimits here and rejects hybrid cgroups (RUNTIMES.md). A drop-in
+# file leaves any containers.conf of the machine's own alone.
+conf=/etc/containers/containers.conf.d/boxshell.conf
+if [ ! -f "$conf" ]; then
     log "writing $conf"
-    mkdir -p /etc/containers
+    mkdir -p "$(dirname "$conf")"
     cat >"$conf" <<'CONF'
 # boxshell: settings that make rootful podman work on these machines (see RUNTIMES.md)
 [containers]
