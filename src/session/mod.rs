@@ -1274,16 +1274,10 @@ impl<'s> Cmd<'s> {
     /// # Errors
     /// As for [`Session::exec`].
     pub fn run(self) -> Result<Output> {
-        if self.on_chunk.is_some() {
-            return self.spawn()?.wait();
-        }
-        // Nobody watches the output go by: the readers keep it and wake us once at the end.
-        let session = self.session;
-        let cap = self.max_output.unwrap_or(session.max_output);
-        let timeout = self.timeout.unwrap_or(session.timeouts.command);
-        let mut job = session.start(&self.command, timeout, self.stdin.as_deref(), Deliver::Keep(cap))?;
-        let out = session.collect(&mut job, &mut Collector::new(0, None), None)?;
-        Ok(out.expect("collecting without a limit runs to the end"))
+        // Without a callback nobody watches the output go by: the readers keep it and wake
+        // the caller once, at the end.
+        let keep = self.on_chunk.is_none();
+        self.start(keep)?.wait()
     }
 
     /// Starts the command and returns at once.
@@ -1291,10 +1285,15 @@ impl<'s> Cmd<'s> {
     /// # Errors
     /// As for [`Session::exec`].
     pub fn spawn(self) -> Result<Running<'s>> {
+        self.start(false)
+    }
+
+    fn start(self, keep: bool) -> Result<Running<'s>> {
         let session = self.session;
         let timeout = self.timeout.unwrap_or(session.timeouts.command);
         let cap = self.max_output.unwrap_or(session.max_output);
-        let job = session.start(&self.command, timeout, self.stdin.as_deref(), Deliver::Events)?;
+        let deliver = if keep { Deliver::Keep(cap) } else { Deliver::Events };
+        let job = session.start(&self.command, timeout, self.stdin.as_deref(), deliver)?;
         Ok(Running {
             session,
             events: job.rx.clone(),

@@ -310,6 +310,9 @@ fn exec_redirections_last_one_command(fx: &Fixture) -> R {
     assert_eq!(sh.exec("echo err2 >&2")?.stderr, b"err2\n");
     let out = sh.exec("exec 7>&- 8>&-; echo fds-closed")?;
     assert_eq!(out.stdout, b"fds-closed\n");
+    let out = sh.exec("exec 7>/dev/null 8>/dev/null 1>&7 2>&8; echo into-the-void")?;
+    assert!(out.stdout.is_empty() && out.stderr.is_empty(), "{out:?}");
+    assert_eq!(sh.exec("echo out-again; echo err-again >&2")?.stdout, b"out-again\n");
     // The session's own fds are not visible to commands. (On the host, a local shell also
     // inherits whatever fds this process inherited, so only 7 and 8 are checked there.)
     let out = sh.exec("ls /proc/self/fd/ | sort -n | tr '\\n' ' '")?;
