@@ -13,10 +13,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The runtime's program is not installed (not on `PATH`, or the given path is missing).
+    /// The program of a runtime or backend (docker, podman, tmux, a local shell) is not
+    /// installed: not on `PATH`, or the given path is missing.
     #[error("{runtime}: program `{program}` not found: {reason}. {hint}")]
     RuntimeNotFound {
-        /// Runtime name, e.g. `docker`.
+        /// Runtime or backend name, e.g. `docker` or `tmux`.
         runtime: String,
         /// The program that was looked for.
         program: String,
@@ -68,6 +69,44 @@ pub enum Error {
         /// The state the engine reports, e.g. `exited`.
         state: String,
         /// What the CLI printed.
+        message: String,
+    },
+
+    /// A tmux session, or a session the [`Ops`](crate::Ops) facade manages, does not exist.
+    #[error("{backend}: no session `{name}`")]
+    NotFound {
+        /// `tmux`, `container` or `ops`.
+        backend: String,
+        /// The session name.
+        name: String,
+    },
+
+    /// A session or container of that name exists already.
+    #[error("{backend}: `{name}` already exists ({state})")]
+    AlreadyExists {
+        /// `tmux`, `docker` or `podman`.
+        backend: String,
+        /// The name.
+        name: String,
+        /// Its state, e.g. `running`.
+        state: String,
+    },
+
+    /// A name was found both as a tmux session and as a container; say which backend to use.
+    #[error("`{name}` is both a tmux session and a container; give the backend to use")]
+    Ambiguous {
+        /// The name.
+        name: String,
+    },
+
+    /// A configuration file (or configuration given in code) is wrong.
+    #[error("{path}: {key}: {message}")]
+    Config {
+        /// The file, or `<builder>` for configuration given in code.
+        path: String,
+        /// The key at fault, dotted (`ops.sessions.web.image`).
+        key: String,
+        /// What is wrong.
         message: String,
     },
 
@@ -137,11 +176,16 @@ pub enum Error {
         stderr: String,
     },
 
-    /// A runtime CLI call failed; holds the command line and what the CLI printed.
-    #[error("{runtime}: `{command}` failed: {message}")]
-    Cli {
-        /// Runtime name.
-        runtime: String,
+    /// An operation through a runtime CLI or tmux failed (start, stop, attach, logs, ...);
+    /// holds the command line and what the CLI printed.
+    #[error("{backend}: {operation} `{name}` failed (`{command}`): {message}")]
+    Failed {
+        /// `docker`, `podman`, `tmux`, ...
+        backend: String,
+        /// What was being done: `start`, `stop`, `attach`, `logs`, ...
+        operation: &'static str,
+        /// The container or session it was done to.
+        name: String,
         /// The command line that was run.
         command: String,
         /// What the CLI printed (or how it ended, if it printed nothing).

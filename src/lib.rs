@@ -2,15 +2,23 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod container;
 mod error;
+mod ops;
 mod proc;
 mod runtime;
 mod session;
+mod tmux;
 
+pub use container::{
+    Container, ContainerSpec, ContainerState, ContainerStatus, Containers, Logs, MANAGED_LABEL, Scope, Stop, Volumes,
+};
 pub use error::{Error, Result};
+pub use ops::{Backend, CommandLine, Ops, SessionDef, SessionInfo, State};
 pub use runtime::Runtime;
 pub use session::protocol::quote;
 pub use session::{Cmd, Event, Interrupter, Metrics, Output, Running, Session, SessionBuilder, Stream, Unread};
+pub use tmux::{Keys, Tmux, TmuxSpec, TmuxState, TmuxStatus};
 
 /// Compile-time proof of the thread-safety promised in the docs.
 #[allow(dead_code)]
@@ -23,4 +31,9 @@ fn assert_thread_safety() {
     send_sync::<Error>();
     send_sync::<Output>();
     send_sync::<Runtime>();
+    send_sync::<Containers>();
+    send_sync::<Container>();
+    send_sync::<ContainerSpec>();
+    send_sync::<Tmux>();
+    send_sync::<Ops>();
 }

@@ -62,7 +62,7 @@ pub(crate) enum RunError {
     /// The program could not be started.
     Spawn(io::Error),
     /// The deadline passed; the child was killed. Holds what it printed so far.
-    TimedOut { stderr: Vec<u8> },
+    TimedOut { stdout: Vec<u8>, stderr: Vec<u8> },
 }
 
 /// Runs `cmd` to completion with `stdin` as its input, capturing both outputs. Kills it if it
@@ -89,7 +89,7 @@ pub(crate) fn run(cmd: &mut Command, stdin: Option<&[u8]>, timeout: Duration) ->
     if timed_out {
         let _ = child.kill();
         let _ = child.wait();
-        return Err(RunError::TimedOut { stderr });
+        return Err(RunError::TimedOut { stdout, stderr });
     }
     let status = wait_until(&mut child, deadline).unwrap_or_else(|| {
         let _ = child.kill();
@@ -202,7 +202,7 @@ mod tests {
                 .unwrap_err();
         assert!(start.elapsed() < Duration::from_secs(5));
         match err {
-            RunError::TimedOut { stderr } => assert_eq!(stderr, b"started\n"),
+            RunError::TimedOut { stderr, .. } => assert_eq!(stderr, b"started\n"),
             other => panic!("{other:?}"),
         }
     }

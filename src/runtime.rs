@@ -149,35 +149,46 @@ impl Cli {
         }
     }
 
-    /// Runs a one-shot CLI call with `args` after the global ones.
-    pub(crate) fn run<I, S>(&self, args: I, timeout: Duration) -> Result<Captured>
+    /// Runs a one-shot CLI call with `args` after the global ones; see [`Cli::run_command`].
+    pub(crate) fn run<I, S>(&self, op: Op<'_>, args: I, timeout: Duration) -> Result<(Command, Captured)>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
         let mut cmd = self.command();
         cmd.args(args);
-        self.run_command(&mut cmd, None, timeout)
+        let out = self.run_command(op, &mut cmd, None, timeout)?;
+        Ok((cmd, out))
     }
 
     /// Runs `cmd` (built by this CLI) with a deadline, mapping a missing program and a timeout
     /// to errors. A non-zero exit is not an error here: callers read [`Captured::status`].
-    pub(crate) fn run_command(&self, cmd: &mut Command, stdin: Option<&[u8]>, timeout: Duration) -> Result<Captured> {
+    pub(crate) fn run_command(
+        &self,
+        op: Op<'_>,
+        cmd: &mut Command,
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<Captured> {
         match proc::run(cmd, stdin, timeout) {
             Ok(out) => Ok(out),
             Err(RunError::Spawn(e)) => Err(self.spawn_error(cmd.get_program(), e)),
-            Err(RunError::TimedOut { stderr, .. }) => Err(Error::Cli {
-                runtime: self.runtime.to_string(),
-                command: proc::describe(cmd),
-                message: format!(
-                    "no answer within {timeout:?}{}",
-                    if stderr.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {}", String::from_utf8_lossy(&stderr).trim())
-                    }
-                ),
-            }),
+            Err(RunError::TimedOut { stderr, .. }) => {
+                let said = String::from_utf8_lossy(&stderr).trim().to_string();
+                let said = if said.is_empty() { said } else { format!(": {said}") };
+                Err(self.failed(op, cmd, format!("no answer within {timeout:?}{said}")))
+            }
+        }
+    }
+
+    /// [`Error::Failed`] for `op` run as `cmd`.
+    pub(crate) fn failed(&self, op: Op<'_>, cmd: &Command, message: String) -> Error {
+        Error::Failed {
+            backend: self.runtime.to_string(),
+            operation: op.0,
+            name: op.1.to_string(),
+            command: proc::describe(cmd),
+            message,
         }
     }
 
@@ -207,7 +218,7 @@ impl Cli {
         };
         let mut cmd = self.command();
         cmd.args(args);
-        let out = self.run_command(&mut cmd, None, PROBE_TIMEOUT)?;
+        let out = self.run_command(Op("probe", ""), &mut cmd, None, PROBE_TIMEOUT)?;
         if out.status.success() && !out.stdout.trim_ascii().is_empty() {
             Ok(())
         } else {
@@ -222,17 +233,23 @@ impl Cli {
     /// Why an exec into `target` failed: the container is missing or not running, the engine
     /// does not answer, or (when none of these) `fallback`.
     pub(crate) fn diagnose(&self, target: &str, message: &str, fallback: Error) -> Error {
+        self.container_problem(target, message).unwrap_or(fallback)
+    }
+
+    /// What keeps `target` from running commands, if anything: missing, not running, or an
+    /// engine that does not answer. `message` is what the failed call printed.
+    pub(crate) fn container_problem(&self, target: &str, message: &str) -> Option<Error> {
         if !self.runtime.is_container() {
-            return fallback;
+            return None;
         }
-        let status =
-            self.run(["inspect", "--type", "container", "--format", "{{.State.Status}}", "--", target], PROBE_TIMEOUT);
+        let args = ["inspect", "--type", "container", "--format", "{{.State.Status}}", "--", target];
+        let status = self.run(Op("inspect", target), args, PROBE_TIMEOUT).map(|(_, out)| out);
         let runtime = self.runtime.to_string();
         let container = target.to_string();
         let message = message.to_string();
-        match status {
+        Some(match status {
             Ok(out) if out.status.success() => match String::from_utf8_lossy(&out.stdout).trim() {
-                "running" => fallback,
+                "running" => return None,
                 state => Error::ContainerNotRunning { runtime, container, state: state.to_string(), message },
             },
             Ok(out) if is_no_such_container(&out.message()) => Error::ContainerNotFound { runtime, container, message },
@@ -242,7 +259,7 @@ impl Cli {
                 message: format!("{}; {message}", out.message()),
             },
             Err(e) => e,
-        }
+        })
     }
 }
 
@@ -266,6 +283,10 @@ fn detect_among(wanted: Option<&str>, candidates: &[Cli]) -> Result<Runtime> {
     Err(Error::NoRuntime { tried: tried.join("; ") })
 }
 
+/// What a CLI call does and to what (a container or session name), for its errors.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Op<'a>(pub &'static str, pub &'a str);
+
 /// The parts of an exec call besides the program to run.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ExecSpec<'a> {
@@ -275,7 +296,7 @@ pub(crate) struct ExecSpec<'a> {
     pub extra: &'a [OsString],
 }
 
-fn is_no_such_container(message: &str) -> bool {
+pub(crate) fn is_no_such_container(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
     m.contains("no such container") || m.contains("no such object") || m.contains("no container with name or id")
 }

@@ -34,10 +34,10 @@ use self::protocol::{Input, Token};
 use self::route::{Completion, End, Kept, Shared, Sink, Tap};
 use crate::error::{Error, Result};
 use crate::proc;
-use crate::runtime::{Cli, ExecSpec, Runtime, validate_container};
+use crate::runtime::{Cli, ExecSpec, Op, Runtime, validate_container};
 
 /// The script that signals a session's processes inside the container.
-const REAP_SCRIPT: &str = include_str!("reap.sh");
+pub(crate) const REAP_SCRIPT: &str = include_str!("reap.sh");
 
 /// How many output events a running command may have in flight before the readers wait.
 const CHANNEL_CAP: usize = 32;
@@ -135,6 +135,15 @@ impl SessionBuilder {
     /// (Those set in this process's environment apply too, as on the command line.)
     pub fn cli_env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
         self.cli_env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Uses `cli` (runtime, program, global arguments, environment) as it is.
+    pub(crate) fn cli(mut self, cli: Cli) -> Self {
+        self.runtime = Some(cli.runtime);
+        self.program = Some(cli.program);
+        self.global_args = cli.global_args;
+        self.cli_env = cli.env;
         self
     }
 
@@ -412,7 +421,7 @@ impl Reaper {
         let argv: Vec<&OsStr> = fixed.iter().map(OsStr::new).chain(pids.iter().map(OsStr::new)).collect();
         let spec = ExecSpec { target: &self.target, interactive: false, user: self.user.as_deref(), extra: &[] };
         let mut cmd = self.cli.exec(&spec, &argv);
-        let out = self.cli.run_command(&mut cmd, None, REAP_TIMEOUT)?;
+        let out = self.cli.run_command(Op("signal", &self.target), &mut cmd, None, REAP_TIMEOUT)?;
         let signalled = String::from_utf8_lossy(&out.stdout);
         log::debug!(
             "signalled {scope_arg} of shell {} in {} with {signal}: [{}]",
@@ -424,11 +433,8 @@ impl Reaper {
             Ok(signalled.split_ascii_whitespace().filter_map(|p| p.parse().ok()).collect())
         } else {
             let message = out.message();
-            let fallback = Error::Cli {
-                runtime: self.cli.runtime.to_string(),
-                command: format!("{} (signal {scope_arg} {signal})", self.cli.runtime),
-                message: message.clone(),
-            };
+            let fallback =
+                self.cli.failed(Op("signal", &self.target), &cmd, format!("{scope_arg} {signal}: {message}"));
             Err(self.cli.diagnose(&self.target, &message, fallback))
         }
     }

@@ -80,6 +80,17 @@ pub struct Output {
 }
 
 impl Output {
+    pub(crate) fn new(
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+        exit_code: i32,
+        timed_out: bool,
+        duration: Duration,
+        command: String,
+    ) -> Output {
+        Output { stdout, stderr, exit_code, timed_out, truncated: false, duration, command }
+    }
+
     /// Stdout as text; invalid UTF-8 becomes U+FFFD.
     pub fn stdout_str(&self) -> Cow<'_, str> {
         String::from_utf8_lossy(&self.stdout)

@@ -4,6 +4,7 @@
 #   so background jobs of earlier commands are spared), and all their descendants.
 # MODE "session": every process in PID's process group or session and all their descendants.
 # MODE "pids": the PIDS that are still in PID's process group or session, and their descendants.
+# MODE "environ": every process whose environment holds MARK (PID is unused), and descendants.
 # The process running this script is never a target. The targets are first frozen with SIGSTOP,
 # scanning again until no new one appears, so nothing can fork its way out between the scan and
 # the signal; then they get SIGNAL (and SIGCONT, unless SIGNAL is KILL). DIR, if not empty, is
@@ -21,10 +22,16 @@ while [ $i -lt 20 ]; do
     all=
     for d in /proc/[1-9]*; do
         p=${d#/proc/}
-        read -r l <"$d/stat" 2>/dev/null || continue
+        read -r l 2>/dev/null <"$d/stat" || continue
         IFS=' '
         set -- ${l##*) }
-        all="$all$p $2 $3 $4$n"
+        e=0
+        if [ "$m" = environ ]; then
+            while IFS= read -r x || [ -n "$x" ]; do
+                case $x in *"$w"*) e=1 && break ;; esac
+            done 2>/dev/null <"$d/environ"
+        fi
+        all="$all$p $2 $3 $4 $e$n"
     done
     set -f
     t=' '
@@ -37,6 +44,7 @@ while [ $i -lt 20 ]; do
         command) [ "$2" = "$s" ] && [ "$1" -gt "$w" ] && t="$t$1 " ;;
         session) { [ "$3" = "$s" ] || [ "$4" = "$s" ]; } && t="$t$1 " ;;
         pids) case $roots in *" $1 "*) { [ "$3" = "$s" ] || [ "$4" = "$s" ]; } && t="$t$1 " ;; esac ;;
+        environ) [ "$5" = 1 ] && t="$t$1 " ;;
         esac
     done
     c=1

@@ -166,14 +166,102 @@ impl Fresh {
     pub fn builder(&self) -> SessionBuilder {
         Session::builder(&self.name).runtime(self.runtime.clone()).timeout(Duration::from_secs(20))
     }
-
-    pub fn engine(&self, verb: &str) {
-        engine(&self.runtime, &[verb, &self.name]);
-    }
 }
 
 impl Drop for Fresh {
     fn drop(&mut self) {
         remove_container(&self.runtime, &self.name);
+    }
+}
+
+/// tmux on a private socket, so tests never touch the user's sessions.
+pub struct TmuxFixture {
+    pub socket: String,
+}
+
+impl TmuxFixture {
+    pub fn new() -> Result<TmuxFixture, String> {
+        match Command::new("tmux").arg("-V").output() {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => return Err(format!("tmux -V failed: {}", String::from_utf8_lossy(&out.stderr).trim())),
+            Err(e) => return Err(format!("tmux not runnable ({e}); `apt-get install tmux`")),
+        }
+        Ok(TmuxFixture { socket: unique("boxshell-it") })
+    }
+
+    pub fn tmux(&self) -> boxshell::Tmux {
+        boxshell::Tmux::new().socket(&self.socket)
+    }
+
+    /// Runs tmux on the fixture's socket; returns stdout, or the error text.
+    pub fn raw(&self, args: &[&str]) -> Result<String, String> {
+        let out = Command::new("tmux").arg("-L").arg(&self.socket).args(args).output().map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).to_string())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        }
+    }
+}
+
+impl Drop for TmuxFixture {
+    fn drop(&mut self) {
+        let _ = self.raw(&["kill-server"]);
+        // tmux leaves its socket file behind.
+        use std::os::unix::fs::MetadataExt;
+        let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
+        let dir = std::env::var("TMUX_TMPDIR").unwrap_or_else(|_| "/tmp".into());
+        let _ = std::fs::remove_file(format!("{dir}/tmux-{uid}/{}", self.socket));
+    }
+}
+
+/// The test binary doubles as a helper for what cannot run inside the test process: when
+/// `BOXSHELL_IT_HELPER` is set it does that one thing and exits. Returns whether it did.
+pub fn helper_mode() -> bool {
+    let Ok(what) = std::env::var("BOXSHELL_IT_HELPER") else { return false };
+    let parts: Vec<&str> = what.splitn(3, ':').collect();
+    let err = match parts.as_slice() {
+        ["attach-container", runtime, name] => {
+            boxshell::Containers::new(runtime.parse().expect("runtime")).attach(name)
+        }
+        ["attach-tmux", socket, name] => boxshell::Tmux::new().socket(*socket).attach(name),
+        _ => panic!("unknown helper {what}"),
+    };
+    // attach only returns when it could not replace this process.
+    eprintln!("helper: {err}");
+    std::process::exit(3);
+}
+
+/// Starts this test binary as a helper (see [`helper_mode`]).
+pub fn spawn_helper(what: &str) -> std::process::Child {
+    Command::new(std::env::current_exe().expect("test binary"))
+        .env("BOXSHELL_IT_HELPER", what)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn helper")
+}
+
+/// The command line of a running process on the host.
+pub fn cmdline(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " ").trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Runs a test's body so that the clean-up after it runs even if it panics: a panic becomes
+/// the test's error.
+pub fn contain(body: impl FnOnce() -> Result<(), libtest_mimic::Failed>) -> Result<(), libtest_mimic::Failed> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        Ok(result) => result,
+        Err(panic) => {
+            let text = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panicked".into());
+            Err(text.into())
+        }
     }
 }

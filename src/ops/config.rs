@@ -1,0 +1,321 @@
+//! Session definitions in a TOML file (feature `config`).
+//!
+//! ```toml
+//! [ops]
+//! default_backend = "tmux"          # or "container"; default "tmux"
+//! tmux_binary = "tmux"              # default "tmux"
+//! socket_name = "ops"               # tmux socket (-L) of sessions that name none; default tmux's
+//! container_runtime = "podman"      # "docker", "podman"; absent: detect
+//!
+//! [ops.sessions.bot]                # a tmux session
+//! command = "python3 bot.py"        # a line for the shell, or an argv: ["python3", "bot.py"]
+//! working_dir = "/srv/bot"
+//! env = { MODE = "prod" }
+//! socket_name = "bots"
+//!
+//! [ops.sessions.db]                 # a container
+//! backend = "container"
+//! image = "postgres:16"             # required for containers
+//! volumes = ["pgdata:/var/lib/postgresql/data"]
+//! ports = ["5432:5432"]
+//! log_volume = "./logs/db:/var/log/postgresql"
+//! runtime = "docker"
+//! ```
+//!
+//! Every key is checked: an unknown key, a value of the wrong type, a missing image is an
+//! [`Error::Config`] naming the file and the dotted key.
+
+use std::path::Path;
+
+use toml::{Table, Value};
+
+use super::{Backend, CommandLine, Ops, SessionDef};
+use crate::error::{Error, Result};
+use crate::runtime::Runtime;
+
+const OPS_KEYS: &[&str] = &["default_backend", "tmux_binary", "socket_name", "container_runtime", "sessions"];
+const SESSION_KEYS: &[&str] =
+    &["backend", "command", "working_dir", "env", "image", "volumes", "ports", "log_volume", "runtime", "socket_name"];
+
+impl Ops {
+    /// Loads the facade's settings and session definitions from a TOML file. Settings given
+    /// with builder methods afterwards win over the file.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the file cannot be read; [`Error::Config`] naming the file and the
+    /// key for anything wrong in it.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Ops> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        Ops::from_toml(&text, &path.display().to_string())
+    }
+
+    /// As [`from_file`](Ops::from_file), from the text of a file; `origin` names it in errors.
+    ///
+    /// # Errors
+    /// [`Error::Config`].
+    pub fn from_toml(text: &str, origin: &str) -> Result<Ops> {
+        let err =
+            |key: &str, message: String| Error::Config { path: origin.to_string(), key: key.to_string(), message };
+        let root: Table =
+            text.parse().map_err(|e: toml::de::Error| err("(syntax)", e.to_string().trim().to_string()))?;
+        let r = Reader { origin };
+        r.only(&root, "", &["ops"])?;
+        let ops_table = match root.get("ops") {
+            Some(Value::Table(t)) => t,
+            Some(_) => return Err(err("ops", "must be a table ([ops])".into())),
+            None => return Err(err("ops", "missing: the file has no [ops] table".into())),
+        };
+        r.only(ops_table, "ops", OPS_KEYS)?;
+        let mut ops = Ops::new();
+        if let Some(b) = r.string(ops_table, "ops", "default_backend")? {
+            ops = ops.default_backend(r.backend("ops.default_backend", &b)?);
+        }
+        if let Some(t) = r.string(ops_table, "ops", "tmux_binary")? {
+            ops = ops.tmux_binary(t);
+        }
+        if let Some(s) = r.string(ops_table, "ops", "socket_name")? {
+            ops = ops.tmux_socket(s);
+        }
+        if let Some(rt) = r.string(ops_table, "ops", "container_runtime")? {
+            ops = ops.container_runtime(r.runtime("ops.container_runtime", &rt)?);
+        }
+        let sessions = match ops_table.get("sessions") {
+            None => return Ok(ops),
+            Some(Value::Table(t)) => t,
+            Some(_) => return Err(err("ops.sessions", "must be a table of sessions ([ops.sessions.NAME])".into())),
+        };
+        for (name, value) in sessions {
+            let at = format!("ops.sessions.{name}");
+            let valid = name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !valid {
+                return Err(err(&at, "a session name holds ASCII letters, digits, `_` and `-`".into()));
+            }
+            let Value::Table(t) = value else { return Err(err(&at, "must be a table".into())) };
+            let def = r.session(t, &at)?;
+            if def.backend.unwrap_or(ops.default_backend) == Backend::Container && def.image.is_none() {
+                return Err(err(&format!("{at}.image"), "missing: a container session needs an image".into()));
+            }
+            ops = ops.define(name.clone(), def);
+        }
+        Ok(ops)
+    }
+}
+
+/// Reads typed values out of tables, with errors naming the file and key.
+struct Reader<'a> {
+    origin: &'a str,
+}
+
+impl Reader<'_> {
+    fn err(&self, key: &str, message: impl Into<String>) -> Error {
+        Error::Config { path: self.origin.to_string(), key: key.to_string(), message: message.into() }
+    }
+
+    fn key(at: &str, key: &str) -> String {
+        if at.is_empty() { key.to_string() } else { format!("{at}.{key}") }
+    }
+
+    fn only(&self, t: &Table, at: &str, allowed: &[&str]) -> Result<()> {
+        match t.keys().find(|k| !allowed.contains(&k.as_str())) {
+            Some(k) => {
+                Err(self.err(&Self::key(at, k), format!("unknown key; expected one of: {}", allowed.join(", "))))
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn string(&self, t: &Table, at: &str, key: &str) -> Result<Option<String>> {
+        match t.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(self.err(&Self::key(at, key), format!("expected a string, found {}", other.type_str()))),
+        }
+    }
+
+    fn strings(&self, t: &Table, at: &str, key: &str) -> Result<Vec<String>> {
+        match t.get(key) {
+            None => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::String(s) => Ok(s.clone()),
+                    other => Err(self.err(
+                        &format!("{}[{i}]", Self::key(at, key)),
+                        format!("expected a string, found {}", other.type_str()),
+                    )),
+                })
+                .collect(),
+            Some(other) => {
+                Err(self.err(&Self::key(at, key), format!("expected an array of strings, found {}", other.type_str())))
+            }
+        }
+    }
+
+    fn backend(&self, key: &str, value: &str) -> Result<Backend> {
+        match value {
+            "tmux" => Ok(Backend::Tmux),
+            "container" => Ok(Backend::Container),
+            other => Err(self.err(key, format!("unknown backend {other:?}; expected \"tmux\" or \"container\""))),
+        }
+    }
+
+    fn runtime(&self, key: &str, value: &str) -> Result<Runtime> {
+        match value.parse::<Runtime>() {
+            Ok(r) if r.is_container() => Ok(r),
+            _ => Err(self.err(key, format!("unknown container runtime {value:?}; expected \"docker\" or \"podman\""))),
+        }
+    }
+
+    fn session(&self, t: &Table, at: &str) -> Result<SessionDef> {
+        self.only(t, at, SESSION_KEYS)?;
+        let mut def = SessionDef::default();
+        if let Some(b) = self.string(t, at, "backend")? {
+            def.backend = Some(self.backend(&Self::key(at, "backend"), &b)?);
+        }
+        def.command = match t.get("command") {
+            None => None,
+            Some(Value::String(line)) => Some(CommandLine::Shell(line.clone())),
+            Some(Value::Array(_)) => Some(CommandLine::Argv(self.strings(t, at, "command")?)),
+            Some(other) => {
+                return Err(self.err(
+                    &Self::key(at, "command"),
+                    format!("expected a string or an array of strings, found {}", other.type_str()),
+                ));
+            }
+        };
+        def.working_dir = self.string(t, at, "working_dir")?;
+        def.image = self.string(t, at, "image")?;
+        def.volumes = self.strings(t, at, "volumes")?;
+        def.ports = self.strings(t, at, "ports")?;
+        def.log_volume = self.string(t, at, "log_volume")?;
+        def.socket_name = self.string(t, at, "socket_name")?;
+        if let Some(rt) = self.string(t, at, "runtime")? {
+            def.runtime = Some(self.runtime(&Self::key(at, "runtime"), &rt)?);
+        }
+        match t.get("env") {
+            None => {}
+            Some(Value::Table(env)) => {
+                for (k, v) in env {
+                    match v {
+                        Value::String(s) => {
+                            def.env.insert(k.clone(), s.clone());
+                        }
+                        other => {
+                            return Err(self.err(
+                                &format!("{}.{k}", Self::key(at, "env")),
+                                format!("expected a string, found {}", other.type_str()),
+                            ));
+                        }
+                    }
+                }
+            }
+            Some(other) => {
+                return Err(
+                    self.err(&Self::key(at, "env"), format!("expected a table of strings, found {}", other.type_str()))
+                );
+            }
+        }
+        Ok(def)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FULL: &str = r#"
+[ops]
+default_backend = "container"
+tmux_binary = "/usr/bin/tmux"
+socket_name = "ops"
+container_runtime = "podman"
+
+[ops.sessions.bot]
+backend = "tmux"
+command = "python3 bot.py"
+working_dir = "/srv/bot"
+env = { MODE = "prod", QUOTED = "it's \"x\"" }
+socket_name = "bots"
+
+[ops.sessions.db]
+image = "postgres:16"
+command = ["postgres", "-c", "fsync=off"]
+volumes = ["pgdata:/var/lib/postgresql/data"]
+ports = ["5432:5432"]
+log_volume = "./logs/db:/logs"
+runtime = "docker"
+"#;
+
+    fn config_err(text: &str) -> (String, String) {
+        match Ops::from_toml(text, "ops.toml") {
+            Err(Error::Config { path, key, message }) => {
+                assert_eq!(path, "ops.toml");
+                (key, message)
+            }
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_full_file_loads() {
+        let ops = Ops::from_toml(FULL, "ops.toml").unwrap();
+        assert_eq!(ops.default_backend, Backend::Container);
+        assert_eq!(ops.tmux_binary, "/usr/bin/tmux");
+        assert_eq!(ops.tmux_socket.as_deref(), Some("ops"));
+        assert_eq!(ops.container_runtime, Some(Runtime::Podman));
+        let bot = &ops.definitions()["bot"];
+        assert_eq!(bot.backend, Some(Backend::Tmux));
+        assert_eq!(bot.command, Some(CommandLine::Shell("python3 bot.py".into())));
+        assert_eq!(bot.working_dir.as_deref(), Some("/srv/bot"));
+        assert_eq!(bot.env.get("QUOTED").map(String::as_str), Some("it's \"x\""));
+        assert_eq!(bot.socket_name.as_deref(), Some("bots"));
+        let db = &ops.definitions()["db"];
+        assert_eq!(db.backend, None, "the default backend applies");
+        assert_eq!(db.command, Some(CommandLine::Argv(vec!["postgres".into(), "-c".into(), "fsync=off".into()])));
+        assert_eq!((db.volumes.len(), db.ports.len()), (1, 1));
+        assert_eq!(db.log_volume.as_deref(), Some("./logs/db:/logs"));
+        assert_eq!(db.runtime, Some(Runtime::Docker));
+        // Builder settings after loading win over the file.
+        let ops = Ops::from_toml(FULL, "ops.toml").unwrap().default_backend(Backend::Tmux);
+        assert_eq!(ops.default_backend, Backend::Tmux);
+        // Nothing set: the defaults.
+        let ops = Ops::from_toml("[ops]", "x").unwrap();
+        assert_eq!((ops.default_backend, ops.container_runtime.clone()), (Backend::Tmux, None));
+        assert!(ops.definitions().is_empty());
+    }
+
+    #[test]
+    fn mistakes_name_the_key() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("[ops]\ndefault_backend = \"vm\"", "ops.default_backend", "unknown backend"),
+            ("[ops]\ndefaultbackend = \"tmux\"", "ops.defaultbackend", "unknown key"),
+            ("[ops.sessions.web]\nimgae = \"x\"", "ops.sessions.web.imgae", "unknown key"),
+            ("[ops.sessions.web]\nbackend = \"container\"", "ops.sessions.web.image", "needs an image"),
+            ("[ops.sessions.web]\nports = [8080]", "ops.sessions.web.ports[0]", "expected a string, found integer"),
+            ("[ops.sessions.web]\nports = \"8080\"", "ops.sessions.web.ports", "expected an array"),
+            ("[ops.sessions.web]\nenv = { A = 1 }", "ops.sessions.web.env.A", "expected a string"),
+            ("[ops.sessions.web]\ncommand = 3", "ops.sessions.web.command", "a string or an array"),
+            ("[ops.sessions.web]\nruntime = \"local\"", "ops.sessions.web.runtime", "unknown container runtime"),
+            ("[ops]\ncontainer_runtime = \"lxc\"", "ops.container_runtime", "unknown container runtime"),
+            ("[ops.sessions.\"a b\"]", "ops.sessions.a b", "a session name"),
+            ("[other]\nx = 1\n[ops]", "other", "unknown key"),
+            ("x = 1", "x", "unknown key"),
+            ("", "ops", "no [ops] table"),
+            ("[ops\n", "(syntax)", ""),
+        ];
+        for (text, key, message) in cases {
+            let (k, m) = config_err(text);
+            assert_eq!(&k, key, "{text:?}: {m}");
+            assert!(m.contains(message), "{text:?}: {m}");
+        }
+    }
+
+    #[test]
+    fn the_file_is_named_when_it_cannot_be_read() {
+        let err = Ops::from_file("/nonexistent/boxshell.toml").unwrap_err();
+        assert!(matches!(err, Error::Io { .. }) && err.to_string().contains("/nonexistent/boxshell.toml"), "{err}");
+    }
+}

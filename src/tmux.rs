@@ -1,0 +1,440 @@
+//! tmux sessions for local long-lived processes: start, stop, send keys, logs, status, list,
+//! exists, attach.
+//!
+//! Every call runs the tmux binary with an argv built as a vector and a deadline. Sessions are
+//! addressed as `=NAME` so that `web` never matches `web2` by prefix. Sessions started here keep
+//! their pane when the command ends (`remain-on-exit`), so its output and exit code can still
+//! be read; [`Tmux::stop`] removes them.
+//!
+//! ```no_run
+//! # fn main() -> boxshell::Result<()> {
+//! use std::time::Duration;
+//! use boxshell::{Keys, Stop, Tmux, TmuxSpec};
+//!
+//! let tmux = Tmux::new().socket("bots");            // tmux -L bots: apart from your own sessions
+//! tmux.start(&TmuxSpec::new("bot").command("python3 bot.py").workdir("/srv/bot").env("MODE", "prod"))?;
+//! tmux.send_keys("bot", "reload", Keys::Enter)?;
+//! let last = tmux.logs("bot", Some(20))?;             // ANSI colours kept
+//! tmux.stop("bot", Stop::Graceful(Duration::from_secs(5)))?; // C-c, wait, then kill-session
+//! # Ok(()) }
+//! ```
+
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::container::Stop;
+use crate::error::{Error, Result};
+use crate::proc::{self, Captured, RunError};
+
+/// Deadline of each tmux call.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+const INSTALL_HINT: &str = "Install tmux (`apt-get install tmux`)";
+
+/// A tmux server: its binary and socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tmux {
+    binary: OsString,
+    socket: Option<String>,
+}
+
+impl Default for Tmux {
+    fn default() -> Tmux {
+        Tmux::new()
+    }
+}
+
+/// What to start in tmux. Built with methods, passed to [`Tmux::start`].
+#[derive(Clone, Default, PartialEq, Eq)]
+#[must_use]
+pub struct TmuxSpec {
+    name: String,
+    command: Option<String>,
+    workdir: Option<String>,
+    env: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for TmuxSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TmuxSpec")
+            .field("name", &self.name)
+            .field("command", &self.command)
+            .field("workdir", &self.workdir)
+            .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl TmuxSpec {
+    /// A session named `name` (ASCII letters, digits, `_` and `-`).
+    pub fn new(name: impl Into<String>) -> TmuxSpec {
+        TmuxSpec { name: name.into(), ..TmuxSpec::default() }
+    }
+
+    /// The command, as a line for tmux's shell. Without one, tmux runs the default shell.
+    pub fn command(mut self, command: impl Into<String>) -> Self {
+        self.command = Some(command.into());
+        self
+    }
+
+    /// The directory it starts in.
+    pub fn workdir(mut self, dir: impl Into<String>) -> Self {
+        self.workdir = Some(dir.into());
+        self
+    }
+
+    /// An environment variable of the session (`new-session -e`).
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+}
+
+/// Whether [`Tmux::send_keys`] presses Enter after the keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keys {
+    /// Just the keys.
+    Only,
+    /// The keys, then Enter.
+    Enter,
+}
+
+/// The state of a tmux session's command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TmuxState {
+    /// Its command is running.
+    Running,
+    /// Its command has exited with this status; the pane is kept for its output.
+    Exited(i32),
+}
+
+/// What tmux says about a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TmuxStatus {
+    /// Session name.
+    pub name: String,
+    /// Whether its command runs.
+    pub state: TmuxState,
+    /// PID of the command in its active pane.
+    pub pid: Option<u32>,
+    /// When the session was created.
+    pub created: Option<SystemTime>,
+    /// Number of windows.
+    pub windows: u32,
+    /// Number of clients attached.
+    pub attached: u32,
+    /// The socket (`-L` name), if not the default.
+    pub socket: Option<String>,
+}
+
+const STATUS_FORMAT: &str = "#{session_name}\x1f#{session_created}\x1f#{session_windows}\x1f#{session_attached}\x1f#{pane_pid}\x1f#{pane_dead}\x1f#{pane_dead_status}\x1f#{pane_dead_signal}";
+
+impl Tmux {
+    /// `tmux` on `PATH`, its default socket.
+    pub fn new() -> Tmux {
+        Tmux { binary: "tmux".into(), socket: None }
+    }
+
+    /// Another tmux binary.
+    pub fn binary(mut self, binary: impl Into<OsString>) -> Self {
+        self.binary = binary.into();
+        self
+    }
+
+    /// A socket of its own (`tmux -L NAME`), so these sessions stay apart from others.
+    pub fn socket(mut self, name: impl Into<String>) -> Self {
+        self.socket = Some(name.into());
+        self
+    }
+
+    /// The socket name, if one was given.
+    pub fn socket_name(&self) -> Option<&str> {
+        self.socket.as_deref()
+    }
+
+    /// Starts a detached session running the spec's command.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyExists`] if a session of that name exists; [`Error::InvalidName`];
+    /// [`Error::RuntimeNotFound`] without tmux; [`Error::Failed`] (operation `start`).
+    pub fn start(&self, spec: &TmuxSpec) -> Result<TmuxStatus> {
+        validate_name(&spec.name)?;
+        if let Ok(status) = self.status(&spec.name) {
+            let state = match status.state {
+                TmuxState::Running => "running".to_string(),
+                TmuxState::Exited(code) => format!("exited with {code}"),
+            };
+            return Err(Error::AlreadyExists { backend: "tmux".into(), name: spec.name.clone(), state });
+        }
+        let mut args: Vec<OsString> = ["new-session", "-d", "-s", &spec.name].map(OsString::from).to_vec();
+        if let Some(dir) = &spec.workdir {
+            args.extend(["-c".into(), dir.into()]);
+        }
+        for (key, value) in &spec.env {
+            if key.is_empty() || key.contains('=') {
+                return Err(Error::InvalidName {
+                    what: "environment variable name",
+                    value: key.clone(),
+                    reason: "a name must be non-empty and hold no `=`",
+                });
+            }
+            args.extend(["-e".into(), format!("{key}={value}").into()]);
+        }
+        args.extend(spec.command.iter().map(OsString::from));
+        // In the same call, so that a command that ends at once still keeps its pane.
+        let target = pane(&spec.name);
+        for option in [["remain-on-exit", "on"], ["remain-on-exit-format", ""]] {
+            args.extend([";", "set-option", "-t", &target, option[0], option[1]].map(OsString::from));
+        }
+        self.run("start", &spec.name, &args)?;
+        log::info!("tmux started session {}", spec.name);
+        self.status(&spec.name)
+    }
+
+    /// Stops a session. [`Stop::Graceful`] sends C-c, waits up to the timeout for the command
+    /// to exit, then kills the session; [`Stop::Kill`] kills it at once.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; [`Error::Failed`] (operation `stop`).
+    pub fn stop(&self, name: &str, how: Stop) -> Result<()> {
+        let status = self.status(name)?;
+        if let (Stop::Graceful(timeout), TmuxState::Running) = (how, status.state) {
+            self.run("stop", name, &["send-keys", "-t", &pane(name), "C-c"])?;
+            let deadline = Instant::now() + timeout;
+            while Instant::now() < deadline {
+                match self.status(name) {
+                    Ok(TmuxStatus { state: TmuxState::Exited(_), .. }) | Err(Error::NotFound { .. }) => break,
+                    _ => std::thread::sleep(Duration::from_millis(20).min(deadline - Instant::now())),
+                }
+            }
+        }
+        match self.run("stop", name, &["kill-session", "-t", &format!("={name}")]) {
+            Ok(_) => Ok(()),
+            Err(e) if !self.exists(name)? => {
+                log::debug!("{name} ended while being stopped: {e}");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends keys to the session's active pane, as `send-keys` takes them: key names such as
+    /// `C-c` or `Up` are pressed, other text is typed.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; [`Error::Failed`] (operation `send-keys`).
+    pub fn send_keys(&self, name: &str, keys: &str, then: Keys) -> Result<()> {
+        self.require(name)?;
+        let target = pane(name);
+        let mut args = vec!["send-keys", "-t", &target, keys];
+        if then == Keys::Enter {
+            args.push("Enter");
+        }
+        self.run("send-keys", name, &args).map(drop)
+    }
+
+    /// The last `lines` lines of the session's active pane, history included (all of it for
+    /// `None`), with ANSI colour codes kept (as tmux renders them); trailing blank lines are
+    /// left out. On a busy machine tmux may report a command exited a moment before it has
+    /// drawn the command's last output.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; [`Error::Failed`] (operation `logs`).
+    pub fn logs(&self, name: &str, lines: Option<usize>) -> Result<Vec<u8>> {
+        self.require(name)?;
+        let out =
+            self.run("logs", name, &["capture-pane", "-p", "-e", "-J", "-S", "-", "-E", "-", "-t", &pane(name)])?;
+        let text = out.stdout;
+        let mut rows: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
+        while rows.last().is_some_and(|r| r.iter().all(u8::is_ascii_whitespace)) {
+            rows.pop();
+        }
+        let skip = lines.map_or(0, |n| rows.len().saturating_sub(n));
+        let mut logs = rows[skip..].join(&b'\n');
+        if !logs.is_empty() {
+            logs.push(b'\n');
+        }
+        Ok(logs)
+    }
+
+    /// Status of one session.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; [`Error::InvalidName`]; [`Error::Failed`] (operation `status`).
+    pub fn status(&self, name: &str) -> Result<TmuxStatus> {
+        validate_name(name)?;
+        self.list()?.into_iter().find(|s| s.name == name).ok_or_else(|| self.not_found(name))
+    }
+
+    /// All sessions on this socket (none if no server runs).
+    ///
+    /// # Errors
+    /// [`Error::Failed`] (operation `list`).
+    pub fn list(&self) -> Result<Vec<TmuxStatus>> {
+        let out = match self.run("list", "", &["list-sessions", "-F", STATUS_FORMAT]) {
+            Ok(out) => out,
+            Err(Error::Failed { message, .. }) if no_server(&message) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let text = String::from_utf8_lossy(&out.stdout);
+        Ok(text.lines().filter_map(|line| self.parse_status(line)).collect())
+    }
+
+    /// Whether a session of that name exists (running or exited).
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`]; [`Error::Failed`] (operation `list`).
+    pub fn exists(&self, name: &str) -> Result<bool> {
+        match self.status(name) {
+            Ok(_) => Ok(true),
+            Err(Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Attaches this terminal to the session (`attach-session`), replacing the current
+    /// process: on success it never returns. Returns the error that kept it from doing so.
+    pub fn attach(&self, name: &str) -> Error {
+        if let Err(e) = self.require(name) {
+            return e;
+        }
+        let mut cmd = self.command();
+        cmd.args(["attach-session", "-t", &format!("={name}")]);
+        let e = cmd.exec();
+        Error::Failed {
+            backend: "tmux".into(),
+            operation: "attach",
+            name: name.into(),
+            command: proc::describe(&cmd),
+            message: e.to_string(),
+        }
+    }
+
+    fn require(&self, name: &str) -> Result<()> {
+        self.status(name).map(drop)
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.binary);
+        if let Some(socket) = &self.socket {
+            cmd.args(["-L", socket]);
+        }
+        cmd
+    }
+
+    fn run<S: AsRef<std::ffi::OsStr>>(&self, operation: &'static str, name: &str, args: &[S]) -> Result<Captured> {
+        let mut cmd = self.command();
+        cmd.args(args);
+        let failed = |cmd: &Command, message: String| Error::Failed {
+            backend: "tmux".into(),
+            operation,
+            name: name.to_string(),
+            command: proc::describe(cmd),
+            message,
+        };
+        match proc::run(&mut cmd, None, CALL_TIMEOUT) {
+            Ok(out) if out.status.success() => Ok(out),
+            Ok(out) => Err(failed(&cmd, out.message())),
+            Err(RunError::Spawn(e)) => Err(Error::RuntimeNotFound {
+                runtime: "tmux".into(),
+                program: self.binary.to_string_lossy().into_owned(),
+                reason: e.to_string(),
+                hint: INSTALL_HINT,
+            }),
+            Err(RunError::TimedOut { .. }) => Err(failed(&cmd, format!("no answer within {CALL_TIMEOUT:?}"))),
+        }
+    }
+
+    fn parse_status(&self, line: &str) -> Option<TmuxStatus> {
+        let f: Vec<&str> = line.split('\x1f').collect();
+        let [name, created, windows, attached, pid, dead, status, signal] = f.as_slice() else { return None };
+        // A pane is marked dead when its terminal closes, a moment before its process is
+        // reaped; until then there is no status and it counts as running.
+        let exit = status.parse().ok().or_else(|| signal.parse::<i32>().ok().map(|s| 128 + s));
+        let state = match exit {
+            Some(code) if *dead == "1" => TmuxState::Exited(code),
+            _ => TmuxState::Running,
+        };
+        Some(TmuxStatus {
+            name: name.to_string(),
+            state,
+            pid: pid.parse().ok().filter(|_| state == TmuxState::Running),
+            created: created.parse().ok().map(|secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs)),
+            windows: windows.parse().unwrap_or(0),
+            attached: attached.parse().unwrap_or(0),
+            socket: self.socket.clone(),
+        })
+    }
+
+    fn not_found(&self, name: &str) -> Error {
+        let backend = match &self.socket {
+            Some(socket) => format!("tmux -L {socket}"),
+            None => "tmux".into(),
+        };
+        Error::NotFound { backend, name: name.to_string() }
+    }
+}
+
+/// The active pane of session `name`, matched exactly.
+fn pane(name: &str) -> String {
+    format!("={name}:")
+}
+
+fn no_server(message: &str) -> bool {
+    message.contains("no server running") || message.contains("error connecting to") || message.contains("No such file")
+}
+
+fn validate_name(name: &str) -> Result<()> {
+    let ok = name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidName {
+            what: "tmux session name",
+            value: name.to_string(),
+            reason: "a session name holds ASCII letters, digits, `_` and `-`, and starts with a letter or digit",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines_parse() {
+        let tmux = Tmux::new().socket("s");
+        let s = tmux.parse_status("web\x1f10\x1f2\x1f1\x1f4242\x1f0\x1f\x1f").unwrap();
+        assert_eq!((s.state, s.pid, s.windows, s.attached), (TmuxState::Running, Some(4242), 2, 1));
+        assert_eq!(s.created, Some(SystemTime::UNIX_EPOCH + Duration::from_secs(10)));
+        assert_eq!(s.socket.as_deref(), Some("s"));
+        let s = tmux.parse_status("web\x1f10\x1f1\x1f0\x1f4242\x1f1\x1f3\x1f").unwrap();
+        assert_eq!((s.state, s.pid), (TmuxState::Exited(3), None));
+        let s = tmux.parse_status("web\x1f10\x1f1\x1f0\x1f4242\x1f1\x1f\x1f9").unwrap();
+        assert_eq!(s.state, TmuxState::Exited(137));
+        let s = tmux.parse_status("web\x1f10\x1f1\x1f0\x1f4242\x1f1\x1f\x1f").unwrap();
+        assert_eq!(s.state, TmuxState::Running);
+        assert!(tmux.parse_status("short").is_none());
+    }
+
+    #[test]
+    fn names_are_checked() {
+        for ok in ["bot", "web-1", "a_b", "9lives"] {
+            validate_name(ok).unwrap();
+        }
+        for bad in ["", "-t", "a:b", "a.b", "a b", "=x", "é"] {
+            assert!(validate_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn missing_binary_is_named_with_a_hint() {
+        let err = Tmux::new().binary("/nonexistent/tmux").list().unwrap_err();
+        assert!(matches!(err, Error::RuntimeNotFound { .. }), "{err:?}");
+        assert!(err.to_string().contains("apt-get install tmux"), "{err}");
+    }
+}

@@ -1,0 +1,354 @@
+//! Container lifecycle on real engines; every operation is checked against the engine's own
+//! view (`inspect`, `ps`) afterwards.
+
+use std::io::Read;
+use std::time::{Duration, Instant, SystemTime};
+
+use boxshell::{ContainerSpec, ContainerState, Containers, Error, Scope, Stop, Volumes};
+use libtest_mimic::Failed;
+
+use crate::Test;
+use crate::ensure;
+use crate::harness::{Fixture, LABEL, cmdline, contain, engine, image, remove_container, spawn_helper, tag, unique};
+
+type R = Result<(), Failed>;
+
+pub const TESTS: &[(&str, Test<Fixture>)] = &[
+    ("run_status_stop_remove", run_status_stop_remove),
+    ("env_values_arrive_and_stay_off_argv", env_values_arrive_and_stay_off_argv),
+    ("stop_honours_the_timeout_when_pid1_ignores_sigterm", stop_honours_the_timeout_when_pid1_ignores_sigterm),
+    ("kill_and_restart", kill_and_restart),
+    ("logs_tail_streams_and_ansi", logs_tail_streams_and_ansi),
+    ("list_managed_or_all", list_managed_or_all),
+    ("names_errors_and_exists", names_errors_and_exists),
+    ("exec_once_is_exact_and_times_out_cleanly", exec_once_is_exact_and_times_out_cleanly),
+    ("session_on_a_container", session_on_a_container),
+    ("copy_in_and_out", copy_in_and_out),
+    ("drop_guard_removes", drop_guard_removes),
+    ("attach_replaces_the_process", attach_replaces_the_process),
+    ("volumes_and_log_volume", volumes_and_log_volume),
+];
+
+fn containers(fx: &Fixture) -> Containers {
+    Containers::new(fx.runtime.clone())
+}
+
+/// What the engine itself says about a field of a container.
+fn inspect(fx: &Fixture, name: &str, format: &str) -> String {
+    engine(&fx.runtime, &["inspect", "--type", "container", "--format", format, name])
+}
+
+/// A spec that runs until stopped and stops at once (`--init`), labelled for the tests.
+fn sleeper(name: &str) -> ContainerSpec {
+    ContainerSpec::new(image()).name(name).command(["sleep", "3600"]).init().label("boxshell-test", "1")
+}
+
+fn run_status_stop_remove(fx: &Fixture) -> R {
+    let c = containers(fx);
+    let name = unique("bx-life");
+    let before = SystemTime::now() - Duration::from_secs(5);
+    let web = c.run(&sleeper(&name).label("role", "web server"))?.remove_on_drop();
+    assert_eq!(web.name(), name);
+    assert_eq!(inspect(fx, &name, "{{.State.Status}}"), "running");
+    assert_eq!(inspect(fx, &name, "{{index .Config.Labels \"role\"}}"), "web server");
+    let s = web.status()?;
+    assert_eq!((s.state, s.engine_state.as_str(), s.managed), (ContainerState::Running, "running", true));
+    assert_eq!(s.name, name);
+    assert_eq!(s.id, web.id());
+    assert!(s.id.len() == 64 && s.id.bytes().all(|b| b.is_ascii_hexdigit()), "{}", s.id);
+    assert_eq!(s.pid.map(|p| p.to_string()), Some(inspect(fx, &name, "{{.State.Pid}}")));
+    let created = s.created.expect("created");
+    assert!(created > before && created < SystemTime::now() + Duration::from_secs(5), "{created:?}");
+    assert!(s.image.contains("boxshell-test"), "{}", s.image);
+    assert_eq!(s.exit_code, None);
+    assert!(c.exists(&name)?);
+
+    let start = Instant::now();
+    web.stop(Stop::Graceful(Duration::from_secs(10)))?;
+    assert!(start.elapsed() < Duration::from_secs(5), "--init makes stop prompt");
+    assert_eq!(inspect(fx, &name, "{{.State.Status}}"), "exited");
+    let s = c.status(&name)?;
+    assert_eq!((s.state, s.pid), (ContainerState::Exited, None));
+    assert_eq!(s.exit_code.map(|c| c.to_string()), Some(inspect(fx, &name, "{{.State.ExitCode}}")));
+    // Stopping what is stopped is fine.
+    c.stop(&name, Stop::Graceful(Duration::from_secs(1)))?;
+    c.start(&name)?;
+    assert_eq!(inspect(fx, &name, "{{.State.Status}}"), "running");
+    web.remove()?;
+    assert!(!c.exists(&name)?);
+    let out = crate::harness::cli(&fx.runtime).args(["inspect", "--type", "container", &name]).output()?;
+    assert!(!out.status.success());
+    Ok(())
+}
+
+fn env_values_arrive_and_stay_off_argv(fx: &Fixture) -> R {
+    let c = containers(fx);
+    let value = "it's \"quoted\" $(id) `id` with spaces\tand\ttabs";
+    let name = unique("bx-env");
+    let box_ = c.run(&sleeper(&name).env("SECRET", value).env("EMPTY", "")).map(|b| b.remove_on_drop())?;
+    let out = box_.exec(&["sh", "-c", "printf '%s|%s' \"$SECRET\" \"${EMPTY-unset}\""], Duration::from_secs(20))?;
+    assert_eq!(out.stdout_str(), format!("{value}|"));
+    assert!(inspect(fx, &name, "{{json .Config.Env}}").contains("SECRET="));
+    Ok(())
+}
+
+fn stop_honours_the_timeout_when_pid1_ignores_sigterm(fx: &Fixture) -> R {
+    let c = containers(fx);
+    let name = unique("bx-stubborn");
+    // No --init: PID 1 is sleep, which the kernel does not let SIGTERM kill.
+    let spec = ContainerSpec::new(image()).name(&name).command(["sleep", "3600"]).label("boxshell-test", "1");
+    let stubborn = c.run(&spec)?.remove_on_drop();
+    let start = Instant::now();
+    stubborn.stop(Stop::Graceful(Duration::from_millis(1500)))?;
+    let took = start.elapsed();
+    assert!(took >= Duration::from_secs(2) - Duration::from_millis(300), "stopped after {took:?}, before the timeout");
+    assert!(took < Duration::from_secs(8), "took {took:?}: the default 10 s was used");
+    assert_eq!(inspect(fx, &name, "{{.State.Status}}"), "exited");
+    assert_eq!(inspect(fx, &name, "{{.State.ExitCode}}"), "137");
+    Ok(())
+}
+
+fn kill_and_restart(fx: &Fixture) -> R {
+    let c = containers(fx);
+    let name = unique("bx-kill");
+    let k = c.run(&sleeper(&name))?.remove_on_drop();
+    let pid = k.status()?.pid;
+    c.restart(&name, Stop::Graceful(Duration::from_secs(5)))?;
+    assert_eq!(inspect(fx, &name, "{{.State.Status}}"), "running");
+    assert_ne!(k.status()?.pid, pid, "restart made a new main process");
+    c.kill(&name)?;
+    assert_eq!(inspect(fx, &name, "{{.State.Status}}"), "exited");
+    assert_eq!(k.status()?.exit_code, Some(137));
+    // Killing a stopped container is an error from the engine; stopping it is not.
+    assert!(matches!(c.kill(&name), Err(Error::Failed { operation: "kill", .. })));
+    c.stop(&name, Stop::Kill)?;
+    Ok(())
+}
+
+fn logs_tail_streams_and_ansi(fx: &Fixture) -> R {
+    let c = containers(fx);
+    let name = unique("bx-logs");
+    // The two streams reach the log through separate pipes: a pause keeps their order.
+    let script = "printf '\\033[31mred\\033[0m\\n'; echo err >&2; sleep 0.5; for i in 1 2 3 4 5; do echo line$i; done; sleep 3600";
+    let l = c.run(&ContainerSpec::new(image()).name(&name).command(["sh", "-c", script]).init())?.remove_on_drop();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let logs = loop {
+        let logs = l.logs(None)?;
+        if logs.stdout.ends_with(b"line5\n") || Instant::now() > deadline {
+            break logs;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(logs.stdout, b"\x1b[31mred\x1b[0m\nline1\nline2\nline3\nline4\nline5\n");
+    assert_eq!(logs.stderr, b"err\n");
+    // The last two lines of the log, as the engine counts them over both streams (podman 4.3
+    // counts its own way): at most two lines, the newest last.
+    let tail = l.logs(Some(2))?;
+    let lines =
+        tail.stdout.split_inclusive(|&b| b == b'\n').count() + tail.stderr.split_inclusive(|&b| b == b'\n').count();
+    assert!(lines <= 2 && tail.stdout.ends_with(b"line5\n") && b"line4\nline5\n".ends_with(&tail.stdout), "{tail:?}");
+    if fx.runtime == boxshell::Runtime::Docker {
+        assert_eq!((tail.stdout.as_slice(), tail.stderr.as_slice()), (&b"line4\nline5\n"[..], &b""[..]));
+    }
+    assert!(matches!(c.logs(&unique("bx-nope"), None), Err(Error::ContainerNotFound { .. })));
+    Ok(())
+}
+
+fn list_managed_or_all(fx: &Fixture) -> R {
+    let c = containers(fx);
+    let managed = unique("bx-managed");
+    let foreign = unique("bx-foreign");
+    let _m = c.run(&sleeper(&managed))?.remove_on_drop();
+    engine(&fx.runtime, &["run", "-d", "--init", "--label", LABEL, "--name", &foreign, &image(), "sleep", "3600"]);
+    let result = contain(|| -> R {
+        let mine = c.list(Scope::Managed)?;
+        ensure!(mine.iter().any(|s| s.name == managed && s.managed), "managed one missing: {mine:?}");
+        ensure!(!mine.iter().any(|s| s.name == foreign), "foreign one listed as managed");
+        let all = c.list(Scope::All)?;
+        ensure!(all.iter().any(|s| s.name == foreign && !s.managed && s.state == ContainerState::Running), "{all:?}");
+        ensure!(all.iter().any(|s| s.name == managed), "{all:?}");
+        // The engine agrees on how many there are.
+        let count = engine(&fx.runtime, &["ps", "-a", "-q"]).lines().count();
+        ensure!(all.len() <= count + 2 && all.len() + 2 >= count, "listed {} of {count}", all.len());
+        Ok(())
+    });
+    remove_container(&fx.runtime, &foreign);
+    result
+}
+
+fn names_errors_and_exists(fx: &Fixture) -> R {
+    let c = containers(fx);
+    let missing = unique("bx-missing");
+    assert!(!c.exists(&missing)?);
+    match c.status(&missing) {
+        Err(e @ Error::ContainerNotFound { .. }) => {
+            let text = e.to_string();
+            ensure!(text.contains(&missing) && text.contains(fx.runtime.name()), "{text}");
+        }
+        other => return Err(format!("expected ContainerNotFound, got {other:?}").into()),
+    }
+    for op in [c.start(&missing), c.stop(&missing, Stop::Kill), c.remove(&missing, Volumes::Keep)] {
+        ensure!(matches!(op, Err(Error::ContainerNotFound { .. })), "{op:?}");
+    }
+    for bad in ["", "-rm", "--privileged", "a b", "x;id", "$(id)"] {
+        ensure!(matches!(c.status(bad), Err(Error::InvalidName { .. })), "{bad:?}");
+        ensure!(matches!(c.exists(bad), Err(Error::InvalidName { .. })), "{bad:?}");
+    }
+    let name = unique("bx-twice");
+    let _first = c.run(&sleeper(&name))?.remove_on_drop();
+    match c.run(&sleeper(&name)) {
+        Err(Error::AlreadyExists { name: n, state, .. }) => ensure!(n == name && state == "running", "{n} {state}"),
+        other => return Err(format!("expected AlreadyExists, got {other:?}").into()),
+    }
+    let err = c.run(&ContainerSpec::new("boxshell-no-such-image:never").name(unique("bx-noimg"))).unwrap_err();
+    ensure!(matches!(err, Error::Failed { operation: "run", .. }), "{err:?}");
+    ensure!(err.to_string().contains("boxshell-no-such-image"), "{err}");
+    Ok(())
+}
+
+fn exec_once_is_exact_and_times_out_cleanly(fx: &Fixture) -> R {
+    let c = containers(fx);
+    let out =
+        c.exec(&fx.container, &["sh", "-c", "printf 'a\\000b\\377'; printf err >&2; exit 3"], Duration::from_secs(20))?;
+    assert_eq!((out.stdout.as_slice(), out.stderr.as_slice(), out.exit_code), (&b"a\0b\xff"[..], &b"err"[..], 3));
+    assert!(!out.timed_out);
+    // Arguments arrive literally: no shell in between.
+    let out = c.exec(&fx.container, &["printf", "%s|", "a b", "$(id)", "'q'"], Duration::from_secs(20))?;
+    assert_eq!(out.stdout, b"a b|$(id)|'q'|");
+    // A timeout kills what the exec started inside the container.
+    let t = tag();
+    let start = Instant::now();
+    let out =
+        c.exec(&fx.container, &["sh", "-c", &format!("echo started; sleep {t}; echo never")], Duration::from_secs(1))?;
+    assert!(out.timed_out && start.elapsed() < Duration::from_secs(10), "{out:?}");
+    assert_eq!(out.stdout, b"started\n");
+    ensure!(fx.wait_gone(&format!("sleep {t}")).is_empty(), "sleep {t} outlived the exec timeout");
+    // A program that does not exist is the command failing, not an error of the container.
+    let out = c.exec(&fx.container, &["/no/such/program"], Duration::from_secs(20))?;
+    assert!(out.exit_code == 126 || out.exit_code == 127, "{out:?}");
+    // A container that is not there, or not running.
+    let missing = unique("bx-gone");
+    ensure!(
+        matches!(c.exec(&missing, &["true"], Duration::from_secs(20)), Err(Error::ContainerNotFound { .. })),
+        "missing"
+    );
+    let stopped = unique("bx-stopped");
+    engine(&fx.runtime, &["create", "--label", LABEL, "--name", &stopped, &image(), "true"]);
+    let r = c.exec(&stopped, &["true"], Duration::from_secs(20));
+    remove_container(&fx.runtime, &stopped);
+    ensure!(matches!(r, Err(Error::ContainerNotRunning { .. })), "{r:?}");
+    Ok(())
+}
+
+fn session_on_a_container(fx: &Fixture) -> R {
+    let c = containers(fx);
+    let name = unique("bx-sess");
+    let b = c.run(&sleeper(&name).workdir("/tmp"))?.remove_on_drop();
+    let mut sh = b.session().open()?;
+    assert_eq!(sh.exec("pwd; cd /; export A=1")?.stdout, b"/tmp\n");
+    assert_eq!(sh.exec("echo $PWD$A")?.stdout, b"/1\n");
+    assert_eq!(sh.runtime(), &fx.runtime);
+    sh.close()?;
+    Ok(())
+}
+
+fn copy_in_and_out(fx: &Fixture) -> R {
+    let c = containers(fx);
+    let name = unique("bx-cp");
+    let _b = c.run(&sleeper(&name))?.remove_on_drop();
+    let dir = std::env::temp_dir().join(unique("bx-cp-host"));
+    std::fs::create_dir_all(dir.join("tree/sub"))?;
+    let data: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    std::fs::write(dir.join("file.bin"), &data)?;
+    std::fs::write(dir.join("tree/sub/leaf.txt"), "leaf\n")?;
+    let result = contain(|| -> R {
+        c.copy_in(&name, &dir.join("file.bin"), "/tmp/in.bin")?;
+        c.copy_in(&name, &dir.join("tree"), "/tmp/tree")?;
+        let out = c.exec(&name, &["cat", "/tmp/in.bin"], Duration::from_secs(20))?;
+        ensure!(out.stdout == data, "copied file differs ({} bytes)", out.stdout.len());
+        let out = c.exec(&name, &["cat", "/tmp/tree/sub/leaf.txt"], Duration::from_secs(20))?;
+        ensure!(out.stdout == b"leaf\n", "{out:?}");
+        c.copy_out(&name, "/tmp/tree", &dir.join("back"))?;
+        ensure!(std::fs::read(dir.join("back/sub/leaf.txt"))? == b"leaf\n", "copied out");
+        c.copy_out(&name, "/tmp/in.bin", &dir.join("back.bin"))?;
+        ensure!(std::fs::read(dir.join("back.bin"))? == data, "copied out file differs");
+        let err = c.copy_out(&name, "/no/such/path", &dir.join("x")).unwrap_err();
+        ensure!(matches!(err, Error::Failed { operation: "copy", .. }), "{err:?}");
+        Ok(())
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn drop_guard_removes(fx: &Fixture) -> R {
+    let c = containers(fx);
+    let (guarded, kept) = (unique("bx-guarded"), unique("bx-kept"));
+    drop(c.run(&sleeper(&guarded))?.remove_on_drop());
+    drop(c.run(&sleeper(&kept))?);
+    let result = contain(|| -> R {
+        ensure!(!c.exists(&guarded)?, "the guarded container is still there");
+        ensure!(inspect(fx, &kept, "{{.State.Status}}") == "running", "dropping a plain handle removed it");
+        Ok(())
+    });
+    remove_container(&fx.runtime, &kept);
+    result
+}
+
+fn attach_replaces_the_process(fx: &Fixture) -> R {
+    let c = containers(fx);
+    let name = unique("bx-attach");
+    let script = "while :; do echo tick; sleep 0.2; done";
+    let _t = c.run(&ContainerSpec::new(image()).name(&name).command(["sh", "-c", script]).init())?.remove_on_drop();
+    let mut helper = spawn_helper(&format!("attach-container:{}:{name}", fx.runtime));
+    let pid = helper.id();
+    let mut stdout = helper.stdout.take().expect("stdout");
+    let mut got = [0u8; 5];
+    let read = stdout.read_exact(&mut got);
+    let line = cmdline(pid);
+    let _ = helper.kill();
+    let _ = helper.wait();
+    read?;
+    assert_eq!(&got, b"tick\n");
+    ensure!(line.contains(&format!("attach -- {name}")), "the process is not the attach: {line}");
+    // Attaching to what is not running is an error, and leaves the process alone.
+    let stopped = unique("bx-attach-stopped");
+    engine(&fx.runtime, &["create", "--label", LABEL, "--name", &stopped, &image(), "true"]);
+    let err = c.attach(&stopped);
+    remove_container(&fx.runtime, &stopped);
+    ensure!(matches!(err, Error::ContainerNotRunning { .. }), "{err:?}");
+    ensure!(matches!(c.attach(&unique("bx-none")), Error::ContainerNotFound { .. }), "missing");
+    Ok(())
+}
+
+fn volumes_and_log_volume(fx: &Fixture) -> R {
+    let c = containers(fx);
+    let dir = std::env::temp_dir().join(unique("bx-vol"));
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(dir.join("data"))?;
+    std::fs::write(dir.join("data/in.txt"), "from host\n")?;
+    let name = unique("bx-vol");
+    let spec = ContainerSpec::new(image())
+        .name(&name)
+        .command(["sh", "-c", "cat /data/in.txt > /logs/app.log; sleep 3600"])
+        .volume(format!("{}:/data:ro", dir.join("data").display()))
+        .log_volume(format!("{}:/logs", logs.display()))
+        .init();
+    let v = c.run(&spec)?.remove_on_drop();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !logs.join("app.log").exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let result = contain(|| -> R {
+        ensure!(std::fs::read(logs.join("app.log"))? == b"from host\n", "log volume");
+        let out = v.exec(&["sh", "-c", "echo x > /data/new 2>/dev/null || echo read-only"], Duration::from_secs(20))?;
+        ensure!(out.stdout == b"read-only\n", "{out:?}");
+        Ok(())
+    });
+    v.remove()?;
+    // The logs outlive the container.
+    let kept = std::fs::read(logs.join("app.log"));
+    let _ = std::fs::remove_dir_all(&dir);
+    result?;
+    ensure!(kept? == b"from host\n", "log volume gone with the container");
+    Ok(())
+}
