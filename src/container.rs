@@ -317,7 +317,8 @@ pub struct Containers {
 }
 
 impl Containers {
-    /// Containers of `runtime` (`Docker` or `Podman`).
+    /// Containers of `runtime`: `Docker` or `Podman` (with another runtime every operation
+    /// is [`Error::Unsupported`]).
     pub fn new(runtime: Runtime) -> Containers {
         Containers { cli: Cli::new(runtime), timeout: CALL_TIMEOUT }
     }
@@ -370,6 +371,7 @@ impl Containers {
     /// for a bad name, image or environment name; [`Error::Failed`] (operation `run`) with the
     /// CLI's message otherwise (no such image, a port in use, ...).
     pub fn run(&self, spec: &ContainerSpec) -> Result<Container> {
+        self.engine_only()?;
         let (args, env) = spec.run_args()?;
         let name = spec.name.clone().unwrap_or_default();
         let log_dir = spec.log_volume.as_deref().and_then(|v| v.split_once(':')).map(|(host, _)| host);
@@ -504,6 +506,7 @@ impl Containers {
     /// # Errors
     /// [`Error::Failed`] (operation `list`).
     pub fn list(&self, scope: Scope) -> Result<Vec<ContainerStatus>> {
+        self.engine_only()?;
         let mut args = vec!["ps", "-a", "-q", "--no-trunc"];
         let filter = format!("label={MANAGED_LABEL}=true");
         if scope == Scope::Managed {
@@ -532,6 +535,7 @@ impl Containers {
     /// [`Error::ContainerNotFound`], [`Error::ContainerNotRunning`]; [`Error::InvalidCommand`]
     /// for an empty argv.
     pub fn exec<S: AsRef<OsStr>>(&self, name: &str, argv: &[S], timeout: Duration) -> Result<Output> {
+        self.engine_only()?;
         validate_container(name)?;
         if argv.is_empty() {
             return Err(Error::InvalidCommand { reason: "an exec needs a program" });
@@ -593,6 +597,7 @@ impl Containers {
     }
 
     fn copy(&self, name: &str, from: &OsStr, to: &OsStr) -> Result<()> {
+        self.engine_only()?;
         let args = [OsStr::new("cp"), from, to];
         let (cmd, out) = self.cli.run(Op("copy", name), args, self.timeout)?;
         if out.status.success() {
@@ -629,6 +634,7 @@ impl Containers {
 
     /// Runs `args` with the container name last, mapping a missing container and failures.
     fn call(&self, operation: &'static str, name: &str, args: &[&str], timeout: Duration) -> Result<Captured> {
+        self.engine_only()?;
         validate_container(name)?;
         let op = Op(operation, name);
         let (cmd, out) = self.cli.run(op, args.iter().copied().chain(["--", name]), timeout)?;
@@ -640,6 +646,18 @@ impl Containers {
             return Err(self.not_found(name, &message));
         }
         Err(self.cli.failed(op, &cmd, message))
+    }
+
+    /// Container management is for docker and podman.
+    fn engine_only(&self) -> Result<()> {
+        if self.cli.runtime.is_engine() {
+            Ok(())
+        } else {
+            Err(Error::Unsupported {
+                runtime: self.cli.runtime.to_string(),
+                what: "container management (docker and podman only)",
+            })
+        }
     }
 
     fn not_found(&self, name: &str, message: &str) -> Error {

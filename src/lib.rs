@@ -5,6 +5,7 @@
 mod container;
 mod error;
 mod ops;
+mod pool;
 mod proc;
 mod runtime;
 mod session;
@@ -15,7 +16,8 @@ pub use container::{
 };
 pub use error::{Error, Result};
 pub use ops::{Backend, CommandLine, Ops, SessionDef, SessionInfo, State};
-pub use runtime::Runtime;
+pub use pool::{Pool, PoolBuilder, Pooled, PooledInfo};
+pub use runtime::{Custom, Kubectl, Runtime};
 pub use session::protocol::quote;
 pub use session::{Cmd, Event, Interrupter, Metrics, Output, Running, Session, SessionBuilder, Stream, Unread};
 pub use tmux::{Keys, Tmux, TmuxSpec, TmuxState, TmuxStatus};
@@ -36,4 +38,6 @@ fn assert_thread_safety() {
     send_sync::<ContainerSpec>();
     send_sync::<Tmux>();
     send_sync::<Ops>();
+    send_sync::<Pool>();
+    send_sync::<PooledInfo>();
 }

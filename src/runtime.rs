@@ -4,6 +4,10 @@
 //! parses a container name, a path or a value. The CLIs are run with this process's environment,
 //! so `DOCKER_HOST`, `DOCKER_CONTEXT` and `CONTAINER_HOST` work as they do on the command line;
 //! extra global arguments (such as `--context prod`) go before the subcommand.
+//!
+//! Interrupting a command and closing a session go through a second call of the same shape
+//! (`exec` without `-i`), so they work wherever the session itself works: Kubernetes pods
+//! through `kubectl exec`, and any CLI of that shape through [`Custom`].
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -27,11 +31,112 @@ pub enum Runtime {
     Podman,
     /// A shell on this host, no container: the session's target is ignored.
     Local,
+    /// `kubectl exec -i [--context C] [-n NS] POD [-c CONTAINER] -- SHELL`: the target is a
+    /// pod (or `TYPE/NAME`, such as `deploy/web`).
+    Kubectl(Kubectl),
+    /// Any CLI of the same shape, e.g. `nerdctl exec -i {target}` or `ssh {target}`.
+    Custom(Custom),
+}
+
+/// Where `kubectl exec` goes: context, namespace and container, each optional.
+///
+/// ```
+/// use boxshell::{Kubectl, Runtime};
+/// let rt = Runtime::Kubectl(Kubectl::new().context("prod").namespace("jobs").container("worker"));
+/// assert_eq!(rt.name(), "kubectl");
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Kubectl {
+    /// `--context`.
+    pub context: Option<String>,
+    /// `-n`.
+    pub namespace: Option<String>,
+    /// `-c`, for pods with several containers.
+    pub container: Option<String>,
+}
+
+impl Kubectl {
+    /// The current context, the context's namespace, the pod's default container.
+    pub fn new() -> Kubectl {
+        Kubectl::default()
+    }
+
+    /// The kubeconfig context.
+    pub fn context(mut self, context: impl Into<String>) -> Self {
+        self.context = Some(context.into());
+        self
+    }
+
+    /// The namespace.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
+    /// The container in the pod.
+    pub fn container(mut self, container: impl Into<String>) -> Self {
+        self.container = Some(container.into());
+        self
+    }
+
+    /// `--context C -n NS`, as given.
+    fn scope_args(&self) -> Vec<&str> {
+        let mut args = Vec::new();
+        if let Some(c) = &self.context {
+            args.extend(["--context", c]);
+        }
+        if let Some(n) = &self.namespace {
+            args.extend(["-n", n]);
+        }
+        args
+    }
+}
+
+/// A CLI that runs a command in a target, given as a program and an argument template in
+/// which `{target}` stands for the session's target; the command's argv follows.
+///
+/// ```
+/// use boxshell::{Custom, Runtime};
+/// // nerdctl has docker's shape.
+/// let nerdctl = Runtime::Custom(Custom::new("nerdctl", ["exec", "-i", "{target}"]));
+/// // ssh hands its arguments to a remote shell, so the argv must be sent quoted.
+/// let ssh = Runtime::Custom(Custom::new("ssh", ["-T", "{target}"]).remote_shell());
+/// assert_eq!(ssh.name(), "ssh");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Custom {
+    program: String,
+    args: Vec<String>,
+    remote_shell: bool,
+}
+
+impl Custom {
+    /// `program` with `args`; each `{target}` in them is replaced by the target.
+    pub fn new<I, S>(program: impl Into<String>, args: I) -> Custom
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Custom { program: program.into(), args: args.into_iter().map(Into::into).collect(), remote_shell: false }
+    }
+
+    /// The CLI passes the command to a shell on the other side (as `ssh` does): the argv is
+    /// sent as one line, each word quoted.
+    pub fn remote_shell(mut self) -> Self {
+        self.remote_shell = true;
+        self
+    }
+
+    /// The program.
+    pub fn program(&self) -> &str {
+        &self.program
+    }
 }
 
 impl Runtime {
     /// The runtime to use when none is given: the one named by `BOXSHELL_RUNTIME` (`docker`,
-    /// `podman` or `local`), else podman, else docker, taking only an engine that answers.
+    /// `podman`, `kubectl` or `local`), else podman, else docker, taking only an engine that
+    /// answers.
     ///
     /// Probing runs `podman info` / `docker version`, which takes from a few milliseconds up to
     /// a few hundred; the result is not cached.
@@ -44,12 +149,14 @@ impl Runtime {
         detect_among(wanted.as_deref(), &[Cli::new(Runtime::Podman), Cli::new(Runtime::Docker)])
     }
 
-    /// The runtime's name: `docker`, `podman` or `local`.
-    pub fn name(&self) -> &'static str {
+    /// The runtime's name: `docker`, `podman`, `local`, `kubectl`, or a custom CLI's program.
+    pub fn name(&self) -> &str {
         match self {
             Runtime::Docker => "docker",
             Runtime::Podman => "podman",
             Runtime::Local => "local",
+            Runtime::Kubectl(_) => "kubectl",
+            Runtime::Custom(c) => &c.program,
         }
     }
 
@@ -58,11 +165,18 @@ impl Runtime {
         !matches!(self, Runtime::Local)
     }
 
-    fn default_program(&self) -> &'static str {
+    /// Whether this is a container engine boxshell manages containers of (Docker, Podman).
+    pub fn is_engine(&self) -> bool {
+        matches!(self, Runtime::Docker | Runtime::Podman)
+    }
+
+    fn default_program(&self) -> &str {
         match self {
             Runtime::Docker => "docker",
             Runtime::Podman => "podman",
             Runtime::Local => "sh",
+            Runtime::Kubectl(_) => "kubectl",
+            Runtime::Custom(c) => &c.program,
         }
     }
 
@@ -73,6 +187,8 @@ impl Runtime {
             }
             Runtime::Podman => "Install Podman (`apt-get install podman`) or see https://podman.io/docs/installation",
             Runtime::Local => "Install a POSIX shell (`apt-get install dash`)",
+            Runtime::Kubectl(_) => "Install kubectl, see https://kubernetes.io/docs/tasks/tools/",
+            Runtime::Custom(_) => "Install the program or give its path",
         }
     }
 }
@@ -86,16 +202,18 @@ impl fmt::Display for Runtime {
 impl FromStr for Runtime {
     type Err = Error;
 
-    /// Parses `docker`, `podman` or `local` (any case).
+    /// Parses `docker`, `podman`, `kubectl` (current context and namespace) or `local` (any
+    /// case).
     fn from_str(s: &str) -> Result<Runtime> {
         match s.trim().to_ascii_lowercase().as_str() {
             "docker" => Ok(Runtime::Docker),
             "podman" => Ok(Runtime::Podman),
             "local" => Ok(Runtime::Local),
+            "kubectl" => Ok(Runtime::Kubectl(Kubectl::new())),
             _ => Err(Error::InvalidName {
                 what: "runtime",
                 value: s.to_string(),
-                reason: "expected docker, podman or local",
+                reason: "expected docker, podman, kubectl or local",
             }),
         }
     }
@@ -114,7 +232,7 @@ pub(crate) struct Cli {
 
 impl Cli {
     pub(crate) fn new(runtime: Runtime) -> Cli {
-        let program = runtime.default_program().into();
+        let program = OsString::from(runtime.default_program());
         Cli { runtime, program, global_args: Vec::new(), env: Vec::new() }
     }
 
@@ -128,7 +246,7 @@ impl Cli {
     /// `argv` run in `target`: through `exec` for a container (`-i` when `interactive`, then
     /// `-u user` and `extra`), directly on the host for [`Runtime::Local`].
     pub(crate) fn exec(&self, spec: &ExecSpec<'_>, argv: &[&OsStr]) -> Command {
-        match self.runtime {
+        match &self.runtime {
             Runtime::Local => {
                 let mut cmd = Command::new(argv[0]);
                 cmd.args(&argv[1..]).envs(self.env.iter().map(|(k, v)| (k, v)));
@@ -144,6 +262,30 @@ impl Cli {
                     cmd.args(["-u", user]);
                 }
                 cmd.args(spec.extra).arg("--").arg(spec.target).args(argv);
+                cmd
+            }
+            Runtime::Kubectl(k) => {
+                let mut cmd = self.command();
+                cmd.arg("exec");
+                if spec.interactive {
+                    cmd.arg("-i");
+                }
+                cmd.args(k.scope_args()).args(spec.extra).arg(spec.target);
+                if let Some(c) = &k.container {
+                    cmd.args(["-c", c]);
+                }
+                cmd.arg("--").args(argv);
+                cmd
+            }
+            Runtime::Custom(c) => {
+                let mut cmd = self.command();
+                cmd.args(c.args.iter().map(|a| a.replace("{target}", spec.target))).args(spec.extra);
+                if c.remote_shell {
+                    let words: Vec<String> = argv.iter().map(|a| crate::quote(&a.to_string_lossy())).collect();
+                    cmd.arg(words.join(" "));
+                } else {
+                    cmd.args(argv);
+                }
                 cmd
             }
         }
@@ -211,7 +353,8 @@ impl Cli {
         let args: &[&str] = match self.runtime {
             Runtime::Docker => &["version", "--format", "{{.Server.Version}}"],
             Runtime::Podman => &["info", "--format", "{{.Host.OCIRuntime.Name}}"],
-            Runtime::Local => {
+            Runtime::Kubectl(_) => &["version", "--request-timeout=5s"],
+            Runtime::Local | Runtime::Custom(_) => {
                 which::which(&self.program).map_err(|e| self.spawn_error(&self.program, std::io::Error::other(e)))?;
                 return Ok(());
             }
@@ -239,25 +382,36 @@ impl Cli {
     /// What keeps `target` from running commands, if anything: missing, not running, or an
     /// engine that does not answer. `message` is what the failed call printed.
     pub(crate) fn container_problem(&self, target: &str, message: &str) -> Option<Error> {
-        if !self.runtime.is_container() {
-            return None;
-        }
-        let args = ["inspect", "--type", "container", "--format", "{{.State.Status}}", "--", target];
-        let status = self.run(Op("inspect", target), args, PROBE_TIMEOUT).map(|(_, out)| out);
+        let args = match &self.runtime {
+            Runtime::Docker | Runtime::Podman => {
+                vec!["inspect", "--type", "container", "--format", "{{.State.Status}}", "--", target]
+            }
+            // A pod; `TYPE/NAME` targets are resolved by kubectl itself.
+            Runtime::Kubectl(k) if !target.contains('/') => {
+                let mut args = vec!["get", "pod"];
+                args.extend(k.scope_args());
+                args.extend(["-o", "jsonpath={.status.phase}", "--", target]);
+                args
+            }
+            _ => return None,
+        };
+        let status = self.run(Op("inspect", target), &args, PROBE_TIMEOUT);
         let runtime = self.runtime.to_string();
         let container = target.to_string();
         let message = message.to_string();
         Some(match status {
-            Ok(out) if out.status.success() => match String::from_utf8_lossy(&out.stdout).trim() {
-                "running" => return None,
-                state => Error::ContainerNotRunning { runtime, container, state: state.to_string(), message },
+            Ok((_, out)) if out.status.success() => match String::from_utf8_lossy(&out.stdout).trim() {
+                "running" | "Running" => return None,
+                state => Error::ContainerNotRunning { runtime, container, state: state.to_lowercase(), message },
             },
-            Ok(out) if is_no_such_container(&out.message()) => Error::ContainerNotFound { runtime, container, message },
-            Ok(out) => Error::RuntimeUnavailable {
-                runtime,
-                command: format!("{} inspect {target}", self.program.to_string_lossy()),
-                message: format!("{}; {message}", out.message()),
-            },
+            Ok((_, out)) if is_no_such_container(&out.message()) => {
+                Error::ContainerNotFound { runtime, container, message }
+            }
+            Ok((cmd, out)) => {
+                let said = out.message();
+                let message = if said == message { said } else { format!("{said}; {message}") };
+                Error::RuntimeUnavailable { runtime, command: proc::describe(&cmd), message }
+            }
             Err(e) => e,
         })
     }
@@ -298,7 +452,41 @@ pub(crate) struct ExecSpec<'a> {
 
 pub(crate) fn is_no_such_container(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
-    m.contains("no such container") || m.contains("no such object") || m.contains("no container with name or id")
+    m.contains("no such container")
+        || m.contains("no such object")
+        || m.contains("no container with name or id")
+        || (m.contains("(notfound)") && m.contains("not found"))
+}
+
+/// Checks a session's target for its runtime: a container name, a pod (or `TYPE/NAME`), or
+/// for a custom CLI anything that cannot be read as an option. Local takes any target.
+pub(crate) fn validate_target(runtime: &Runtime, target: &str) -> Result<()> {
+    let invalid = |reason| Err(Error::InvalidName { what: "target", value: target.to_string(), reason });
+    match runtime {
+        Runtime::Local => Ok(()),
+        Runtime::Docker | Runtime::Podman => validate_container(target),
+        Runtime::Kubectl(_) => {
+            let ok = target.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+                && target.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._/".contains(&b));
+            if ok {
+                Ok(())
+            } else {
+                invalid(
+                    "a pod name holds letters, digits, `-`, `.` (and `/` in TYPE/NAME), and starts with a letter or digit",
+                )
+            }
+        }
+        Runtime::Custom(_) => {
+            if target.is_empty()
+                || target.starts_with('-')
+                || target.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                invalid("a target must be non-empty, hold no white space or control characters, and not start with `-`")
+            } else {
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Checks a container name or id before it goes on a command line.
@@ -348,6 +536,98 @@ mod tests {
     }
 
     #[test]
+    fn kubectl_argv() {
+        let sh = [OsStr::new("/bin/sh"), OsStr::new("/dev/stdin")];
+        let spec = ExecSpec { target: "web-0", interactive: true, user: None, extra: &[] };
+        let plain = Cli::new(Runtime::Kubectl(Kubectl::new()));
+        assert_eq!(argv(&plain.exec(&spec, &sh)), ["kubectl", "exec", "-i", "web-0", "--", "/bin/sh", "/dev/stdin"]);
+        let full = Kubectl::new().context("prod").namespace("jobs").container("worker");
+        let mut cli = Cli::new(Runtime::Kubectl(full));
+        cli.global_args = vec!["--kubeconfig".into(), "/k".into()];
+        let extra = vec![OsString::from("--pod-running-timeout=5s")];
+        let spec = ExecSpec { extra: &extra, ..spec };
+        assert_eq!(
+            argv(&cli.exec(&spec, &sh)),
+            [
+                "kubectl",
+                "--kubeconfig",
+                "/k",
+                "exec",
+                "-i",
+                "--context",
+                "prod",
+                "-n",
+                "jobs",
+                "--pod-running-timeout=5s",
+                "web-0",
+                "-c",
+                "worker",
+                "--",
+                "/bin/sh",
+                "/dev/stdin"
+            ]
+        );
+        // The signalling call: no -i, the script as one argument.
+        let spec = ExecSpec { interactive: false, extra: &[], ..spec };
+        let reap = [OsStr::new("sh"), OsStr::new("-c"), OsStr::new("kill -s INT $1"), OsStr::new("reap")];
+        assert_eq!(
+            argv(&cli.exec(&spec, &reap)),
+            [
+                "kubectl",
+                "--kubeconfig",
+                "/k",
+                "exec",
+                "--context",
+                "prod",
+                "-n",
+                "jobs",
+                "web-0",
+                "-c",
+                "worker",
+                "--",
+                "sh",
+                "-c",
+                "kill -s INT $1",
+                "reap"
+            ]
+        );
+    }
+
+    #[test]
+    fn custom_argv() {
+        let spec = ExecSpec { target: "box1", interactive: true, user: None, extra: &[] };
+        let cmd = [OsStr::new("sh"), OsStr::new("-c"), OsStr::new("echo 'a b'; kill $1"), OsStr::new("x")];
+        let nerdctl = Cli::new(Runtime::Custom(Custom::new("nerdctl", ["exec", "-i", "{target}"])));
+        assert_eq!(
+            argv(&nerdctl.exec(&spec, &cmd)),
+            ["nerdctl", "exec", "-i", "box1", "sh", "-c", "echo 'a b'; kill $1", "x"]
+        );
+        let ssh = Cli::new(Runtime::Custom(Custom::new("ssh", ["-T", "user@{target}"]).remote_shell()));
+        let got = argv(&ssh.exec(&spec, &cmd));
+        assert_eq!(got[..3], ["ssh", "-T", "user@box1"]);
+        // What the remote shell runs is the argv, word for word.
+        let out = Command::new("sh").arg("-c").arg(format!("printf '[%s]' {}", got[3])).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "[sh][-c][echo 'a b'; kill $1][x]");
+    }
+
+    #[test]
+    fn targets_are_checked_per_runtime() {
+        let kube = Runtime::Kubectl(Kubectl::new());
+        for ok in ["web-0", "deploy/web", "a.b"] {
+            validate_target(&kube, ok).unwrap();
+        }
+        for bad in ["", "-n", "a b", "x;y", "$(id)"] {
+            assert!(validate_target(&kube, bad).is_err(), "{bad:?}");
+        }
+        let custom = Runtime::Custom(Custom::new("ssh", ["{target}"]));
+        validate_target(&custom, "user@host:2222").unwrap();
+        for bad in ["", "-oProxyCommand=x", "a b", "a\nb"] {
+            assert!(validate_target(&custom, bad).is_err(), "{bad:?}");
+        }
+        validate_target(&Runtime::Local, "").unwrap();
+    }
+
+    #[test]
     fn names_are_checked() {
         for ok in ["web", "a", "web-1.prod_x", "3f2a9c"] {
             validate_container(ok).unwrap();
@@ -363,7 +643,8 @@ mod tests {
         assert_eq!(" podman ".parse::<Runtime>().unwrap(), Runtime::Podman);
         assert_eq!("local".parse::<Runtime>().unwrap(), Runtime::Local);
         let err = "kubernetes".parse::<Runtime>().unwrap_err().to_string();
-        assert!(err.contains("kubernetes") && err.contains("expected docker, podman or local"), "{err}");
+        assert!(err.contains("kubernetes") && err.contains("expected docker, podman, kubectl or local"), "{err}");
+        assert_eq!("kubectl".parse::<Runtime>().unwrap(), Runtime::Kubectl(Kubectl::new()));
     }
 
     #[test]

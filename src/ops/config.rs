@@ -164,7 +164,7 @@ impl Reader<'_> {
 
     fn runtime(&self, key: &str, value: &str) -> Result<Runtime> {
         match value.parse::<Runtime>() {
-            Ok(r) if r.is_container() => Ok(r),
+            Ok(r) if r.is_engine() => Ok(r),
             _ => Err(self.err(key, format!("unknown container runtime {value:?}; expected \"docker\" or \"podman\""))),
         }
     }

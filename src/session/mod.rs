@@ -34,7 +34,7 @@ use self::protocol::{Input, Token};
 use self::route::{Completion, End, Kept, Shared, Sink, Tap};
 use crate::error::{Error, Result};
 use crate::proc;
-use crate::runtime::{Cli, ExecSpec, Op, Runtime, validate_container};
+use crate::runtime::{Cli, ExecSpec, Op, Runtime, validate_target};
 
 /// The script that signals a session's processes inside the container.
 pub(crate) const REAP_SCRIPT: &str = include_str!("reap.sh");
@@ -311,10 +311,12 @@ impl SessionBuilder {
     }
 
     fn validate(&self, runtime: &Runtime) -> Result<()> {
-        if runtime.is_container() {
-            validate_container(&self.target)?;
-        } else if self.user.is_some() {
-            return Err(Error::Unsupported { runtime: runtime.to_string(), what: "`user`" });
+        validate_target(runtime, &self.target)?;
+        if self.user.is_some() && !runtime.is_engine() {
+            return Err(Error::Unsupported {
+                runtime: runtime.to_string(),
+                what: "`user` (only docker and podman exec take one)",
+            });
         }
         if self.shell.is_empty() || self.shell.starts_with('-') {
             return Err(Error::InvalidName {

@@ -21,9 +21,15 @@ pub const LABEL: &str = "boxshell-test=1";
 
 /// One runtime under test, with its shared container.
 pub struct Fixture {
+    /// What sessions go through.
     pub runtime: Runtime,
+    /// The engine that holds the containers, for looking inside them (for kubectl, the
+    /// engine behind the stand-in).
+    pub engine: Runtime,
     /// The shared container (`-` for local).
     pub container: String,
+    /// The runtime's program, when it is not on `PATH` (the kubectl stand-in).
+    pub program: Option<String>,
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -67,26 +73,57 @@ impl Fixture {
     /// Sets up the fixture for `runtime`, or says why it cannot.
     pub fn new(runtime: Runtime) -> Result<Fixture, String> {
         if !runtime.is_container() {
-            return Ok(Fixture { runtime, container: "-".into() });
+            return Ok(Fixture { engine: runtime.clone(), runtime, container: "-".into(), program: None });
         }
-        let probe = match runtime {
-            Runtime::Docker => cli(&runtime).args(["version", "--format", "{{.Server.Version}}"]).output(),
-            _ => cli(&runtime).args(["info", "--format", "{{.Host.OCIRuntime.Name}}"]).output(),
-        };
-        match probe {
-            Ok(out) if out.status.success() => {}
-            Ok(out) => return Err(format!("engine not answering: {}", String::from_utf8_lossy(&out.stderr).trim())),
-            Err(e) => return Err(format!("{} not runnable: {e}", runtime.name())),
-        }
+        probe(&runtime)?;
         let container = unique("boxshell-it");
         run_container(&runtime, &container)
             .map_err(|e| format!("cannot start the test container (run `sudo scripts/setup-runtimes.sh`): {e}"))?;
-        Ok(Fixture { runtime, container })
+        Ok(Fixture { engine: runtime.clone(), runtime, container, program: None })
+    }
+
+    /// Sessions through `kubectl`, played by the stand-in `tests/bin/kubectl` over docker
+    /// (no cluster runs on the test machines): everything above the argv runs for real.
+    pub fn kubectl() -> Result<Fixture, String> {
+        let mut fx = Fixture::new(Runtime::Docker)?;
+        fx.runtime = Runtime::Kubectl(boxshell::Kubectl::new().namespace("default").context("test"));
+        fx.program = Some(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bin/kubectl").into());
+        Ok(fx)
+    }
+
+    /// Sessions through `Runtime::Custom`, docker's CLI given as a template; with
+    /// `remote_shell`, the command goes through `sh -c` in the container as one quoted line,
+    /// the way `ssh` hands it to a remote shell.
+    pub fn custom(remote_shell: bool) -> Result<Fixture, String> {
+        let mut fx = Fixture::new(Runtime::Docker)?;
+        fx.runtime = Runtime::Custom(if remote_shell {
+            boxshell::Custom::new("docker", ["exec", "-i", "{target}", "sh", "-c"]).remote_shell()
+        } else {
+            boxshell::Custom::new("docker", ["exec", "-i", "{target}"])
+        });
+        Ok(fx)
+    }
+
+    /// A builder for a session in `target` through this fixture's runtime.
+    pub fn builder_for(&self, target: &str) -> SessionBuilder {
+        self.factory()(target)
+    }
+
+    /// Makes builders for sessions through this fixture's runtime, with a 20 s default timeout.
+    pub fn factory(&self) -> impl Fn(&str) -> SessionBuilder + Send + Sync + 'static {
+        let (runtime, program) = (self.runtime.clone(), self.program.clone());
+        move |target| {
+            let builder = Session::builder(target).runtime(runtime.clone()).timeout(Duration::from_secs(20));
+            match &program {
+                Some(program) => builder.program(program),
+                None => builder,
+            }
+        }
     }
 
     /// A builder for a session in the shared container, with a 20 s default timeout.
     pub fn builder(&self) -> SessionBuilder {
-        Session::builder(&self.container).runtime(self.runtime.clone()).timeout(Duration::from_secs(20))
+        self.builder_for(&self.container)
     }
 
     /// An open session in the shared container.
@@ -98,14 +135,14 @@ impl Fixture {
     pub fn fresh(&self) -> Fresh {
         assert!(self.runtime.is_container());
         let name = unique("boxshell-it-fresh");
-        run_container(&self.runtime, &name).unwrap_or_else(|e| panic!("{e}"));
-        Fresh { runtime: self.runtime.clone(), name }
+        run_container(&self.engine, &name).unwrap_or_else(|e| panic!("{e}"));
+        Fresh { engine: self.engine.clone(), name }
     }
 
     /// `PID ARGS` lines of the processes in the container (on the host, for local) whose
     /// command line starts with `needle`.
     pub fn processes(&self, needle: &str) -> Vec<String> {
-        processes_in(&self.runtime, &self.container, needle)
+        processes_in(&self.engine, &self.container, needle)
     }
 
     /// Waits until no process starting with `needle` is left, up to 5 s; returns those left.
@@ -131,7 +168,7 @@ impl Fixture {
 
     pub fn cleanup(&self) {
         if self.runtime.is_container() {
-            remove_container(&self.runtime, &self.container);
+            remove_container(&self.engine, &self.container);
         }
     }
 }
@@ -158,19 +195,26 @@ pub fn pid_exists(runtime: &Runtime, container: &str, pid: u32) -> bool {
 
 /// A container that is removed when dropped.
 pub struct Fresh {
-    pub runtime: Runtime,
+    pub engine: Runtime,
     pub name: String,
-}
-
-impl Fresh {
-    pub fn builder(&self) -> SessionBuilder {
-        Session::builder(&self.name).runtime(self.runtime.clone()).timeout(Duration::from_secs(20))
-    }
 }
 
 impl Drop for Fresh {
     fn drop(&mut self) {
-        remove_container(&self.runtime, &self.name);
+        remove_container(&self.engine, &self.name);
+    }
+}
+
+/// Checks that the engine answers.
+fn probe(runtime: &Runtime) -> Result<(), String> {
+    let probe = match runtime {
+        Runtime::Docker => cli(runtime).args(["version", "--format", "{{.Server.Version}}"]).output(),
+        _ => cli(runtime).args(["info", "--format", "{{.Host.OCIRuntime.Name}}"]).output(),
+    };
+    match probe {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(format!("engine not answering: {}", String::from_utf8_lossy(&out.stderr).trim())),
+        Err(e) => Err(format!("{} not runnable: {e}", runtime.name())),
     }
 }
 

@@ -7,6 +7,7 @@
 mod containers;
 mod harness;
 mod ops;
+mod pool;
 mod session;
 mod tmux;
 
@@ -29,15 +30,15 @@ fn main() {
     args.test_threads.get_or_insert(6);
 
     let required = std::env::var("BOXSHELL_TEST_RUNTIMES").ok().filter(|v| !v.trim().is_empty());
-    let names: Vec<String> = match &required {
+    let selected: Vec<String> = match &required {
         Some(list) => list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
-        None => ["docker", "podman", "local", "tmux"].map(String::from).to_vec(),
+        None => ["docker", "podman", "local", "tmux", "kubectl", "custom", "custom-remote"].map(String::from).to_vec(),
     };
     let mut plan = Plan { trials: Vec::new(), required: required.is_some() };
     let mut fixtures = Vec::new();
     let mut tmux_fixtures = Vec::new();
     let mut ops_fixtures = Vec::new();
-    for name in names {
+    for name in selected {
         if name == "tmux" {
             match TmuxFixture::new() {
                 Ok(fx) => {
@@ -45,47 +46,68 @@ fn main() {
                     plan.add("tmux", &fx, tmux::TESTS);
                     tmux_fixtures.push(fx);
                 }
-                Err(reason) => plan.unavailable("tmux", &reason, tmux::TESTS.iter().map(|(t, _)| *t).collect()),
+                Err(reason) => plan.unavailable("tmux", &reason, names(tmux::TESTS)),
             }
             continue;
         }
-        let runtime: Runtime = match name.parse() {
-            Ok(r) => r,
-            Err(e) => {
-                plan.trials.push(Trial::test(format!("{name}::runtime_is_known"), move || Err(e.to_string().into())));
-                continue;
-            }
+        let fixture = match name.as_str() {
+            "custom" => Some(Fixture::custom(false)),
+            "custom-remote" => Some(Fixture::custom(true)),
+            "kubectl" => Some(Fixture::kubectl()),
+            _ => None,
         };
-        match Fixture::new(runtime.clone()) {
+        let runtime: Runtime = match fixture.as_ref().map(|f| f.as_ref().map(|f| f.runtime.clone())) {
+            Some(Ok(runtime)) => runtime,
+            Some(Err(_)) => Runtime::Docker,
+            None => match name.parse() {
+                Ok(r) => r,
+                Err(e) => {
+                    plan.trials
+                        .push(Trial::test(format!("{name}::runtime_is_known"), move || Err(e.to_string().into())));
+                    continue;
+                }
+            },
+        };
+        let fixture = fixture.unwrap_or_else(|| Fixture::new(runtime.clone()));
+        // A custom CLI is not known to say why an exec failed: the container-only tests of
+        // error kinds are for runtimes that do.
+        let classifies = !matches!(runtime, Runtime::Custom(_));
+        let prefix = name.clone();
+        let ops_prefix = format!("{prefix}::ops");
+        match fixture {
             Ok(fx) => {
                 let fx = Arc::new(fx);
-                let prefix = runtime.name();
-                plan.add(prefix, &fx, session::TESTS);
-                if runtime.is_container() {
-                    plan.add(prefix, &fx, session::CONTAINER_TESTS);
-                    plan.add(prefix, &fx, containers::TESTS);
-                    let ops_prefix = format!("{prefix}::ops");
+                plan.add(&prefix, &fx, session::TESTS);
+                plan.add(&prefix, &fx, pool::TESTS);
+                if runtime.is_container() && classifies {
+                    plan.add(&prefix, &fx, session::CONTAINER_TESTS);
+                    plan.add(&prefix, &fx, pool::CONTAINER_TESTS);
+                }
+                if runtime.is_engine() {
+                    plan.add(&prefix, &fx, containers::TESTS);
                     match TmuxFixture::new() {
                         Ok(tmux) => {
                             let ops_fx = Arc::new(ops::OpsFixture { containers: Arc::clone(&fx), tmux });
                             plan.add(&ops_prefix, &ops_fx, ops::TESTS);
                             ops_fixtures.push(ops_fx);
                         }
-                        Err(reason) => {
-                            plan.unavailable(&ops_prefix, &reason, ops::TESTS.iter().map(|(t, _)| *t).collect())
-                        }
+                        Err(reason) => plan.unavailable(&ops_prefix, &reason, names(ops::TESTS)),
                     }
                 }
                 fixtures.push(fx);
             }
             Err(reason) => {
-                let mut names: Vec<&'static str> = session::TESTS.iter().map(|(t, _)| *t).collect();
-                if runtime.is_container() {
-                    names.extend(session::CONTAINER_TESTS.iter().map(|(t, _)| *t));
-                    names.extend(containers::TESTS.iter().map(|(t, _)| *t));
-                    names.extend(ops::TESTS.iter().map(|(t, _)| *t));
+                let mut all = names(session::TESTS);
+                all.extend(names(pool::TESTS));
+                if runtime.is_container() && classifies {
+                    all.extend(names(session::CONTAINER_TESTS));
+                    all.extend(names(pool::CONTAINER_TESTS));
                 }
-                plan.unavailable(runtime.name(), &reason, names);
+                if runtime.is_engine() {
+                    all.extend(names(containers::TESTS));
+                    all.extend(names(ops::TESTS).into_iter().map(|t| format!("ops::{t}")));
+                }
+                plan.unavailable(&prefix, &reason, all);
             }
         }
     }
@@ -113,7 +135,7 @@ impl Plan {
 
     /// A runtime that does not answer: a failure when it was asked for, else its tests are
     /// listed as ignored.
-    fn unavailable(&mut self, prefix: &str, reason: &str, names: Vec<&'static str>) {
+    fn unavailable(&mut self, prefix: &str, reason: &str, names: Vec<String>) {
         if self.required {
             let message = format!("BOXSHELL_TEST_RUNTIMES names {prefix}, but: {reason}");
             self.trials.push(Trial::test(format!("{prefix}::available"), move || Err(message.into())));
@@ -124,6 +146,11 @@ impl Plan {
             self.trials.push(Trial::test(format!("{prefix}::{test}"), || Ok(())).with_ignored_flag(true));
         }
     }
+}
+
+/// The names of `tests`.
+fn names<F>(tests: &[(&'static str, Test<F>)]) -> Vec<String> {
+    tests.iter().map(|(t, _)| t.to_string()).collect()
 }
 
 /// Fails the test with a message unless `cond` holds.
