@@ -165,7 +165,14 @@ pub(crate) fn describe(cmd: &Command) -> String {
 }
 
 fn word(w: &OsStr) -> String {
+    const LONG: usize = 120;
     let s = w.to_string_lossy();
+    if s.len() > LONG {
+        // A script passed as an argument: its first line says what it is.
+        let first = s.lines().next().unwrap_or_default();
+        let first: String = first.chars().take(60).collect();
+        return crate::quote(&format!("{first}… ({} bytes)", s.len()));
+    }
     let plain = !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:@,+%".contains(&b));
     if plain { s.into_owned() } else { crate::quote(&s) }
 }
@@ -205,6 +212,13 @@ mod tests {
             RunError::TimedOut { stderr, .. } => assert_eq!(stderr, b"started\n"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn describes_long_scripts_by_their_first_line() {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", &format!("# Does a thing.\n{}", "x; ".repeat(100))]);
+        assert_eq!(describe(&cmd), "sh -c '# Does a thing.… (316 bytes)'");
     }
 
     #[test]

@@ -1087,21 +1087,27 @@ impl Session {
         }
         let mut result = Ok(());
         if self.dead.is_none() && self.pending.is_none() && self.reaper.is_some() {
-            // An idle shell cleans up after itself: no second exec needed.
-            let mut text = String::from(
+            // An idle shell cleans up after itself, as a command whose sentinel confirms it ran:
+            // no second exec needed, and a slow exec client need not be waited for.
+            let mut script = String::from(
                 "\\command unalias -a 2>/dev/null; \\command unset -f kill read set test echo 2>/dev/null; set +eu; set -- session \"$$\" KILL 0 ",
             );
-            text.push_str(&protocol::quote(self.stdin_dir().as_deref().unwrap_or("")));
-            text.push('\n');
-            text.push_str(REAP_SCRIPT);
-            text.push_str("\nexit 0\n");
-            let _ = self.write(text.as_bytes());
-            self.stdin = None;
-            match proc::wait_until(&mut self.child, Instant::now() + self.timeouts.close) {
-                Some(status) => {
-                    self.dead = Some(Some(proc::exit_code(status)));
+            script.push_str(&protocol::quote(self.stdin_dir().as_deref().unwrap_or("")));
+            script.push('\n');
+            script.push_str(REAP_SCRIPT);
+            let close = self.timeouts.close;
+            let cleaned = self.cmd(script).timeout(close).max_output(4096).run();
+            match cleaned {
+                Ok(out) if out.success() && self.dead.is_none() => {
+                    let _ = self.write(b"exit 0\n");
+                    self.stdin = None;
+                    match proc::wait_until(&mut self.child, Instant::now() + close) {
+                        Some(status) => self.dead = Some(Some(proc::exit_code(status))),
+                        // The container is clean; only the client is slow to go.
+                        None => self.kill_client(),
+                    }
                 }
-                None => result = self.kill_session(),
+                _ => result = self.kill_session(),
             }
         } else if self.dead.is_none() {
             result = self.kill_session();
