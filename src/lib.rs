@@ -20,6 +20,19 @@ pub use pool::{Pool, PoolBuilder, Pooled, PooledInfo};
 pub use runtime::{Custom, Kubectl, Runtime};
 pub use session::protocol::quote;
 pub use session::{Cmd, Event, Interrupter, Metrics, Output, Running, Session, SessionBuilder, Stream, Unread};
+/// What the fuzz target drives (`cargo fuzz`, which builds with `--cfg fuzzing`). Not API.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::session::protocol::MARK_LEN;
+    pub use crate::session::protocol::check::{model, scan_in_pieces};
+
+    /// The sentinel of a token made of `seed`'s bytes (mapped to hex digits).
+    pub fn marker(seed: &[u8]) -> [u8; MARK_LEN] {
+        crate::session::protocol::Token::from_seed(seed).marker()
+    }
+}
+
 pub use tmux::{Keys, Tmux, TmuxSpec, TmuxState, TmuxStatus};
 
 /// Compile-time proof of the thread-safety promised in the docs.

@@ -52,8 +52,28 @@ impl Captured {
     /// Trimmed, lossy stderr, or stdout when stderr is empty: the CLI's own words for an error.
     pub(crate) fn message(&self) -> String {
         let text = if self.stderr.iter().all(u8::is_ascii_whitespace) { &self.stdout } else { &self.stderr };
-        String::from_utf8_lossy(text).trim().to_string()
+        said(text)
     }
+}
+
+/// What a program printed, fit for an error message: lossy UTF-8, trimmed, control characters
+/// escaped (a CLI that prints binary garbage must not garble the message), at most 2000 chars.
+pub(crate) fn said(bytes: &[u8]) -> String {
+    const MAX: usize = 2000;
+    let text = String::from_utf8_lossy(bytes);
+    let mut out = String::new();
+    for (i, c) in text.trim().chars().enumerate() {
+        if i == MAX {
+            out.push('…');
+            break;
+        }
+        match c {
+            '\n' | '\t' => out.push(c),
+            c if c.is_control() => out.extend(c.escape_default()),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// How a one-shot call ended badly.
@@ -158,9 +178,19 @@ pub(crate) fn wait_until(child: &mut Child, deadline: Instant) -> Option<ExitSta
 }
 
 /// The command line of `cmd`, for messages: program and arguments, each quoted when needed.
+/// The value of an environment variable given as `-e KEY=VALUE` is left out: messages end up
+/// in logs.
 pub(crate) fn describe(cmd: &Command) -> String {
     let mut words = vec![word(cmd.get_program())];
-    words.extend(cmd.get_args().map(word));
+    let mut after_e = false;
+    for arg in cmd.get_args() {
+        let text = arg.to_string_lossy();
+        match text.split_once('=') {
+            Some((key, _)) if after_e => words.push(word(OsStr::new(&format!("{key}=…")))),
+            _ => words.push(word(arg)),
+        }
+        after_e = text == "-e";
+    }
     words.join(" ")
 }
 
@@ -219,6 +249,20 @@ mod tests {
         let mut cmd = Command::new("sh");
         cmd.args(["-c", &format!("# Does a thing.\n{}", "x; ".repeat(100))]);
         assert_eq!(describe(&cmd), "sh -c '# Does a thing.… (316 bytes)'");
+    }
+
+    #[test]
+    fn what_a_program_said_is_cleaned_up() {
+        assert_eq!(said(b"  Error: no such container: x\n"), "Error: no such container: x");
+        assert_eq!(said(b"a\x1b[31mb\x00c\xffd\te"), "a\\u{1b}[31mb\\u{0}c\u{fffd}d\te");
+        assert_eq!(said(&[b'x'; 5000]).chars().count(), 2001);
+    }
+
+    #[test]
+    fn describes_without_environment_values() {
+        let mut cmd = Command::new("tmux");
+        cmd.args(["new-session", "-e", "TOKEN=hunter2", "-e", "KEY_ONLY", "echo", "a=b"]);
+        assert_eq!(describe(&cmd), "tmux new-session -e 'TOKEN=…' -e KEY_ONLY echo a=b");
     }
 
     #[test]

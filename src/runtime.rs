@@ -400,16 +400,29 @@ impl Cli {
         let container = target.to_string();
         let message = message.to_string();
         Some(match status {
-            Ok((_, out)) if out.status.success() => match String::from_utf8_lossy(&out.stdout).trim() {
+            Ok((cmd, out)) if out.status.success() => match String::from_utf8_lossy(&out.stdout).trim() {
                 "running" | "Running" => return None,
-                state => Error::ContainerNotRunning { runtime, container, state: state.to_lowercase(), message },
+                state if !state.is_empty() && state.len() <= 20 && state.bytes().all(|b| b.is_ascii_alphabetic()) => {
+                    Error::ContainerNotRunning { runtime, container, state: state.to_lowercase(), message }
+                }
+                _ => Error::RuntimeUnavailable {
+                    runtime,
+                    command: proc::describe(&cmd),
+                    message: format!(
+                        "unexpected answer {:?}",
+                        proc::said(&out.stdout).chars().take(80).collect::<String>()
+                    ),
+                },
             },
             Ok((_, out)) if is_no_such_container(&out.message()) => {
                 Error::ContainerNotFound { runtime, container, message }
             }
             Ok((cmd, out)) => {
                 let said = out.message();
-                let message = if said == message { said } else { format!("{said}; {message}") };
+                let message = match (said.is_empty(), said == message) {
+                    (true, _) | (_, true) => message,
+                    _ => format!("{said}; {message}"),
+                };
                 Error::RuntimeUnavailable { runtime, command: proc::describe(&cmd), message }
             }
             Err(e) => e,

@@ -46,7 +46,7 @@ const CHANNEL_CAP: usize = 32;
 const TICK: Duration = Duration::from_millis(100);
 
 /// Longest time a signalling exec may take.
-const REAP_TIMEOUT: Duration = Duration::from_secs(10);
+const REAP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Timeouts of a session. Every wait in boxshell is bounded by one of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -292,6 +292,8 @@ impl SessionBuilder {
             pending: None,
             dead: None,
             closed: false,
+            cleanup_owed: false,
+            unreachable: false,
             timeouts: self.timeouts,
             max_output: self.max_output,
             tmp_dir: None,
@@ -519,6 +521,11 @@ pub struct Session {
     /// Set once the shell has exited, with its exit code when known.
     dead: Option<Option<i32>>,
     closed: bool,
+    /// Cleaning up after the shell failed (the container was paused, the engine did not
+    /// answer): `close` tries again.
+    cleanup_owed: bool,
+    /// A signalling exec failed during the last timeout: the container cannot be reached.
+    unreachable: bool,
     timeouts: Timeouts,
     max_output: usize,
     /// `$TMPDIR` (or `/tmp`) in the container, as the shell saw it at start.
@@ -754,11 +761,13 @@ impl Session {
     }
 
     /// Ends the shell and every process it started in the container, and waits for the exec
-    /// client to exit (up to the close timeout, then kills it).
+    /// client to exit (up to the close timeout, then kills it). If cleaning up after a shell
+    /// that died failed earlier (the container was paused), it is tried again here.
     ///
     /// # Errors
-    /// When the processes could not be signalled (the engine does not answer); a container
-    /// that is gone or stopped has nothing left to clean and is not an error.
+    /// When the processes could not be signalled (the engine does not answer, the container is
+    /// paused); a container that is gone or stopped has nothing left to clean and is not an
+    /// error.
     pub fn close(mut self) -> Result<()> {
         self.shutdown()
     }
@@ -777,9 +786,10 @@ impl Session {
         let (runtime, container) = (self.cli.runtime.to_string(), self.target.clone());
         let open_error =
             |message: String| Error::Open { runtime, container, command: command_line.to_string(), message };
+        // A failed write means the exec has ended already; the setup job then says how.
+        let _ = self.write(protocol::BOOTSTRAP.as_bytes());
         let result = self
-            .write(protocol::BOOTSTRAP.as_bytes())
-            .and_then(|()| self.start(&setup, Some(self.timeouts.open), None, Deliver::Keep(usize::MAX)))
+            .start(&setup, Some(self.timeouts.open), None, Deliver::Keep(usize::MAX))
             .and_then(|mut job| self.collect(&mut job, &mut Collector::new(0, None), None));
         let out = match result {
             Ok(Some(out)) => out,
@@ -789,7 +799,7 @@ impl Session {
                 return Err(e);
             }
         };
-        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        let stderr = proc::said(&out.stderr);
         if out.timed_out {
             self.kill_client();
             return Err(open_error(format!("the shell did not answer within {:?}", self.timeouts.open)));
@@ -822,7 +832,11 @@ impl Session {
             }
             _ => {
                 self.kill_client();
-                Err(open_error(if stderr.is_empty() { format!("unexpected answer {text:?}") } else { stderr }))
+                Err(open_error(if stderr.is_empty() {
+                    format!("unexpected answer {:?}", proc::said(&out.stdout))
+                } else {
+                    stderr
+                }))
             }
         }
     }
@@ -882,11 +896,9 @@ impl Session {
             return Err(self.shell_exited(self.dead.flatten()));
         }
         if let Err(e) = self.write(text.as_bytes()) {
-            // The shell is gone (EPIPE) or going.
-            log::warn!("{e}");
-            self.shared.abandon(job.seq);
-            self.mark_dead(None);
-            return Err(self.shell_exited(self.dead.flatten()));
+            // The shell is gone (EPIPE): its pipes are closing, and waiting for the job finds
+            // out how it ended and what it printed.
+            log::debug!("{e}");
         }
         Ok(job)
     }
@@ -967,28 +979,45 @@ impl Session {
             self.kill_client();
             return true;
         };
-        let command = job.command.clone();
-        let signal = |scope, sig| {
-            reaper.signal(scope, sig, None).unwrap_or_else(|e| {
-                log::warn!("stopping `{command}`: {e}");
-                Vec::new()
-            })
+        // When the container cannot be reached to signal (paused, engine gone, CLI hanging),
+        // more attempts would fail the same way: go straight to killing the exec client.
+        let mut unreachable = |e: Error| {
+            log::warn!("stopping `{}` in {}: {e}; killing the exec client", job.command, self.target);
+            self.unreachable = true;
         };
         job.step = match job.step {
             Step::Running => {
                 job.timed_out = true;
                 log::warn!("`{}` in {} timed out; interrupting it", job.command, self.target);
-                job.tree = signal(Scope::Command, "INT");
-                Step::Interrupted(now + grace)
+                match reaper.signal(Scope::Command, "INT", None) {
+                    Ok(tree) => {
+                        job.tree = tree;
+                        Step::Interrupted(now + grace)
+                    }
+                    Err(e) => {
+                        unreachable(e);
+                        Step::ShellKilled(now)
+                    }
+                }
             }
             Step::Interrupted(_) => {
                 log::warn!("`{}` did not stop on SIGINT; killing it", job.command);
-                job.tree.extend(signal(Scope::Command, "KILL"));
-                Step::Killed(now + grace)
+                match reaper.signal(Scope::Command, "KILL", None) {
+                    Ok(tree) => {
+                        job.tree.extend(tree);
+                        Step::Killed(now + grace)
+                    }
+                    Err(e) => {
+                        unreachable(e);
+                        Step::ShellKilled(now)
+                    }
+                }
             }
             Step::Killed(_) => {
                 log::warn!("the shell in {} does not come back; killing the session", self.target);
-                signal(Scope::Session, "KILL");
+                if let Err(e) = reaper.signal(Scope::Session, "KILL", None) {
+                    unreachable(e);
+                }
                 Step::ShellKilled(now + grace)
             }
             Step::ShellKilled(_) => {
@@ -1053,7 +1082,13 @@ impl Session {
         let code = code.or(status.map(proc::exit_code));
         log::info!("the shell of session {} in {} exited (code {code:?})", self.id, self.target);
         self.dead = Some(code);
-        let _ = self.reap_leftovers();
+        if self.unreachable {
+            // Signalling just failed (paused container, engine gone): not again now, `close`
+            // tries.
+            self.cleanup_owed = true;
+        } else {
+            let _ = self.reap_leftovers();
+        }
     }
 
     /// Kills what the shell left behind (background jobs outliving `exit`), and its temporary
@@ -1061,13 +1096,18 @@ impl Session {
     fn reap_leftovers(&mut self) -> Result<()> {
         let Some(reaper) = self.reaper.clone() else { return Ok(()) };
         let dir = self.stdin_dir();
-        match reaper.signal(Scope::Session, "KILL", dir.as_deref()) {
-            Ok(_) | Err(Error::ContainerNotFound { .. } | Error::ContainerNotRunning { .. }) => Ok(()),
+        let result = match reaper.signal(Scope::Session, "KILL", dir.as_deref()) {
+            Ok(_) | Err(Error::ContainerNotFound { .. }) => Ok(()),
+            // A stopped container has no processes left; a paused one still has them all.
+            Err(Error::ContainerNotRunning { state, .. }) if state != "paused" => Ok(()),
             Err(e) => {
                 log::warn!("cleaning up after the session in {}: {e}", self.target);
                 Err(e)
             }
-        }
+        };
+        // Owed until it succeeds: `close` tries again.
+        self.cleanup_owed = result.is_err();
+        result
     }
 
     fn stdin_dir(&self) -> Option<String> {
@@ -1111,6 +1151,8 @@ impl Session {
             }
         } else if self.dead.is_none() {
             result = self.kill_session();
+        } else if self.cleanup_owed {
+            result = self.reap_leftovers();
         }
         self.join_readers();
         log::info!("session {} in {} closed", self.id, self.target);

@@ -50,7 +50,7 @@ const TOKEN_LEN: usize = 32;
 const MARK_PREFIX: &[u8] = b"\x1fbx";
 
 /// Length of a whole sentinel (prefix and token).
-pub(crate) const MARK_LEN: usize = MARK_PREFIX.len() + TOKEN_LEN;
+pub const MARK_LEN: usize = MARK_PREFIX.len() + TOKEN_LEN;
 
 /// Longest trailer (`" STATUS BGPID"`) accepted after a sentinel before the line is cut short.
 const MAX_TRAILER: usize = 64;
@@ -85,6 +85,16 @@ impl Token {
         let mut digits = [0u8; TOKEN_LEN];
         let hex = uuid::Uuid::new_v4().simple().to_string();
         digits.copy_from_slice(hex.as_bytes());
+        Token(digits)
+    }
+
+    /// A token made of `seed`'s bytes, mapped to hex digits (for the fuzzer).
+    #[cfg(fuzzing)]
+    pub(crate) fn from_seed(seed: &[u8]) -> Token {
+        let mut digits = [b'0'; TOKEN_LEN];
+        for (d, s) in digits.iter_mut().zip(seed) {
+            *d = b"0123456789abcdef"[usize::from(s & 15)];
+        }
         Token(digits)
     }
 
@@ -248,24 +258,20 @@ impl Scanner {
     fn trailer_from(&mut self, chunk: Vec<u8>, from: usize, data: Vec<u8>) -> Scan {
         let trailer = self.trailer.get_or_insert_with(Vec::new);
         let tail = &chunk[from..];
-        match tail.iter().position(|&b| b == b'\n') {
-            Some(nl) => {
-                trailer.extend_from_slice(&tail[..nl]);
-                let end = std::mem::take(trailer);
-                Scan { data, end: Some(end), rest: tail[nl + 1..].to_vec() }
-            }
-            None if trailer.len() + tail.len() > MAX_TRAILER => {
-                // Not our printf's output after all: end the line here rather than grow.
-                let room = MAX_TRAILER.saturating_sub(trailer.len());
-                trailer.extend_from_slice(&tail[..room.min(tail.len())]);
-                let end = std::mem::take(trailer);
-                Scan { data, end: Some(end), rest: tail[room.min(tail.len())..].to_vec() }
-            }
+        // The trailer ends at a newline within MAX_TRAILER bytes of the sentinel, or is cut
+        // there: not our printf's output after all. Either way, wherever the reads cut.
+        let room = MAX_TRAILER - trailer.len();
+        let (taken, newline) = match tail[..room.min(tail.len())].iter().position(|&b| b == b'\n') {
+            Some(nl) => (nl, 1),
+            None if tail.len() >= room => (room, 0),
             None => {
                 trailer.extend_from_slice(tail);
-                Scan { data, end: None, rest: Vec::new() }
+                return Scan { data, end: None, rest: Vec::new() };
             }
-        }
+        };
+        trailer.extend_from_slice(&tail[..taken]);
+        let end = std::mem::take(trailer);
+        Scan { data, end: Some(end), rest: tail[taken + newline..].to_vec() }
     }
 }
 
@@ -309,6 +315,62 @@ fn find_byte(hay: &[u8], byte: u8) -> Option<usize> {
 fn partial_suffix(hay: &[u8], needle: &[u8; MARK_LEN]) -> usize {
     let start = hay.len().saturating_sub(MARK_LEN - 1);
     (start..hay.len()).find(|&i| hay[i] == needle[0] && needle.starts_with(&hay[i..])).map_or(0, |i| hay.len() - i)
+}
+
+/// A reference model of [`Scanner`] and a driver that feeds it in pieces: shared by the
+/// property tests and the fuzz target.
+#[cfg(any(test, fuzzing))]
+pub mod check {
+    use super::{MARK_LEN, MAX_TRAILER, Scanner};
+
+    /// What scanning `stream` must find, computed on the whole stream at once: the data before
+    /// the sentinel, the trailer if the sentinel line is complete, and what follows it.
+    pub fn model(stream: &[u8], marker: &[u8; MARK_LEN]) -> (Vec<u8>, Option<Vec<u8>>, Vec<u8>) {
+        let Some(at) = stream.windows(MARK_LEN).position(|w| w == marker) else {
+            return (stream.to_vec(), None, Vec::new());
+        };
+        let after = &stream[at + MARK_LEN..];
+        let window = &after[..MAX_TRAILER.min(after.len())];
+        match window.iter().position(|&b| b == b'\n') {
+            Some(nl) => (stream[..at].to_vec(), Some(after[..nl].to_vec()), after[nl + 1..].to_vec()),
+            None if after.len() >= MAX_TRAILER => {
+                (stream[..at].to_vec(), Some(after[..MAX_TRAILER].to_vec()), after[MAX_TRAILER..].to_vec())
+            }
+            // The sentinel line is not complete yet: its start is held, not delivered.
+            None => (stream[..at].to_vec(), None, Vec::new()),
+        }
+    }
+
+    /// Feeds `stream` cut at `cuts`, as a reader does: after the end, later bytes are not
+    /// the scanner's; without an end, what is held back is flushed at EOF.
+    pub fn scan_in_pieces(
+        stream: &[u8],
+        cuts: &[usize],
+        marker: [u8; MARK_LEN],
+    ) -> (Vec<u8>, Option<Vec<u8>>, Vec<u8>) {
+        let mut bounds: Vec<usize> = cuts.iter().map(|&c| c % (stream.len() + 1)).collect();
+        bounds.extend([0, stream.len()]);
+        bounds.sort_unstable();
+        bounds.dedup();
+        let mut scanner = Scanner::new(marker);
+        let (mut data, mut rest) = (Vec::new(), Vec::new());
+        let mut end = None;
+        for pair in bounds.windows(2) {
+            let piece = stream[pair[0]..pair[1]].to_vec();
+            if end.is_some() {
+                rest.extend(piece);
+                continue;
+            }
+            let scan = scanner.feed(piece);
+            data.extend(scan.data);
+            rest.extend(scan.rest);
+            end = scan.end;
+        }
+        if end.is_none() && scanner.trailer.is_none() {
+            data.extend(scanner.flush());
+        }
+        (data, end, rest)
+    }
 }
 
 #[cfg(test)]
@@ -424,6 +486,55 @@ mod tests {
                 hay.iter_mut().filter(|b| **b == b'a').step_by(3).for_each(|b| *b = 0x9f);
                 hay.iter_mut().filter(|b| **b == b'a').step_by(2).for_each(|b| *b = 0x1e);
                 assert_eq!(find_byte(&hay, 0x1f), hay.iter().position(|&b| b == 0x1f), "{hay:?}");
+            }
+        }
+    }
+
+    mod properties {
+        use super::super::check::{model, scan_in_pieces};
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Pieces that streams are made of: noise, UTF-8, and everything that looks like a
+        /// sentinel or a part of one.
+        fn piece(marker: [u8; MARK_LEN]) -> impl Strategy<Value = Vec<u8>> {
+            prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..40),
+                "[a-zé€😀\\n ]{0,12}".prop_map(String::into_bytes),
+                Just(marker.to_vec()),
+                (1..MARK_LEN).prop_map(move |n| marker[..n].to_vec()),
+                (1..MARK_LEN).prop_map(move |n| marker[n..].to_vec()),
+                Just(b"\x1f".to_vec()),
+                Just(b"\x1fbx".to_vec()),
+                Just(b" 0 0\n".to_vec()),
+                Just(vec![b'9'; 70]),
+            ]
+        }
+
+        fn case() -> impl Strategy<Value = ([u8; MARK_LEN], Vec<u8>, Vec<usize>)> {
+            "[0-9a-f]{32}".prop_flat_map(|hex| {
+                let token = Token(hex.as_bytes().try_into().unwrap());
+                let marker = token.marker();
+                (
+                    Just(marker),
+                    proptest::collection::vec(piece(marker), 0..12).prop_map(|p| p.concat()),
+                    proptest::collection::vec(any::<usize>(), 0..20),
+                )
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+
+            #[test]
+            fn any_cutting_finds_what_the_model_finds((marker, stream, cuts) in case()) {
+                prop_assert_eq!(scan_in_pieces(&stream, &cuts, marker), model(&stream, &marker));
+            }
+
+            #[test]
+            fn one_byte_at_a_time_finds_what_the_model_finds((marker, stream, _) in case()) {
+                let every: Vec<usize> = (0..=stream.len()).collect();
+                prop_assert_eq!(scan_in_pieces(&stream, &every, marker), model(&stream, &marker));
             }
         }
     }

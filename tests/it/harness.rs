@@ -263,6 +263,11 @@ impl Drop for TmuxFixture {
 /// `BOXSHELL_IT_HELPER` is set it does that one thing and exits. Returns whether it did.
 pub fn helper_mode() -> bool {
     let Ok(what) = std::env::var("BOXSHELL_IT_HELPER") else { return false };
+    let parts: Vec<&str> = what.splitn(4, ':').collect();
+    if let [task @ ("big-output" | "big-stream"), runtime, container, program] = parts.as_slice() {
+        crate::faults::run_helper(task, runtime, container, program);
+        return true;
+    }
     let parts: Vec<&str> = what.splitn(3, ':').collect();
     let err = match parts.as_slice() {
         ["attach-container", runtime, name] => {
@@ -307,5 +312,19 @@ pub fn contain(body: impl FnOnce() -> Result<(), libtest_mimic::Failed>) -> Resu
                 .unwrap_or_else(|| "panicked".into());
             Err(text.into())
         }
+    }
+}
+
+/// Waits up to `timeout` for `child` to exit.
+pub fn wait_child(child: &mut std::process::Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

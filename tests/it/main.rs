@@ -5,9 +5,11 @@
 //! answers is tested and the rest is reported and marked ignored.
 
 mod containers;
+mod faults;
 mod harness;
 mod ops;
 mod pool;
+mod security;
 mod session;
 mod tmux;
 
@@ -25,6 +27,7 @@ fn main() {
     if harness::helper_mode() {
         return;
     }
+    security::capture_logs();
     let mut args = Arguments::from_args();
     // Most tests wait on containers rather than on the CPU.
     args.test_threads.get_or_insert(6);
@@ -79,12 +82,22 @@ fn main() {
                 let fx = Arc::new(fx);
                 plan.add(&prefix, &fx, session::TESTS);
                 plan.add(&prefix, &fx, pool::TESTS);
+                plan.add(&prefix, &fx, security::TESTS);
+                if runtime.is_engine() || runtime == Runtime::Local {
+                    plan.add(&prefix, &fx, faults::TESTS);
+                }
                 if runtime.is_container() && classifies {
                     plan.add(&prefix, &fx, session::CONTAINER_TESTS);
                     plan.add(&prefix, &fx, pool::CONTAINER_TESTS);
                 }
                 if runtime.is_engine() {
                     plan.add(&prefix, &fx, containers::TESTS);
+                    plan.add(&prefix, &fx, faults::ENGINE_TESTS);
+                }
+                if runtime == Runtime::Docker {
+                    plan.add(&format!("{prefix}::faults"), &fx, faults::CLI_TESTS);
+                }
+                if runtime.is_engine() {
                     match TmuxFixture::new() {
                         Ok(tmux) => {
                             let ops_fx = Arc::new(ops::OpsFixture { containers: Arc::clone(&fx), tmux });
@@ -99,6 +112,16 @@ fn main() {
             Err(reason) => {
                 let mut all = names(session::TESTS);
                 all.extend(names(pool::TESTS));
+                all.extend(names(security::TESTS));
+                if runtime.is_engine() || runtime == Runtime::Local {
+                    all.extend(names(faults::TESTS));
+                }
+                if runtime.is_engine() {
+                    all.extend(names(faults::ENGINE_TESTS));
+                }
+                if runtime == Runtime::Docker {
+                    all.extend(names(faults::CLI_TESTS).into_iter().map(|t| format!("faults::{t}")));
+                }
                 if runtime.is_container() && classifies {
                     all.extend(names(session::CONTAINER_TESTS));
                     all.extend(names(pool::CONTAINER_TESTS));

@@ -249,13 +249,21 @@ fn pool_container_gone_is_an_error_then_a_new_session(fx: &Fixture) -> R {
         sh.id()
     };
     engine(&fx.engine, &["rm", "-f", &name]);
-    // The session died with its container; a new one cannot be opened until it is back.
+    // The session died with its container; a new one cannot be opened until it is back. (Until
+    // the exec client notices, the old session may still be handed out: its command fails.)
     let start = Instant::now();
-    match pool.get_or_create(&name) {
-        Err(Error::ContainerNotFound { .. }) => {}
-        other => return Err(format!("expected ContainerNotFound, got {:?}", other.map(|s| s.id())).into()),
+    loop {
+        match pool.get_or_create(&name) {
+            Err(Error::ContainerNotFound { .. }) => break,
+            Ok(mut sh) => {
+                ensure!(sh.id() == id, "a new session for a container that is gone");
+                let r = sh.exec("echo still here");
+                ensure!(!matches!(&r, Ok(out) if out.success()), "a command ran in a removed container: {r:?}");
+            }
+            Err(e) => return Err(format!("expected ContainerNotFound, got {e:?}").into()),
+        }
+        ensure!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
     }
-    ensure!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
     run_container(&fx.engine, &name)?;
     let mut sh = pool.get_or_create(&name)?;
     ensure!(sh.id() != id, "same session");
