@@ -7,11 +7,12 @@
 //! that afterwards the process has the same open fds and threads as before and the container
 //! the same processes.
 
-use std::collections::BTreeMap;
-use std::process::Command;
+mod common;
+
 use std::time::{Duration, Instant};
 
 use boxshell::{Runtime, Session};
+use common::{Snapshot, Throwaway, children, env_number, rss_kib};
 
 fn main() {
     let sessions: usize = env_number("BOXSHELL_SCALE_SESSIONS", 100);
@@ -22,22 +23,10 @@ fn main() {
     let mut failed = false;
     for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         let runtime: Runtime = name.parse().expect("runtime name");
-        let container = format!("boxshell-scale-{}", std::process::id());
-        let mut run = Command::new(runtime.name());
-        run.args(["run", "-d", "--rm", "--init", "--name", &container, &image, "sleep", "3600"]);
-        match run.output() {
-            Ok(out) if out.status.success() => {}
-            Ok(out) => {
-                println!("{runtime}: left out: {}", String::from_utf8_lossy(&out.stderr).trim());
-                continue;
-            }
-            Err(e) => {
-                println!("{runtime}: left out: {e}");
-                continue;
-            }
+        match Throwaway::start(&runtime, &image, "scale") {
+            Ok(target) => failed |= !scale(&runtime, &target.name, sessions, commands),
+            Err(e) => println!("{runtime}: left out: {e}"),
         }
-        failed |= !scale(&runtime, &container, sessions, commands);
-        let _ = Command::new(runtime.name()).args(["rm", "-f", &container]).output();
     }
     if failed {
         std::process::exit(1);
@@ -45,7 +34,8 @@ fn main() {
 }
 
 fn scale(runtime: &Runtime, container: &str, sessions: usize, commands: usize) -> bool {
-    let before = Snapshot::take(runtime, container);
+    let snapshot = || Snapshot::take(runtime, container, |_| false);
+    let before = snapshot();
     let start = Instant::now();
     let opened: Vec<Session> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..sessions)
@@ -62,7 +52,7 @@ fn scale(runtime: &Runtime, container: &str, sessions: usize, commands: usize) -
         handles.into_iter().map(|h| h.join().expect("thread")).collect()
     });
     let open_time = start.elapsed();
-    let during = Snapshot::take(runtime, container);
+    let during = snapshot();
     let clients = exec_clients_rss_kib();
 
     let start = Instant::now();
@@ -93,7 +83,7 @@ fn scale(runtime: &Runtime, container: &str, sessions: usize, commands: usize) -
     });
     let close_time = start.elapsed();
     std::thread::sleep(Duration::from_millis(500));
-    let after = Snapshot::take(runtime, container);
+    let after = snapshot();
 
     let n = sessions as f64;
     let kib = |k: i64| format!("{:.1} MiB", k as f64 / 1024.0);
@@ -123,71 +113,18 @@ fn scale(runtime: &Runtime, container: &str, sessions: usize, commands: usize) -
     println!("| {runtime} | before → after: threads | {} → {} |", before.threads, after.threads);
     println!(
         "| {runtime} | before → after: processes in the container | {} → {} |",
-        before.container_processes.len(),
-        after.container_processes.len()
+        before.processes.len(),
+        after.processes.len()
     );
     println!();
-    let ok = after.fds == before.fds
-        && after.threads == before.threads
-        && after.container_processes == before.container_processes;
+    let ok = before.same_holdings(&after);
     if !ok {
         println!("LEAK: before {before:?}\n      after  {after:?}");
     }
     ok
 }
 
-#[derive(Debug)]
-struct Snapshot {
-    fds: usize,
-    threads: usize,
-    rss_kib: i64,
-    /// Command lines in the container, with how many run each.
-    container_processes: BTreeMap<String, usize>,
-}
-
-impl Snapshot {
-    fn take(runtime: &Runtime, container: &str) -> Snapshot {
-        let count = |dir: &str| std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
-        let out = Command::new(runtime.name()).args(["exec", container, "ps", "-o", "args"]).output().expect("ps");
-        let mut container_processes = BTreeMap::new();
-        for line in String::from_utf8_lossy(&out.stdout).lines().skip(1) {
-            if !line.starts_with("ps ") {
-                *container_processes.entry(line.to_string()).or_insert(0) += 1;
-            }
-        }
-        Snapshot {
-            fds: count("/proc/self/fd"),
-            threads: count("/proc/self/task"),
-            rss_kib: rss_kib("/proc/self/status"),
-            container_processes,
-        }
-    }
-}
-
-fn rss_kib(status: &str) -> i64 {
-    std::fs::read_to_string(status)
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// Total RSS of this process's children: the runtime's exec clients.
 fn exec_clients_rss_kib() -> i64 {
-    let me = std::process::id().to_string();
-    let mut total = 0;
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let path = entry.path();
-        let Ok(stat) = std::fs::read_to_string(path.join("stat")) else { continue };
-        let ppid = stat.rsplit_once(") ").and_then(|(_, rest)| rest.split_whitespace().nth(1));
-        if ppid == Some(me.as_str()) {
-            total += rss_kib(&path.join("status").to_string_lossy());
-        }
-    }
-    total
-}
-
-fn env_number(key: &str, default: usize) -> usize {
-    std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    children().iter().map(|p| rss_kib(&p.join("status").to_string_lossy())).sum()
 }

@@ -14,6 +14,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use boxshell::{Runtime, Session};
+use common::Throwaway;
+
+mod common;
 
 const ROUNDS: usize = 10;
 const PER_ROUND: usize = 300;
@@ -38,7 +41,6 @@ fn main() {
         new_exec_per_command(&target);
         throughput(&target);
         open_time(&target);
-        target.stop();
     }
 }
 
@@ -46,28 +48,13 @@ fn main() {
 struct Target {
     runtime: Runtime,
     container: String,
+    _throwaway: Throwaway,
 }
 
 impl Target {
     fn start(runtime: &Runtime, image: &str) -> Result<Target, String> {
-        if !runtime.is_container() {
-            return Ok(Target { runtime: runtime.clone(), container: "-".into() });
-        }
-        let container = format!("boxshell-bench-{}", std::process::id());
-        let out = Command::new(runtime.name())
-            .args(["run", "-d", "--rm", "--init", "--name", &container, image, "sleep", "3600"])
-            .output()
-            .map_err(|e| e.to_string())?;
-        if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
-        }
-        Ok(Target { runtime: runtime.clone(), container })
-    }
-
-    fn stop(&self) {
-        if self.runtime.is_container() {
-            let _ = Command::new(self.runtime.name()).args(["rm", "-f", &self.container]).output();
-        }
+        let throwaway = Throwaway::start(runtime, image, "bench")?;
+        Ok(Target { runtime: runtime.clone(), container: throwaway.name.clone(), _throwaway: throwaway })
     }
 
     /// `argv` run in the target: `RUNTIME exec [-i] CONTAINER argv...`, or argv on the host.

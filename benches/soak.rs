@@ -9,11 +9,12 @@
 //! container the processes it started with. `BOXSHELL_BENCH_RUNTIMES` (default `local,docker`)
 //! picks the runtimes; CI runs a shortened form.
 
-use std::collections::BTreeMap;
-use std::process::Command;
+mod common;
+
 use std::time::{Duration, Instant};
 
 use boxshell::{Runtime, Session};
+use common::{Snapshot, Throwaway, env_number};
 
 fn main() {
     let cycles = env_number("BOXSHELL_SOAK_CYCLES", 10_000);
@@ -28,21 +29,13 @@ fn main() {
     let mut leaked = false;
     for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         let runtime: Runtime = name.parse().expect("runtime name");
-        let container = if runtime.is_container() {
-            let name = format!("boxshell-soak-{}", std::process::id());
-            let out = Command::new(runtime.name())
-                .args(["run", "-d", "--rm", "--init", "--name", &name, &image, "sleep", "86400"])
-                .output()
-                .expect("run the container");
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-            name
-        } else {
-            "-".into()
-        };
-        let before = Snapshot::take(&runtime, &container);
-        let (cycle_time, command_time) = soak(&runtime, &container, cycles, commands);
+        let target = Throwaway::start(&runtime, &image, "soak").expect("the container");
+        // On the host, the background jobs the soak starts.
+        let snapshot = || Snapshot::take(&runtime, &target.name, |l| l.starts_with("sleep 60"));
+        let before = snapshot();
+        let (cycle_time, command_time) = soak(&runtime, &target.name, cycles, commands);
         std::thread::sleep(Duration::from_millis(500));
-        let after = Snapshot::take(&runtime, &container);
+        let after = snapshot();
         println!(
             "| {runtime} | {cycles} | {:.1} s | {commands} | {:.1} s | {} → {} | {} → {} | {} → {} | {} → {} |",
             cycle_time.as_secs_f64(),
@@ -53,17 +46,12 @@ fn main() {
             after.threads,
             before.children,
             after.children,
-            before.container.values().sum::<usize>(),
-            after.container.values().sum::<usize>(),
+            before.processes.values().sum::<usize>(),
+            after.processes.values().sum::<usize>(),
         );
-        if (after.fds, after.threads, after.children, &after.container)
-            != (before.fds, before.threads, before.children, &before.container)
-        {
+        if !before.same_holdings(&after) {
             println!("LEAK in {runtime}:\n  before {before:?}\n  after  {after:?}");
             leaked = true;
-        }
-        if runtime.is_container() {
-            let _ = Command::new(runtime.name()).args(["rm", "-f", &container]).output();
         }
     }
     if leaked {
@@ -110,56 +98,4 @@ fn soak(runtime: &Runtime, container: &str, cycles: usize, commands: usize) -> (
     let command_time = start.elapsed();
     sh.close().expect("close");
     (cycle_time, command_time)
-}
-
-#[derive(Debug, PartialEq, Eq)]
-struct Snapshot {
-    fds: usize,
-    threads: usize,
-    children: usize,
-    /// Command lines in the container (on the host: the soak's background jobs), counted.
-    container: BTreeMap<String, usize>,
-}
-
-impl Snapshot {
-    fn take(runtime: &Runtime, container: &str) -> Snapshot {
-        let count = |dir: &str| std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
-        // In the container, every process; on the host, the background jobs the soak starts.
-        let out = if runtime.is_container() {
-            Command::new(runtime.name()).args(["exec", container, "ps", "-o", "args"]).output()
-        } else {
-            Command::new("ps").args(["-eo", "args"]).output()
-        }
-        .expect("ps");
-        let mut procs = BTreeMap::new();
-        let ours = |l: &&str| runtime.is_container() || l.starts_with("sleep 60");
-        for line in String::from_utf8_lossy(&out.stdout).lines().skip(1).filter(|l| !l.starts_with("ps ")).filter(ours)
-        {
-            *procs.entry(line.to_string()).or_insert(0) += 1;
-        }
-        Snapshot {
-            fds: count("/proc/self/fd"),
-            threads: count("/proc/self/task"),
-            children: children(),
-            container: procs,
-        }
-    }
-}
-
-/// Processes whose parent is this process.
-fn children() -> usize {
-    let me = std::process::id().to_string();
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-        .filter(|stat| {
-            stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.split_whitespace().nth(1) == Some(me.as_str()))
-        })
-        .count()
-}
-
-fn env_number(key: &str, default: usize) -> usize {
-    std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }

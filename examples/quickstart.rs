@@ -5,17 +5,15 @@
 //! that `scripts/setup-runtimes.sh` builds), removed at the end. Otherwise it uses a shell on
 //! this host. It says which.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use boxshell::{Runtime, Session};
+use boxshell::{Container, ContainerSpec, Containers, Runtime, Session};
 
 fn main() -> boxshell::Result<()> {
     let place = Place::choose();
     println!("== {}", place.describe());
-    let result = tour(&place);
-    place.clean_up();
-    result
+    tour(&place)
+    // A throwaway container is removed here, when `place` is dropped.
 }
 
 fn tour(place: &Place) -> boxshell::Result<()> {
@@ -66,15 +64,15 @@ fn tour(place: &Place) -> boxshell::Result<()> {
 struct Place {
     runtime: Runtime,
     container: String,
-    /// A container this example started and must remove.
-    throwaway: bool,
+    /// A container this example started: removed when dropped.
+    throwaway: Option<Container>,
 }
 
 impl Place {
     fn choose() -> Place {
         let local = |why: String| {
             println!("(no container: {why})");
-            Place { runtime: Runtime::Local, container: "-".into(), throwaway: false }
+            Place { runtime: Runtime::Local, container: "-".into(), throwaway: None }
         };
         let runtime = match Runtime::detect() {
             Ok(Runtime::Local) => return local("BOXSHELL_RUNTIME=local".into()),
@@ -82,19 +80,16 @@ impl Place {
             Err(e) => return local(e.to_string()),
         };
         if let Ok(container) = std::env::var("BOXSHELL_CONTAINER") {
-            return Place { runtime, container, throwaway: false };
+            return Place { runtime, container, throwaway: None };
         }
         let image = std::env::var("BOXSHELL_IMAGE").unwrap_or_else(|_| "boxshell-test:latest".into());
-        let name = format!("boxshell-quickstart-{}", std::process::id());
-        let run = Command::new(runtime.name())
-            .args(["run", "-d", "--rm", "--init", "--name", &name, &image, "sleep", "3600"])
-            .output();
-        match run {
-            Ok(out) if out.status.success() => Place { runtime, container: name, throwaway: true },
-            Ok(out) => {
-                local(format!("`{runtime} run {image}` failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
-            }
-            Err(e) => local(format!("`{runtime} run` failed: {e}")),
+        let spec = ContainerSpec::new(&image)
+            .name(format!("boxshell-quickstart-{}", std::process::id()))
+            .command(["sleep", "3600"])
+            .init();
+        match Containers::new(runtime.clone()).run(&spec) {
+            Ok(c) => Place { runtime, container: c.name().to_string(), throwaway: Some(c.remove_on_drop()) },
+            Err(e) => local(e.to_string()),
         }
     }
 
@@ -105,15 +100,8 @@ impl Place {
                 "running in {} container {}{}",
                 self.runtime,
                 self.container,
-                if self.throwaway { " (throwaway)" } else { "" }
+                if self.throwaway.is_some() { " (throwaway)" } else { "" }
             ),
-        }
-    }
-
-    fn clean_up(&self) {
-        if self.throwaway {
-            let _ = Command::new(self.runtime.name()).args(["rm", "-f", &self.container]).output();
-            println!("removed {}", self.container);
         }
     }
 }
