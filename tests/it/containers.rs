@@ -9,7 +9,9 @@ use libtest_mimic::Failed;
 
 use crate::Test;
 use crate::ensure;
-use crate::harness::{Fixture, LABEL, cmdline, contain, engine, image, remove_container, spawn_helper, tag, unique};
+use crate::harness::{
+    Fixture, LABEL, cmdline, contain, engine, eventually, image, remove_container, spawn_helper, tag, unique,
+};
 
 type R = Result<(), Failed>;
 
@@ -117,7 +119,12 @@ fn kill_and_restart(fx: &Fixture) -> R {
     assert_eq!(inspect(fx, &name, "{{.State.Status}}"), "running");
     assert_ne!(k.status()?.pid, pid, "restart made a new main process");
     c.kill(&name)?;
-    assert_eq!(inspect(fx, &name, "{{.State.Status}}"), "exited");
+    // Podman passes through "stopped" while its clean-up process records the exit.
+    ensure!(
+        eventually(|| inspect(fx, &name, "{{.State.Status}}") == "exited"),
+        "{}",
+        inspect(fx, &name, "{{.State.Status}}")
+    );
     assert_eq!(k.status()?.exit_code, Some(137));
     // Killing a stopped container is an error from the engine; stopping it is not.
     assert!(matches!(c.kill(&name), Err(Error::Failed { operation: "kill", .. })));
@@ -334,12 +341,10 @@ fn volumes_and_log_volume(fx: &Fixture) -> R {
         .log_volume(format!("{}:/logs", logs.display()))
         .init();
     let v = c.run(&spec)?.remove_on_drop();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !logs.join("app.log").exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
     let result = contain(|| -> R {
-        ensure!(std::fs::read(logs.join("app.log"))? == b"from host\n", "log volume");
+        // The shell creates the file before `cat` fills it: wait for the content, not the name.
+        let log = || std::fs::read(logs.join("app.log")).unwrap_or_default();
+        ensure!(eventually(|| log() == b"from host\n"), "log volume: {:?}", String::from_utf8_lossy(&log()));
         let out = v.exec(&["sh", "-c", "echo x > /data/new 2>/dev/null || echo read-only"], Duration::from_secs(20))?;
         ensure!(out.stdout == b"read-only\n", "{out:?}");
         Ok(())

@@ -315,6 +315,18 @@ pub fn contain(body: impl FnOnce() -> Result<(), libtest_mimic::Failed>) -> Resu
     }
 }
 
+/// Waits until `cond` holds, checking every 50 ms for up to 10 s; says whether it did.
+pub fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cond()
+}
+
 /// Waits up to `timeout` for `child` to exit.
 pub fn wait_child(child: &mut std::process::Child, timeout: Duration) -> Option<std::process::ExitStatus> {
     let deadline = Instant::now() + timeout;

@@ -1,14 +1,14 @@
 //! The facade over tmux and containers, with real tmux (on a private socket) and a real engine;
 //! every operation is checked against the backend's own view afterwards.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use boxshell::{Backend, Error, Ops, SessionDef, State, Stop};
 use libtest_mimic::Failed;
 
 use crate::Test;
 use crate::ensure;
-use crate::harness::{Fixture, LABEL, TmuxFixture, cli, contain, engine, image, remove_container, unique};
+use crate::harness::{Fixture, LABEL, TmuxFixture, cli, contain, engine, eventually, image, remove_container, unique};
 
 type R = Result<(), Failed>;
 
@@ -48,17 +48,6 @@ pub const TESTS: &[(&str, Test<OpsFixture>)] = &[
 
 fn name(prefix: &str) -> String {
     unique(prefix).replace('-', "_")
-}
-
-fn eventually(mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    cond()
 }
 
 fn tmux_session_lifecycle(fx: &OpsFixture) -> R {

@@ -8,7 +8,7 @@ use libtest_mimic::Failed;
 
 use crate::Test;
 use crate::ensure;
-use crate::harness::{TmuxFixture, cmdline, spawn_helper, unique};
+use crate::harness::{TmuxFixture, cmdline, eventually, spawn_helper, unique};
 
 type R = Result<(), Failed>;
 
@@ -25,18 +25,6 @@ pub const TESTS: &[(&str, Test<TmuxFixture>)] = &[
 
 fn name() -> String {
     unique("tx").replace('-', "_")
-}
-
-/// Waits until `cond` holds, up to 5 s.
-fn eventually(mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    cond()
 }
 
 fn start_status_and_stop(fx: &TmuxFixture) -> R {
