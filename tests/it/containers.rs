@@ -171,12 +171,19 @@ fn list_managed_or_all(fx: &Fixture) -> R {
         let mine = c.list(Scope::Managed)?;
         ensure!(mine.iter().any(|s| s.name == managed && s.managed), "managed one missing: {mine:?}");
         ensure!(!mine.iter().any(|s| s.name == foreign), "foreign one listed as managed");
+        // Other tests create and remove containers meanwhile: every container the engine shows
+        // both before and after the listing must be in it.
+        let ids = || -> Vec<String> {
+            engine(&fx.runtime, &["ps", "-a", "-q", "--no-trunc"]).lines().map(String::from).collect()
+        };
+        let before = ids();
         let all = c.list(Scope::All)?;
+        let after = ids();
         ensure!(all.iter().any(|s| s.name == foreign && !s.managed && s.state == ContainerState::Running), "{all:?}");
         ensure!(all.iter().any(|s| s.name == managed), "{all:?}");
-        // The engine agrees on how many there are.
-        let count = engine(&fx.runtime, &["ps", "-a", "-q"]).lines().count();
-        ensure!(all.len() <= count + 2 && all.len() + 2 >= count, "listed {} of {count}", all.len());
+        let missing: Vec<_> =
+            before.iter().filter(|id| after.contains(id) && !all.iter().any(|s| &s.id == *id)).collect();
+        ensure!(missing.is_empty(), "the engine shows {missing:?}, the list does not: {all:?}");
         Ok(())
     });
     remove_container(&fx.runtime, &foreign);
