@@ -986,26 +986,19 @@ impl Session {
             self.unreachable = true;
         };
         job.step = match job.step {
-            Step::Running => {
-                job.timed_out = true;
-                log::warn!("`{}` in {} timed out; interrupting it", job.command, self.target);
-                match reaper.signal(Scope::Command, "INT", None) {
-                    Ok(tree) => {
-                        job.tree = tree;
-                        Step::Interrupted(now + grace)
-                    }
-                    Err(e) => {
-                        unreachable(e);
-                        Step::ShellKilled(now)
-                    }
-                }
-            }
-            Step::Interrupted(_) => {
-                log::warn!("`{}` did not stop on SIGINT; killing it", job.command);
-                match reaper.signal(Scope::Command, "KILL", None) {
+            Step::Running | Step::Interrupted(_) => {
+                let (signal, next) = if job.step == Step::Running {
+                    job.timed_out = true;
+                    log::warn!("`{}` in {} timed out; interrupting it", job.command, self.target);
+                    ("INT", Step::Interrupted(now + grace))
+                } else {
+                    log::warn!("`{}` did not stop on SIGINT; killing it", job.command);
+                    ("KILL", Step::Killed(now + grace))
+                };
+                match reaper.signal(Scope::Command, signal, None) {
                     Ok(tree) => {
                         job.tree.extend(tree);
-                        Step::Killed(now + grace)
+                        next
                     }
                     Err(e) => {
                         unreachable(e);
@@ -1210,16 +1203,15 @@ type ChunkFn<'a> = Box<dyn FnMut(Stream, &[u8]) + 'a>;
 
 /// Gathers a command's output up to a cap, passing every piece to a callback first.
 struct Collector<'a> {
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
-    truncated: bool,
+    /// Stdout and stderr.
+    kept: [Kept; 2],
     cap: usize,
     on_chunk: Option<ChunkFn<'a>>,
 }
 
 impl<'a> Collector<'a> {
     fn new(cap: usize, on_chunk: Option<ChunkFn<'a>>) -> Self {
-        Collector { stdout: Vec::new(), stderr: Vec::new(), truncated: false, cap, on_chunk }
+        Collector { kept: Default::default(), cap, on_chunk }
     }
 
     fn push(&mut self, ev: Event) {
@@ -1227,37 +1219,18 @@ impl<'a> Collector<'a> {
         if let Some(f) = self.on_chunk.as_mut() {
             f(stream, ev.bytes());
         }
-        let buf = match stream {
-            Stream::Stdout => &mut self.stdout,
-            Stream::Stderr => &mut self.stderr,
-        };
-        let room = self.cap.saturating_sub(buf.len());
-        let bytes = ev.bytes();
-        if bytes.len() > room {
-            self.truncated = true;
-            buf.extend_from_slice(&bytes[..room]);
-        } else if buf.is_empty() && room >= bytes.len() {
-            *buf = ev.into_bytes();
-        } else {
-            buf.extend_from_slice(bytes);
-        }
+        self.kept[stream as usize].push(self.cap, ev.into_bytes());
     }
 
     /// The output of `job`: what came as events, or what the readers kept.
     fn output(&mut self, job: &Job, finish: Finish) -> Output {
+        let [stdout, stderr] = std::mem::take(&mut self.kept);
         let [kept_out, kept_err] = finish.kept;
-        let truncated = self.truncated || kept_out.truncated || kept_err.truncated;
-        let mut stdout = std::mem::take(&mut self.stdout);
-        let mut stderr = std::mem::take(&mut self.stderr);
-        if stdout.is_empty() {
-            stdout = kept_out.bytes;
-        }
-        if stderr.is_empty() {
-            stderr = kept_err.bytes;
-        }
+        let (stdout, stderr) = (stdout.or(kept_out), stderr.or(kept_err));
+        let truncated = stdout.truncated || stderr.truncated;
         Output {
-            stdout,
-            stderr,
+            stdout: stdout.bytes,
+            stderr: stderr.bytes,
             exit_code: finish.exit_code,
             timed_out: finish.timed_out,
             truncated,

@@ -51,11 +51,35 @@ pub(crate) enum End {
     Eof,
 }
 
-/// Output a reader kept for a [`Sink::Keep`] command.
+/// Output kept up to a cap: by a reader for a [`Sink::Keep`] command, or by a waiter.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Kept {
     pub bytes: Vec<u8>,
     pub truncated: bool,
+}
+
+impl Kept {
+    /// Appends `data`, keeping at most `cap` bytes; what does not fit marks it truncated.
+    pub(crate) fn push(&mut self, cap: usize, data: Vec<u8>) {
+        let room = cap.saturating_sub(self.bytes.len());
+        if data.len() > room {
+            self.truncated = true;
+            self.bytes.extend_from_slice(&data[..room]);
+        } else if self.bytes.is_empty() {
+            self.bytes = data;
+        } else {
+            self.bytes.extend_from_slice(&data);
+        }
+    }
+
+    /// `self`, or `other`'s bytes when `self` has none; truncated if either is.
+    pub(crate) fn or(mut self, other: Kept) -> Kept {
+        if self.bytes.is_empty() {
+            self.bytes = other.bytes;
+        }
+        self.truncated |= other.truncated;
+        self
+    }
 }
 
 /// How both streams of a finished command ended, with the output kept for it.
@@ -286,18 +310,7 @@ impl Shared {
                     self.push_unread(stream, e.into_inner().bytes());
                 }
             }
-            &Sink::Keep(cap) => {
-                let kept = &mut c.kept;
-                let room = cap.saturating_sub(kept.bytes.len());
-                if data.len() > room {
-                    kept.truncated = true;
-                    kept.bytes.extend_from_slice(&data[..room]);
-                } else if kept.bytes.is_empty() {
-                    kept.bytes = data;
-                } else {
-                    kept.bytes.extend_from_slice(&data);
-                }
-            }
+            &Sink::Keep(cap) => c.kept.push(cap, data),
             Sink::Unread => self.push_unread(stream, &data),
         }
     }
