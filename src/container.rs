@@ -29,7 +29,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::{Error, Result};
 use crate::proc::{self, Captured};
-use crate::runtime::{Cli, Op, Runtime, is_no_such_container, validate_container};
+use crate::runtime::{Cli, Op, Runtime, is_no_such_container, validate_container, validate_env};
 use crate::session::{Output, SessionBuilder};
 
 /// The label on every container boxshell creates.
@@ -246,11 +246,12 @@ impl ContainerSpec {
 
     /// The `run -d ...` argv and the environment that carries the `-e` values.
     fn run_args(&self) -> Result<(Vec<OsString>, Env)> {
-        let bad = |what: &'static str, value: &str, reason: &'static str| {
-            Err(Error::InvalidName { what, value: value.to_string(), reason })
-        };
         if self.image.is_empty() || self.image.starts_with('-') {
-            return bad("image", &self.image, "an image name must not be empty or start with `-`");
+            return Err(Error::InvalidName {
+                what: "image",
+                value: self.image.clone(),
+                reason: "an image name must not be empty or start with `-`",
+            });
         }
         let mut args: Vec<OsString> = vec!["run".into(), "-d".into()];
         let mut push = |flag: &str, value: &str| {
@@ -266,9 +267,7 @@ impl ContainerSpec {
             push("--label", &format!("{k}={v}"));
         }
         for (key, value) in &self.env {
-            if key.is_empty() || key.contains('=') || value.contains('\0') {
-                return bad("environment variable", key, "a name must be non-empty and hold no `=`; a value no NUL");
-            }
+            validate_env(key, value)?;
             push("-e", key);
         }
         for volume in self.volumes.iter().chain(&self.log_volume) {

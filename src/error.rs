@@ -207,4 +207,16 @@ impl Error {
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Error {
         Error::Io { context: context.into(), source }
     }
+
+    /// The error for `program` (of `backend`) that could not be started: missing or not
+    /// executable is [`Error::RuntimeNotFound`] with how to install it; anything else is I/O.
+    pub(crate) fn spawn(backend: &str, program: &std::ffi::OsStr, hint: &'static str, e: io::Error) -> Error {
+        let program = program.to_string_lossy().into_owned();
+        match e.kind() {
+            io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied => {
+                Error::RuntimeNotFound { runtime: backend.to_string(), program, reason: e.to_string(), hint }
+            }
+            _ => Error::io(format!("{backend}: starting `{program}`"), e),
+        }
+    }
 }

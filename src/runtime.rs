@@ -336,16 +336,7 @@ impl Cli {
 
     /// The error for a program that could not be started.
     pub(crate) fn spawn_error(&self, program: &OsStr, e: std::io::Error) -> Error {
-        if e.kind() == std::io::ErrorKind::NotFound || e.kind() == std::io::ErrorKind::PermissionDenied {
-            Error::RuntimeNotFound {
-                runtime: self.runtime.to_string(),
-                program: program.to_string_lossy().into_owned(),
-                reason: e.to_string(),
-                hint: self.runtime.install_hint(),
-            }
-        } else {
-            Error::io(format!("{}: starting `{}`", self.runtime, program.to_string_lossy()), e)
-        }
+        Error::spawn(&self.runtime.to_string(), program, self.runtime.install_hint(), e)
     }
 
     /// Checks that the engine answers.
@@ -355,7 +346,9 @@ impl Cli {
             Runtime::Podman => &["info", "--format", "{{.Host.OCIRuntime.Name}}"],
             Runtime::Kubectl(_) => &["version", "--request-timeout=5s"],
             Runtime::Local | Runtime::Custom(_) => {
-                which::which(&self.program).map_err(|e| self.spawn_error(&self.program, std::io::Error::other(e)))?;
+                which::which(&self.program).map_err(|e| {
+                    self.spawn_error(&self.program, std::io::Error::new(std::io::ErrorKind::NotFound, e))
+                })?;
                 return Ok(());
             }
         };
@@ -500,6 +493,19 @@ pub(crate) fn validate_target(runtime: &Runtime, target: &str) -> Result<()> {
             }
         }
     }
+}
+
+/// Checks an environment variable handed to a CLI (`-e KEY` / `-e KEY=VALUE`): a name that
+/// is not empty and holds no `=` or NUL, a value without NUL.
+pub(crate) fn validate_env(key: &str, value: &str) -> Result<()> {
+    if key.is_empty() || key.contains(['=', '\0']) || value.contains('\0') {
+        return Err(Error::InvalidName {
+            what: "environment variable",
+            value: key.to_string(),
+            reason: "a name must be non-empty and hold no `=`; a value no NUL",
+        });
+    }
+    Ok(())
 }
 
 /// Checks a container name or id before it goes on a command line.
@@ -647,6 +653,12 @@ mod tests {
         }
         for bad in ["", "-it", "--rm", "a b", "x;y", "$(id)", "a\nb", "é", ".x", "a/b"] {
             assert!(matches!(validate_container(bad), Err(Error::InvalidName { .. })), "{bad:?}");
+        }
+        for (key, value) in [("A", ""), ("lower.dots-ok", "spaces $(id) 'quotes'\n")] {
+            validate_env(key, value).unwrap();
+        }
+        for (key, value) in [("", "x"), ("A=B", "x"), ("A\0", "x"), ("A", "x\0y")] {
+            assert!(matches!(validate_env(key, value), Err(Error::InvalidName { .. })), "{key:?}={value:?}");
         }
     }
 

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::container::Stop;
 use crate::error::{Error, Result};
 use crate::proc::{self, Captured, RunError};
+use crate::runtime::validate_env;
 
 /// Deadline of each tmux call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -174,13 +175,7 @@ impl Tmux {
             args.extend(["-c".into(), dir.into()]);
         }
         for (key, value) in &spec.env {
-            if key.is_empty() || key.contains('=') {
-                return Err(Error::InvalidName {
-                    what: "environment variable name",
-                    value: key.clone(),
-                    reason: "a name must be non-empty and hold no `=`",
-                });
-            }
+            validate_env(key, value)?;
             args.extend(["-e".into(), format!("{key}={value}").into()]);
         }
         args.extend(spec.command.iter().map(OsString::from));
@@ -304,13 +299,7 @@ impl Tmux {
         let mut cmd = self.command();
         cmd.args(["attach-session", "-t", &format!("={name}")]);
         let e = cmd.exec();
-        Error::Failed {
-            backend: "tmux".into(),
-            operation: "attach",
-            name: name.into(),
-            command: proc::describe(&cmd),
-            message: e.to_string(),
-        }
+        failed("attach", name, &cmd, e.to_string())
     }
 
     fn require(&self, name: &str) -> Result<()> {
@@ -328,23 +317,13 @@ impl Tmux {
     fn run<S: AsRef<std::ffi::OsStr>>(&self, operation: &'static str, name: &str, args: &[S]) -> Result<Captured> {
         let mut cmd = self.command();
         cmd.args(args);
-        let failed = |cmd: &Command, message: String| Error::Failed {
-            backend: "tmux".into(),
-            operation,
-            name: name.to_string(),
-            command: proc::describe(cmd),
-            message,
-        };
         match proc::run(&mut cmd, None, CALL_TIMEOUT) {
             Ok(out) if out.status.success() => Ok(out),
-            Ok(out) => Err(failed(&cmd, out.message())),
-            Err(RunError::Spawn(e)) => Err(Error::RuntimeNotFound {
-                runtime: "tmux".into(),
-                program: self.binary.to_string_lossy().into_owned(),
-                reason: e.to_string(),
-                hint: INSTALL_HINT,
-            }),
-            Err(RunError::TimedOut { .. }) => Err(failed(&cmd, format!("no answer within {CALL_TIMEOUT:?}"))),
+            Ok(out) => Err(failed(operation, name, &cmd, out.message())),
+            Err(RunError::Spawn(e)) => Err(Error::spawn("tmux", &self.binary, INSTALL_HINT, e)),
+            Err(RunError::TimedOut { .. }) => {
+                Err(failed(operation, name, &cmd, format!("no answer within {CALL_TIMEOUT:?}")))
+            }
         }
     }
 
@@ -376,6 +355,11 @@ impl Tmux {
         };
         Error::NotFound { backend, name: name.to_string() }
     }
+}
+
+/// [`Error::Failed`] for tmux `operation` on session `name`, run as `cmd`.
+fn failed(operation: &'static str, name: &str, cmd: &Command, message: String) -> Error {
+    Error::Failed { backend: "tmux".into(), operation, name: name.to_string(), command: proc::describe(cmd), message }
 }
 
 /// The active pane of session `name`, matched exactly.
