@@ -244,10 +244,8 @@ impl Pool {
     /// timeout; returns how many. Without an idle timeout, does nothing.
     pub fn reap_idle(&self) -> usize {
         let Some(limit) = self.inner.idle_timeout else { return 0 };
-        let slots: Vec<(String, Arc<Slot>)> =
-            lock(&self.inner.slots).iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect();
         let mut idle = Vec::new();
-        for (container, slot) in &slots {
+        for (container, slot) in &self.slots() {
             let mut state = lock(&slot.state);
             if !state.in_use && state.session.as_ref().is_some_and(|s| s.metrics().idle() > limit) {
                 log::info!("closing the session in {container}, idle for more than {limit:?}");
@@ -264,9 +262,8 @@ impl Pool {
     /// Every session in the pool: id, container, runtime, alive, commands, busy time, uptime,
     /// idle time.
     pub fn info(&self) -> Vec<PooledInfo> {
-        let slots: Vec<(String, Arc<Slot>)> =
-            lock(&self.inner.slots).iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect();
-        let mut info: Vec<PooledInfo> = slots
+        let mut info: Vec<PooledInfo> = self
+            .slots()
             .iter()
             .filter_map(|(container, slot)| {
                 let mut state = lock(&slot.state);
@@ -279,6 +276,11 @@ impl Pool {
             .collect();
         info.sort_by(|a, b| a.container.cmp(&b.container));
         info
+    }
+
+    /// The slots as they are now, so that each can be locked without holding the map.
+    fn slots(&self) -> Vec<(String, Arc<Slot>)> {
+        lock(&self.inner.slots).iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect()
     }
 
     fn slot(&self, container: &str) -> Arc<Slot> {

@@ -452,11 +452,7 @@ impl Ops {
     /// # Errors
     /// [`Error::Ambiguous`]; errors of a backend that cannot answer.
     pub fn exists(&self, name: &str) -> Result<bool> {
-        match self.locate(name) {
-            Ok(_) => Ok(true),
-            Err(Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(e),
-        }
+        self.backend_of(name).map(|backend| backend.is_some())
     }
 
     /// Which backend holds `name`, if any.
