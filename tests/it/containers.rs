@@ -5,15 +5,12 @@ use std::io::Read;
 use std::time::{Duration, Instant, SystemTime};
 
 use boxshell::{ContainerSpec, ContainerState, Containers, Error, Scope, Stop, Volumes};
-use libtest_mimic::Failed;
 
-use crate::Test;
 use crate::ensure;
 use crate::harness::{
     Fixture, LABEL, cmdline, contain, engine, eventually, image, remove_container, spawn_helper, tag, unique,
 };
-
-type R = Result<(), Failed>;
+use crate::{R, Test};
 
 pub const TESTS: &[(&str, Test<Fixture>)] = &[
     ("run_status_stop_remove", run_status_stop_remove),

@@ -8,11 +8,9 @@ use std::time::{Duration, Instant};
 use boxshell::{Error, Runtime, Session};
 use libtest_mimic::Failed;
 
-use crate::Test;
 use crate::ensure;
 use crate::harness::{Fixture, engine, image, tag, unique};
-
-type R = Result<(), Failed>;
+use crate::{R, Test};
 
 /// The bound on every answer here.
 const BOUND: Duration = Duration::from_secs(10);

@@ -21,7 +21,10 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use harness::{Fixture, TmuxFixture};
 
 /// A test body over a fixture of type `F`.
-pub type Test<F> = fn(&F) -> Result<(), Failed>;
+/// What a test returns.
+pub type R = Result<(), Failed>;
+
+pub type Test<F> = fn(&F) -> R;
 
 fn main() {
     if harness::helper_mode() {

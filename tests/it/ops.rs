@@ -4,13 +4,10 @@
 use std::time::Duration;
 
 use boxshell::{Backend, Error, Ops, SessionDef, State, Stop};
-use libtest_mimic::Failed;
 
-use crate::Test;
 use crate::ensure;
 use crate::harness::{Fixture, LABEL, TmuxFixture, cli, contain, engine, eventually, image, remove_container, unique};
-
-type R = Result<(), Failed>;
+use crate::{R, Test};
 
 /// A container runtime and tmux on a socket of its own.
 pub struct OpsFixture {

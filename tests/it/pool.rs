@@ -4,13 +4,10 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use boxshell::{Error, Pool};
-use libtest_mimic::Failed;
 
-use crate::Test;
 use crate::ensure;
 use crate::harness::{Fixture, engine, run_container, tag, unique};
-
-type R = Result<(), Failed>;
+use crate::{R, Test};
 
 pub const TESTS: &[(&str, Test<Fixture>)] = &[
     ("pool_reuses_the_session_and_its_state", pool_reuses_the_session_and_its_state),

@@ -5,13 +5,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use boxshell::quote;
-use libtest_mimic::Failed;
 
-use crate::Test;
 use crate::ensure;
 use crate::harness::{Fixture, tag};
-
-type R = Result<(), Failed>;
+use crate::{R, Test};
 
 pub const TESTS: &[(&str, Test<Fixture>)] = &[
     ("security_paths_and_values_arrive_literally", security_paths_and_values_arrive_literally),

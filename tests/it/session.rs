@@ -6,11 +6,9 @@ use std::time::{Duration, Instant};
 use boxshell::{Error, Event, Runtime, Session, Stream};
 use libtest_mimic::Failed;
 
-use crate::Test;
 use crate::ensure;
 use crate::harness::{Fixture, engine, tag};
-
-type R = Result<(), Failed>;
+use crate::{R, Test};
 
 pub const TESTS: &[(&str, Test<Fixture>)] = &[
     ("stdout_is_byte_exact", stdout_is_byte_exact),

@@ -4,13 +4,10 @@ use std::io::Read;
 use std::time::{Duration, Instant, SystemTime};
 
 use boxshell::{Error, Keys, Stop, TmuxSpec, TmuxState};
-use libtest_mimic::Failed;
 
-use crate::Test;
 use crate::ensure;
 use crate::harness::{TmuxFixture, cmdline, eventually, spawn_helper, unique};
-
-type R = Result<(), Failed>;
+use crate::{R, Test};
 
 pub const TESTS: &[(&str, Test<TmuxFixture>)] = &[
     ("start_status_and_stop", start_status_and_stop),
