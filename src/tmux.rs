@@ -21,7 +21,7 @@
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::container::Stop;
@@ -131,7 +131,7 @@ pub struct TmuxStatus {
     pub socket: Option<String>,
 }
 
-const STATUS_FORMAT: &str = "#{session_name}\x1f#{session_created}\x1f#{session_windows}\x1f#{session_attached}\x1f#{pane_pid}\x1f#{pane_dead}\x1f#{pane_dead_status}\x1f#{pane_dead_signal}";
+const STATUS_FORMAT: &str = "#{session_name}\x1f#{session_created}\x1f#{session_windows}\x1f#{session_attached}\x1f#{pane_pid}\x1f#{pane_dead}\x1f#{pane_dead_status}\x1f#{pane_dead_signal}\x1f#{pid}";
 
 impl Tmux {
     /// `tmux` on `PATH`, its default socket.
@@ -179,11 +179,15 @@ impl Tmux {
             args.extend(["-e".into(), format!("{key}={value}").into()]);
         }
         args.extend(spec.command.iter().map(OsString::from));
-        // In the same call, so that a command that ends at once still keeps its pane.
+        // In the same call, so that a command that ends at once still keeps its pane. The pane
+        // also gets a pipe that reads nothing (`cat >/dev/null`, gone with the pane): tmux 3.3a
+        // (Debian 12's) may reap a command that ended before it read the command's last output,
+        // and drop that output, unless a pipe is open on the pane.
         let target = pane(&spec.name);
         for option in [["remain-on-exit", "on"], ["remain-on-exit-format", ""]] {
             args.extend([";", "set-option", "-t", &target, option[0], option[1]].map(OsString::from));
         }
+        args.extend([";", "pipe-pane", "-t", &target, "cat >/dev/null"].map(OsString::from));
         self.run("start", &spec.name, &args)?;
         log::info!("tmux started session {}", spec.name);
         self.status(&spec.name)
@@ -269,13 +273,39 @@ impl Tmux {
     /// # Errors
     /// [`Error::Failed`] (operation `list`).
     pub fn list(&self) -> Result<Vec<TmuxStatus>> {
-        let out = match self.run("list", "", &["list-sessions", "-F", STATUS_FORMAT]) {
-            Ok(out) => out,
-            Err(Error::Failed { message, .. }) if no_server(&message) => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
-        let text = String::from_utf8_lossy(&out.stdout);
-        Ok(text.lines().filter_map(|line| self.parse_status(line)).collect())
+        let mut nudged = false;
+        loop {
+            let out = match self.run("list", "", &["list-sessions", "-F", STATUS_FORMAT]) {
+                Ok(out) => out,
+                Err(Error::Failed { message, .. }) if no_server(&message) => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            };
+            let text = String::from_utf8_lossy(&out.stdout);
+            let parsed: Vec<Parsed> = text.lines().filter_map(|line| self.parse_status(line)).collect();
+            // tmux (3.3a, seen here) can leave a child's exit unhandled for seconds while
+            // clients come and go: the pane is dead, its exit status not read yet. A SIGCHLD
+            // makes the server reap it at once.
+            match parsed.iter().find(|p| p.unreaped) {
+                Some(p) if !nudged && p.server_pid > 0 => {
+                    nudged = true;
+                    self.nudge(p.server_pid);
+                }
+                _ => return Ok(parsed.into_iter().map(|p| p.status).collect()),
+            }
+        }
+    }
+
+    /// Sends SIGCHLD to the tmux server `pid` (through `kill`: this crate has no unsafe code),
+    /// and waits for it to reap.
+    fn nudge(&self, pid: u32) {
+        let sent = Command::new("kill")
+            .args(["-s", "CHLD", &pid.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        log::debug!("nudged tmux server {pid} to reap an exited pane: {sent:?}");
+        std::thread::sleep(Duration::from_millis(5));
     }
 
     /// Whether a session of that name exists (running or exited).
@@ -317,19 +347,27 @@ impl Tmux {
     fn run<S: AsRef<std::ffi::OsStr>>(&self, operation: &'static str, name: &str, args: &[S]) -> Result<Captured> {
         let mut cmd = self.command();
         cmd.args(args);
-        match proc::run(&mut cmd, None, CALL_TIMEOUT) {
-            Ok(out) if out.status.success() => Ok(out),
-            Ok(out) => Err(failed(operation, name, &cmd, out.message())),
-            Err(RunError::Spawn(e)) => Err(Error::spawn("tmux", &self.binary, INSTALL_HINT, e)),
-            Err(RunError::TimedOut { .. }) => {
-                Err(failed(operation, name, &cmd, format!("no answer within {CALL_TIMEOUT:?}")))
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match proc::run(&mut cmd, None, CALL_TIMEOUT) {
+                Ok(out) if out.status.success() => return Ok(out),
+                // The server ended (its last session was just killed, by anyone) while this
+                // call reached it: the call did nothing, and the next one finds no server or
+                // starts one.
+                Ok(out) if attempts < 3 && out.message().contains("server exited unexpectedly") => continue,
+                Ok(out) => return Err(failed(operation, name, &cmd, out.message())),
+                Err(RunError::Spawn(e)) => return Err(Error::spawn("tmux", &self.binary, INSTALL_HINT, e)),
+                Err(RunError::TimedOut { .. }) => {
+                    return Err(failed(operation, name, &cmd, format!("no answer within {CALL_TIMEOUT:?}")));
+                }
             }
         }
     }
 
-    fn parse_status(&self, line: &str) -> Option<TmuxStatus> {
+    fn parse_status(&self, line: &str) -> Option<Parsed> {
         let f: Vec<&str> = line.split('\x1f').collect();
-        let [name, created, windows, attached, pid, dead, status, signal] = f.as_slice() else { return None };
+        let [name, created, windows, attached, pid, dead, status, signal, server] = f.as_slice() else { return None };
         // A pane is marked dead when its terminal closes, a moment before its process is
         // reaped; until then there is no status and it counts as running.
         let exit = status.parse().ok().or_else(|| signal.parse::<i32>().ok().map(|s| 128 + s));
@@ -337,7 +375,7 @@ impl Tmux {
             Some(code) if *dead == "1" => TmuxState::Exited(code),
             _ => TmuxState::Running,
         };
-        Some(TmuxStatus {
+        let status = TmuxStatus {
             name: name.to_string(),
             state,
             pid: pid.parse().ok().filter(|_| state == TmuxState::Running),
@@ -345,7 +383,8 @@ impl Tmux {
             windows: windows.parse().unwrap_or(0),
             attached: attached.parse().unwrap_or(0),
             socket: self.socket.clone(),
-        })
+        };
+        Some(Parsed { status, unreaped: *dead == "1" && exit.is_none(), server_pid: server.parse().unwrap_or(0) })
     }
 
     fn not_found(&self, name: &str) -> Error {
@@ -365,6 +404,14 @@ fn failed(operation: &'static str, name: &str, cmd: &Command, message: String) -
 /// The active pane of session `name`, matched exactly.
 fn pane(name: &str) -> String {
     format!("={name}:")
+}
+
+/// A line of `list-sessions`.
+struct Parsed {
+    status: TmuxStatus,
+    /// The pane is dead, but the server has not read its exit status yet.
+    unreaped: bool,
+    server_pid: u32,
 }
 
 fn no_server(message: &str) -> bool {
@@ -392,16 +439,19 @@ mod tests {
     #[test]
     fn status_lines_parse() {
         let tmux = Tmux::new().socket("s");
-        let s = tmux.parse_status("web\x1f10\x1f2\x1f1\x1f4242\x1f0\x1f\x1f").unwrap();
+        let p = tmux.parse_status("web\x1f10\x1f2\x1f1\x1f4242\x1f0\x1f\x1f\x1f77").unwrap();
+        let s = p.status;
         assert_eq!((s.state, s.pid, s.windows, s.attached), (TmuxState::Running, Some(4242), 2, 1));
         assert_eq!(s.created, Some(SystemTime::UNIX_EPOCH + Duration::from_secs(10)));
         assert_eq!(s.socket.as_deref(), Some("s"));
-        let s = tmux.parse_status("web\x1f10\x1f1\x1f0\x1f4242\x1f1\x1f3\x1f").unwrap();
-        assert_eq!((s.state, s.pid), (TmuxState::Exited(3), None));
-        let s = tmux.parse_status("web\x1f10\x1f1\x1f0\x1f4242\x1f1\x1f\x1f9").unwrap();
-        assert_eq!(s.state, TmuxState::Exited(137));
-        let s = tmux.parse_status("web\x1f10\x1f1\x1f0\x1f4242\x1f1\x1f\x1f").unwrap();
-        assert_eq!(s.state, TmuxState::Running);
+        assert!(!p.unreaped && p.server_pid == 77);
+        let p = tmux.parse_status("web\x1f10\x1f1\x1f0\x1f4242\x1f1\x1f3\x1f\x1f77").unwrap();
+        assert_eq!((p.status.state, p.status.pid, p.unreaped), (TmuxState::Exited(3), None, false));
+        let p = tmux.parse_status("web\x1f10\x1f1\x1f0\x1f4242\x1f1\x1f\x1f9\x1f77").unwrap();
+        assert_eq!(p.status.state, TmuxState::Exited(137));
+        // Dead, but not reaped yet: still running, and worth a nudge.
+        let p = tmux.parse_status("web\x1f10\x1f1\x1f0\x1f4242\x1f1\x1f\x1f\x1f77").unwrap();
+        assert_eq!((p.status.state, p.unreaped), (TmuxState::Running, true));
         assert!(tmux.parse_status("short").is_none());
     }
 

@@ -18,6 +18,7 @@ pub const TESTS: &[(&str, Test<TmuxFixture>)] = &[
     ("list_exists_and_exact_names", list_exists_and_exact_names),
     ("errors_name_the_session", errors_name_the_session),
     ("attach_replaces_the_process", attach_replaces_the_process),
+    ("two_users_of_one_socket_whose_server_keeps_exiting", two_users_of_one_socket_whose_server_keeps_exiting),
 ];
 
 fn name() -> String {
@@ -186,5 +187,32 @@ fn attach_replaces_the_process(fx: &TmuxFixture) -> R {
     ensure!(status.code() != Some(3), "{status:?}");
     ensure!(matches!(tmux.attach(&name()), Error::NotFound { .. }), "missing session");
     tmux.stop(&n, Stop::Kill)?;
+    Ok(())
+}
+
+fn two_users_of_one_socket_whose_server_keeps_exiting(_fx: &TmuxFixture) -> R {
+    // Each thread starts and kills its only session: the server exits after every kill that
+    // leaves it empty, also while the other thread's call is reaching it.
+    let fx = TmuxFixture::new()?;
+    let socket = fx.socket.clone();
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let socket = socket.clone();
+            std::thread::spawn(move || -> Result<(), String> {
+                let tmux = boxshell::Tmux::new().socket(&socket);
+                for _ in 0..25 {
+                    let n = name();
+                    tmux.start(&TmuxSpec::new(&n).command("sleep 30")).map_err(|e| format!("start: {e}"))?;
+                    tmux.status(&n).map_err(|e| format!("status: {e}"))?;
+                    tmux.stop(&n, Stop::Kill).map_err(|e| format!("stop: {e}"))?;
+                    tmux.list().map_err(|e| format!("list: {e}"))?;
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("thread")?;
+    }
     Ok(())
 }
