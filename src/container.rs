@@ -552,7 +552,7 @@ impl Containers {
             Err(proc::RunError::TimedOut { stdout, stderr }) => {
                 // The client is dead; what it started in the container is not.
                 let script = crate::session::REAP_SCRIPT;
-                let args = ["exec", "--", name, "sh", "-c", script, "reap", "environ", "0", "KILL", &marker, ""];
+                let args = ["exec", "--", name, "sh", "-c", script, "reap", "environ", "0", "KILL", "", &marker, ""];
                 if let Err(e) = self.cli.run(Op("exec", name), args, self.timeout) {
                     log::warn!("ending `{command}` after its timeout: {e}");
                 }

@@ -19,7 +19,7 @@ pub use ops::{Backend, CommandLine, Ops, SessionDef, SessionInfo, State};
 pub use pool::{Pool, PoolBuilder, Pooled, PooledInfo};
 pub use runtime::{Custom, Kubectl, Runtime};
 pub use session::protocol::quote;
-pub use session::{Cmd, Event, Interrupter, Metrics, Output, Running, Session, SessionBuilder, Stream, Unread};
+pub use session::{Cmd, Event, Gap, Interrupter, Metrics, Output, Running, Session, SessionBuilder, Stream, Unread};
 /// What the fuzz target drives (`cargo fuzz`, which builds with `--cfg fuzzing`). Not API.
 #[cfg(fuzzing)]
 #[doc(hidden)]

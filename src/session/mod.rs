@@ -11,8 +11,14 @@
 //!
 //! Killing the `exec` client does not kill what it started in the container, so interrupting
 //! a command and closing a session go through a second, short-lived exec that signals PIDs
-//! inside the container (`reap.sh`): a timed-out command's process tree on timeout, the shell's
-//! whole process group and session on close.
+//! inside the container (`reap.sh`): on an interrupt or a timeout, the shell (an interactive
+//! shell, which abandons the whole command line on SIGINT, see [`protocol`]) and the command's
+//! process tree; on close, the shell's whole process group and session. After signalling the
+//! shell, the session writes a recovery line that ends the command whether or not the shell
+//! dropped the rest of its frame.
+//!
+//! Bytes for a command's stdin go inline, as `printf` text in the frame, when they are few;
+//! more go through a second `exec -i ... cat` into a file in the container, at pipe speed.
 
 mod output;
 pub(crate) mod protocol;
@@ -22,15 +28,14 @@ use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-pub use self::output::{Event, Output, Stream};
-use self::protocol::{Input, Token};
+pub use self::output::{Event, Gap, Output, Stream};
+use self::protocol::{Dialect, Input, Token};
 use self::route::{Completion, End, Kept, Shared, Sink, Tap};
 use crate::error::{Error, Result};
 use crate::proc;
@@ -48,11 +53,18 @@ const TICK: Duration = Duration::from_millis(100);
 /// Longest time a signalling exec may take.
 const REAP_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Largest stdin given inline, as `printf` text in the frame (up to four bytes of text per
+/// byte, so the frame fits a pipe's buffer); more goes through an upload exec.
+const INLINE_STDIN: usize = 8 << 10;
+
 /// Timeouts of a session. Every wait in boxshell is bounded by one of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Timeouts {
     /// Default per-command timeout; `None` waits for ever.
     command: Option<Duration>,
+    /// Default idle timeout: a command that prints nothing on either stream for this long is
+    /// aborted. `None`: off.
+    idle: Option<Duration>,
     /// Between the interrupt (SIGINT) of a timed-out command and SIGKILL, and between each
     /// later step.
     grace: Duration,
@@ -66,6 +78,7 @@ impl Default for Timeouts {
     fn default() -> Timeouts {
         Timeouts {
             command: Some(Duration::from_secs(60)),
+            idle: None,
             grace: Duration::from_secs(2),
             open: Duration::from_secs(30),
             close: Duration::from_secs(5),
@@ -157,7 +170,9 @@ impl SessionBuilder {
         self
     }
 
-    /// The shell to run. Default `/bin/sh`. Any POSIX shell works (dash, bash, busybox sh).
+    /// The shell to run. Default `/bin/sh`. dash, busybox ash and bash (also as `sh`) are
+    /// tested; another POSIX shell runs the way dash does, as `SHELL -i /dev/stdin`, and reads
+    /// whatever its interactive start-up reads (zsh its `.zshrc`).
     pub fn shell(mut self, shell: impl Into<String>) -> Self {
         self.shell = shell.into();
         self
@@ -183,13 +198,22 @@ impl SessionBuilder {
     }
 
     /// The default timeout of each command: `Some(duration)`, or `None` to wait for ever.
-    /// Default: 60 seconds. A command can set its own with [`Cmd::timeout`].
+    /// Default: 60 seconds. A command can set its own with [`Cmd::timeout`]. A command past
+    /// its timeout is aborted as Ctrl-C would abort it at a prompt (see [`Session::interrupt`]).
     pub fn timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
         self.timeouts.command = timeout.into();
         self
     }
 
-    /// How long a timed-out command gets between SIGINT and SIGKILL. Default: 2 seconds.
+    /// The default idle timeout of each command: a command that prints nothing on either
+    /// stream for this long is aborted as on a timeout (and its [`Output::timed_out`] is set).
+    /// Default: `None`, off. A command can set its own with [`Cmd::idle_timeout`].
+    pub fn idle_timeout(mut self, idle: impl Into<Option<Duration>>) -> Self {
+        self.timeouts.idle = idle.into();
+        self
+    }
+
+    /// How long an aborted command gets between SIGINT and SIGKILL. Default: 2 seconds.
     pub fn grace(mut self, grace: Duration) -> Self {
         self.timeouts.grace = grace;
         self
@@ -207,8 +231,10 @@ impl SessionBuilder {
         self
     }
 
-    /// The default cap on the bytes kept per stream of each command; past it, output is read
-    /// and dropped and [`Output::truncated`] is set. Default: 64 MiB.
+    /// The default cap on the bytes kept per stream of each command. Past it, the first half
+    /// of the cap is kept from the start of the stream and the rest from its end; the bytes
+    /// between are read and dropped, and [`Output::stdout_gap`] / [`Output::stderr_gap`] say
+    /// where and how many ([`Gap`]). Default: 64 MiB.
     pub fn max_output(mut self, bytes: usize) -> Self {
         self.max_output = bytes;
         self
@@ -247,7 +273,8 @@ impl SessionBuilder {
         self.validate(&runtime)?;
         let target = if runtime.is_container() { self.target.clone() } else { "-".to_string() };
         let spec = ExecSpec { target: &target, interactive: true, user: self.user.as_deref(), extra: &self.exec_args };
-        let mut cmd = cli.exec(&spec, &[OsStr::new(&self.shell), OsStr::new(protocol::SCRIPT)]);
+        let shell = OsStr::new(&self.shell);
+        let mut cmd = cli.exec(&spec, &[shell, OsStr::new("-c"), OsStr::new(protocol::LAUNCH), shell]);
         let command_line = proc::describe(&cmd);
         log::info!("opening session: {command_line}");
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -275,7 +302,7 @@ impl SessionBuilder {
                 }
             }
         }
-        let stdin = child.stdin.take();
+        let line = Arc::new(Mutex::new(Line { stdin: child.stdin.take(), running: None }));
         let now = Instant::now();
         let mut session = Session {
             id,
@@ -284,10 +311,11 @@ impl SessionBuilder {
             shell: self.shell,
             user: self.user,
             child,
-            stdin,
+            line,
             shared,
             readers,
             reaper: None,
+            dialect: Dialect::Posix,
             seq: 0,
             pending: None,
             dead: None,
@@ -389,38 +417,145 @@ pub struct Unread {
 /// What the second exec signals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Scope<'a> {
-    /// The running command's process tree (background jobs of earlier commands are spared).
-    Command,
+    /// The running command's process tree (background jobs of earlier commands are spared),
+    /// and the shell itself with these signals (space-separated, may be empty).
+    Command(&'a str),
     /// Every process of the session, the shell included.
     Session,
     /// These processes, if still in the session, and their descendants.
     Pids(&'a [u32]),
 }
 
+/// The shell's stdin, and the command it is running: shared with [`Interrupter`]s, which
+/// write a recovery line after they signal the shell.
+struct Line {
+    stdin: Option<ChildStdin>,
+    /// The running command's number and sentinel.
+    running: Option<(u64, Token)>,
+}
+
+impl Line {
+    fn write(&mut self, bytes: &[u8], target: &str) -> Result<()> {
+        let stdin = self.stdin.as_mut().ok_or_else(|| {
+            Error::io("writing to the shell", std::io::Error::new(std::io::ErrorKind::BrokenPipe, "stdin closed"))
+        })?;
+        stdin.write_all(bytes).map_err(|e| Error::io(format!("writing to the shell in {target}"), e))
+    }
+}
+
+/// Locks `mutex`, whatever a panicking holder left: every update under these locks is a single
+/// assignment or write.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// How hard to abort the running command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Abort {
+    /// SIGINT to the shell and the command's processes: Ctrl-C.
+    Interrupt,
+    /// SIGKILL to the command's processes, SIGINT to the shell.
+    Kill,
+}
+
 /// Signals processes of one session from outside it. Shared with [`Interrupter`]s.
-#[derive(Debug)]
 struct Reaper {
     cli: Cli,
     target: String,
     user: Option<String>,
     shell: String,
     pid: u32,
-    /// The highest `$!` any command reported: children of the shell above it are the running
-    /// command's.
-    watermark: AtomicU32,
+    dialect: Dialect,
+    watermark: Mutex<Watermark>,
+    line: Arc<Mutex<Line>>,
+    shared: Arc<Shared>,
+}
+
+/// The newest background job the shell started, and the boot time (centiseconds) when the
+/// command that started it ended: the shell's children that started later are the running
+/// command's, the others are background jobs to spare. Without the time (the shell could not
+/// read `/proc/uptime`), children with a higher PID are taken for the command's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Watermark {
+    pid: u32,
+    since: Option<u64>,
+}
+
+impl Watermark {
+    /// As `reap.sh` takes it: `PID` or `PID:SINCE`.
+    fn arg(&self) -> String {
+        match self.since {
+            Some(since) => format!("{}:{since}", self.pid),
+            None => self.pid.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Reaper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reaper")
+            .field("runtime", &self.cli.runtime)
+            .field("target", &self.target)
+            .field("pid", &self.pid)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Reaper {
-    /// Signals the processes of `scope`; returns the PIDs it signalled.
+    /// The newest `$!` the session knows of.
+    fn known_job(&self) -> u32 {
+        lock(&self.watermark).pid
+    }
+
+    /// Books what a command's sentinel said about background jobs.
+    fn saw(&self, status: protocol::Status) {
+        let mut mark = lock(&self.watermark);
+        if status.last_job != mark.pid {
+            *mark = Watermark { pid: status.last_job, since: status.since };
+        }
+    }
+
+    /// Aborts the running command, if any: signals the shell and the command's processes,
+    /// then writes the recovery line. Returns the command's processes it signalled.
+    fn abort(&self, how: Abort) -> Result<Vec<u32>> {
+        let mut line = lock(&self.line);
+        let Some((seq, token)) = line.running else { return Ok(Vec::new()) };
+        let (tree, shell) = match (how, self.dialect) {
+            (Abort::Interrupt, _) => ("INT", "INT"),
+            (Abort::Kill, Dialect::Posix) => ("KILL", "INT"),
+            // bash takes a child killed by anything but SIGINT to have handled the interrupt,
+            // and goes on: its WINCH trap re-raises SIGINT once the child is gone.
+            (Abort::Kill, Dialect::Bash) => ("KILL", "INT WINCH"),
+        };
+        let signalled = self.signal(Scope::Command(shell), tree, None)?;
+        self.shared.recovering(seq, token.marker());
+        let recovery = protocol::encode_recovery(self.dialect, &token, self.known_job());
+        // Failing to write means the shell is gone; waiting for the command finds out how.
+        let _ = line.write(recovery.as_bytes(), &self.target);
+        Ok(signalled)
+    }
+
+    /// Signals the processes of `scope`; returns the PIDs it signalled (never the shell's).
     fn signal(&self, scope: Scope<'_>, signal: &str, remove_dir: Option<&str>) -> Result<Vec<u32>> {
-        let (scope_arg, pids) = match scope {
-            Scope::Command => ("command", &[][..]),
-            Scope::Session => ("session", &[][..]),
-            Scope::Pids(pids) => ("pids", pids),
+        let (scope_arg, shell_signals, pids) = match scope {
+            Scope::Command(shell) => ("command", shell, &[][..]),
+            Scope::Session => ("session", "", &[][..]),
+            Scope::Pids(pids) => ("pids", "", pids),
         };
         let pid = self.pid.to_string();
-        let mark = self.watermark.load(Ordering::Acquire).to_string();
-        let fixed = [&self.shell, "-c", REAP_SCRIPT, "reap", scope_arg, &pid, signal, &mark, remove_dir.unwrap_or("")];
+        let mark = lock(&self.watermark).arg();
+        let fixed = [
+            &self.shell,
+            "-c",
+            REAP_SCRIPT,
+            "reap",
+            scope_arg,
+            &pid,
+            signal,
+            shell_signals,
+            &mark,
+            remove_dir.unwrap_or(""),
+        ];
         let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
         let argv: Vec<&OsStr> = fixed.iter().map(OsStr::new).chain(pids.iter().map(OsStr::new)).collect();
         let spec = ExecSpec { target: &self.target, interactive: false, user: self.user.as_deref(), extra: &[] };
@@ -456,8 +591,9 @@ impl Reaper {
 ///     std::thread::sleep(Duration::from_millis(300));
 ///     stop.interrupt()
 /// });
-/// let out = sh.exec("sleep 30")?;
+/// let out = sh.exec("sleep 30; echo never")?;
 /// assert_eq!(out.exit_code, 130); // 128 + SIGINT
+/// assert_eq!(out.stdout, b"");
 /// t.join().unwrap()?;
 /// # Ok(()) }
 /// ```
@@ -467,21 +603,25 @@ pub struct Interrupter {
 }
 
 impl Interrupter {
-    /// Sends SIGINT to the running command's processes (not to the shell, not to background
-    /// jobs of earlier commands). Does nothing when no command is running.
+    /// Aborts the running command as Ctrl-C does at a prompt: SIGINT to it and to the shell,
+    /// so nothing after the interrupted part runs (the rest of a list, a loop, a function),
+    /// while the shell keeps its state. Background jobs of earlier commands are spared. The
+    /// command returns what it printed so far, with exit code 130. Does nothing when no command
+    /// is running.
     ///
     /// # Errors
     /// When the signalling exec fails, e.g. the container is gone.
     pub fn interrupt(&self) -> Result<()> {
-        self.reaper.signal(Scope::Command, "INT", None).map(drop)
+        self.reaper.abort(Abort::Interrupt).map(drop)
     }
 
-    /// Sends SIGKILL to the running command's processes.
+    /// Aborts the running command with SIGKILL to its processes, for what ignores SIGINT; the
+    /// shell is interrupted as by [`interrupt`](Interrupter::interrupt) and keeps its state.
     ///
     /// # Errors
     /// As for [`interrupt`](Interrupter::interrupt).
     pub fn kill(&self) -> Result<()> {
-        self.reaper.signal(Scope::Command, "KILL", None).map(drop)
+        self.reaper.abort(Abort::Kill).map(drop)
     }
 }
 
@@ -490,6 +630,10 @@ impl Interrupter {
 /// State carries over between commands: the working directory, exported and shell variables,
 /// functions, aliases, `set` options, background jobs. Each command's stdout and stderr come
 /// back separately and byte for byte; its stdin is empty unless given with [`Cmd::stdin`].
+///
+/// A command that runs past its timeout, or is interrupted, is aborted as Ctrl-C aborts a
+/// command line at a prompt: the rest of it does not run, and the shell goes on with its
+/// state (see [`Session::interrupt`]).
 ///
 /// Dropping a session closes it like [`close`](Session::close) does, logging instead of
 /// returning errors: the shell and every process it started (background jobs too) are ended.
@@ -511,10 +655,11 @@ pub struct Session {
     shell: String,
     user: Option<String>,
     child: Child,
-    stdin: Option<ChildStdin>,
+    line: Arc<Mutex<Line>>,
     shared: Arc<Shared>,
     readers: Vec<JoinHandle<()>>,
     reaper: Option<Arc<Reaper>>,
+    dialect: Dialect,
     seq: u64,
     /// A command started by `send` or a dropped [`Running`], not yet finished.
     pending: Option<Job>,
@@ -554,6 +699,8 @@ struct Job {
     command: String,
     started: Instant,
     deadline: Option<Instant>,
+    /// Aborted after printing nothing for this long.
+    idle: Option<Duration>,
     step: Step,
     timed_out: bool,
     /// The processes a timeout signalled, killed once the command is over if any survive.
@@ -564,9 +711,10 @@ struct Job {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
     Running,
-    /// SIGINT sent to the command; SIGKILL at the instant.
+    /// SIGINT sent to the shell and the command; SIGKILL at the instant.
     Interrupted(Instant),
-    /// SIGKILL sent to the command; the whole session is killed at the instant.
+    /// SIGKILL sent to the command; the shell cannot be recovered if it has not answered by
+    /// the instant, and the whole session is killed.
     Killed(Instant),
     /// The shell and its processes were killed; the exec client is killed at the instant.
     ShellKilled(Instant),
@@ -581,6 +729,13 @@ struct Finish {
     duration: Duration,
     /// Output kept by the readers (for [`Deliver::Keep`]).
     kept: [Kept; 2],
+}
+
+/// The time limits of one command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Limits {
+    timeout: Option<Duration>,
+    idle: Option<Duration>,
 }
 
 /// How a command's output reaches its waiter.
@@ -633,7 +788,15 @@ impl Session {
     /// A command with options (timeout, stdin, output cap, chunk callback), run with
     /// [`Cmd::run`] or started with [`Cmd::spawn`].
     pub fn cmd(&mut self, command: impl Into<String>) -> Cmd<'_> {
-        Cmd { session: self, command: command.into(), timeout: None, stdin: None, max_output: None, on_chunk: None }
+        Cmd {
+            session: self,
+            command: command.into(),
+            timeout: None,
+            idle_timeout: None,
+            stdin: None,
+            max_output: None,
+            on_chunk: None,
+        }
     }
 
     /// Starts `command` and returns at once; see [`Running`].
@@ -650,8 +813,8 @@ impl Session {
     /// # Errors
     /// As for [`exec`](Session::exec).
     pub fn send(&mut self, command: &str) -> Result<()> {
-        let timeout = self.timeouts.command;
-        let job = self.start(command, timeout, None, Deliver::Unread)?;
+        let limits = Limits { timeout: self.timeouts.command, idle: self.timeouts.idle };
+        let job = self.start(command, limits, None, Deliver::Unread)?;
         self.pending = Some(job);
         Ok(())
     }
@@ -681,14 +844,23 @@ impl Session {
         self.shared.set_tap(Some(Box::new(tap)));
     }
 
-    /// Interrupts (SIGINT) a command started with [`send`](Session::send). To interrupt
-    /// [`exec`](Session::exec) from another thread, use an [`interrupter`](Session::interrupter).
+    /// Aborts a command started with [`send`](Session::send) (or a dropped [`Running`]) as
+    /// Ctrl-C aborts a command line at a prompt. To interrupt [`exec`](Session::exec) from
+    /// another thread, use an [`interrupter`](Session::interrupter).
+    ///
+    /// SIGINT goes to the shell and to the command's processes inside the container, not to
+    /// background jobs of earlier commands. The shell abandons the rest of the command (a list,
+    /// a loop, a function, a subshell, a pipeline), keeps its cwd, variables, functions,
+    /// aliases and options, and answers the next command; the command's output so far comes
+    /// back, with exit code 130. What ignores SIGINT is left to [`Interrupter::kill`] or the
+    /// timeout, which sends SIGKILL after the grace period. A shell that ignores SIGINT itself
+    /// (`trap '' INT`) runs the rest of the command once its child is gone.
     ///
     /// # Errors
     /// When the signalling exec fails.
     pub fn interrupt(&mut self) -> Result<()> {
         match (&self.pending, &self.reaper) {
-            (Some(_), Some(reaper)) => reaper.signal(Scope::Command, "INT", None).map(drop),
+            (Some(_), Some(reaper)) => reaper.abort(Abort::Interrupt).map(drop),
             _ => Ok(()),
         }
     }
@@ -773,23 +945,26 @@ impl Session {
     }
 
     /// Starts the shell: the bootstrap line, then a first command that applies `env` and
-    /// `workdir` and reports the shell's PID and temporary directory.
+    /// `workdir` and reports the shell's PID, temporary directory and dialect.
     fn start_shell(&mut self, env: &[(String, String)], workdir: Option<&str>, command_line: &str) -> Result<()> {
-        let mut setup = String::from("if [ -n \"${BASH_VERSION-}\" ]; then shopt -s expand_aliases; fi; ");
+        let mut setup = String::new();
         for (key, value) in env {
             setup.push_str(&format!("export {key}={} && ", protocol::quote(value)));
         }
         if let Some(dir) = workdir {
             setup.push_str(&format!("cd -- {} && ", protocol::quote(dir)));
         }
-        setup.push_str("printf '%s %s\\n' \"$$\" \"${TMPDIR:-/tmp}\"");
+        setup.push_str("printf '%s %s %s\\n' \"$$\" \"${BASH_VERSION:+bash}\" \"${TMPDIR:-/tmp}\"");
         let (runtime, container) = (self.cli.runtime.to_string(), self.target.clone());
         let open_error =
             |message: String| Error::Open { runtime, container, command: command_line.to_string(), message };
+        let boot = Token::random();
         // A failed write means the exec has ended already; the setup job then says how.
-        let _ = self.write(protocol::BOOTSTRAP.as_bytes());
+        let _ = self.write(protocol::bootstrap(&boot).as_bytes());
+        // The dialect is not known yet: the setup runs in the POSIX frame, which bash reads too.
+        let limits = Limits { timeout: Some(self.timeouts.open), idle: None };
         let result = self
-            .start(&setup, Some(self.timeouts.open), None, Deliver::Keep(usize::MAX))
+            .start(&setup, limits, None, Deliver::Keep(usize::MAX))
             .and_then(|mut job| self.collect(&mut job, &mut Collector::new(0, None), None));
         let out = match result {
             Ok(Some(out)) => out,
@@ -799,7 +974,17 @@ impl Session {
                 return Err(e);
             }
         };
-        let stderr = proc::said(&out.stderr);
+        // What the shell printed before the bootstrap line ran (banners, job-control notices)
+        // is not the setup's.
+        let after_boot = |bytes: &[u8]| {
+            let mut mark = boot.marker().to_vec();
+            mark.extend_from_slice(b" boot\n");
+            match bytes.windows(mark.len()).position(|w| w == mark) {
+                Some(at) => bytes[at + mark.len()..].to_vec(),
+                None => bytes.to_vec(),
+            }
+        };
+        let (stdout, stderr) = (after_boot(&out.stdout), proc::said(&after_boot(&out.stderr)));
         if out.timed_out {
             self.kill_client();
             return Err(open_error(format!("the shell did not answer within {:?}", self.timeouts.open)));
@@ -813,18 +998,25 @@ impl Session {
             let fallback = open_error(message.clone());
             return Err(self.cli.diagnose(&self.target, &message, fallback));
         }
-        let text = String::from_utf8_lossy(&out.stdout);
-        let parsed = text.trim_end_matches('\n').split_once(' ').and_then(|(pid, tmp)| Some((pid.parse().ok()?, tmp)));
+        let text = String::from_utf8_lossy(&stdout);
+        let parsed = text.trim_end_matches('\n').split_once(' ').and_then(|(pid, rest)| {
+            let (dialect, tmp) = rest.split_once(' ')?;
+            Some((pid.parse().ok()?, dialect, tmp))
+        });
         match parsed {
-            Some((pid, tmp)) if out.exit_code == 0 => {
+            Some((pid, dialect, tmp)) if out.exit_code == 0 => {
                 self.tmp_dir = Some(tmp.to_string());
+                self.dialect = if dialect == "bash" { Dialect::Bash } else { Dialect::Posix };
                 self.reaper = Some(Arc::new(Reaper {
                     cli: self.cli.clone(),
                     target: self.target.clone(),
                     user: self.user.clone(),
                     shell: self.shell.clone(),
                     pid,
-                    watermark: AtomicU32::new(0),
+                    dialect: self.dialect,
+                    watermark: Mutex::new(Watermark::default()),
+                    line: Arc::clone(&self.line),
+                    shared: Arc::clone(&self.shared),
                 }));
                 let now = Instant::now();
                 self.metrics = Metrics { commands: 0, busy: Duration::ZERO, created: now, last_used: now };
@@ -833,7 +1025,7 @@ impl Session {
             _ => {
                 self.kill_client();
                 Err(open_error(if stderr.is_empty() {
-                    format!("unexpected answer {:?}", proc::said(&out.stdout))
+                    format!("unexpected answer {:?}", proc::said(&stdout))
                 } else {
                     stderr
                 }))
@@ -842,13 +1034,7 @@ impl Session {
     }
 
     /// Sends `command` to the shell. Waits for a pending command first.
-    fn start(
-        &mut self,
-        command: &str,
-        timeout: Option<Duration>,
-        stdin: Option<&[u8]>,
-        deliver: Deliver,
-    ) -> Result<Job> {
+    fn start(&mut self, command: &str, limits: Limits, stdin: Option<&[u8]>, deliver: Deliver) -> Result<Job> {
         if command.contains('\0') {
             return Err(Error::InvalidCommand { reason: "the command contains a NUL byte" });
         }
@@ -861,16 +1047,21 @@ impl Session {
         let input = match stdin {
             None => Input::Null,
             Some(data) => {
-                let dir = format!("{}/.boxshell-{}", self.tmp_dir.as_deref().unwrap_or("/tmp"), self.id.simple());
+                let dir = self.temp_dir();
                 stdin_path = format!("{dir}/stdin");
-                let mkdir = (!self.stdin_used).then_some(dir.as_str());
-                text.push_str(&protocol::encode_file(&stdin_path, mkdir, data));
+                if data.len() <= INLINE_STDIN {
+                    let mkdir = (!self.stdin_used).then_some(dir.as_str());
+                    text.push_str(&protocol::encode_file(&stdin_path, mkdir, data));
+                } else {
+                    self.upload(&dir, &stdin_path, data)?;
+                }
                 self.stdin_used = true;
                 Input::File(&stdin_path)
             }
         };
         let token = Token::random();
-        text.push_str(&protocol::encode_command(command, &token, input));
+        let known_job = self.reaper.as_ref().map_or(0, |r| r.known_job());
+        text.push_str(&protocol::encode_command(self.dialect, command, &token, input, known_job));
         self.seq += 1;
         let (done, rx) = crossbeam_channel::bounded(if deliver == Deliver::Events { CHANNEL_CAP } else { 0 });
         let sink = match deliver {
@@ -886,7 +1077,8 @@ impl Session {
             rx,
             command: command.to_string(),
             started: Instant::now(),
-            deadline: timeout.map(|t| Instant::now() + t),
+            deadline: limits.timeout.map(|t| Instant::now() + t),
+            idle: limits.idle,
             step: Step::Running,
             timed_out: false,
             tree: Vec::new(),
@@ -895,7 +1087,9 @@ impl Session {
             self.mark_dead(None);
             return Err(self.shell_exited(self.dead.flatten()));
         }
-        if let Err(e) = self.write(text.as_bytes()) {
+        let mut line = lock(&self.line);
+        line.running = Some((job.seq, token));
+        if let Err(e) = line.write(text.as_bytes(), &self.target) {
             // The shell is gone (EPIPE): its pipes are closing, and waiting for the job finds
             // out how it ended and what it printed.
             log::debug!("{e}");
@@ -903,11 +1097,32 @@ impl Session {
         Ok(job)
     }
 
+    /// The session's directory for temporary files in the container.
+    fn temp_dir(&self) -> String {
+        format!("{}/.boxshell-{}", self.tmp_dir.as_deref().unwrap_or("/tmp"), self.id.simple())
+    }
+
+    /// Writes `data` to `path` in the container (creating `dir`, mode 700, if needed) through a
+    /// second exec that pipes it into `cat`, as the session's user.
+    fn upload(&self, dir: &str, path: &str, data: &[u8]) -> Result<()> {
+        const SCRIPT: &str = "umask 077 && { [ -d \"$1\" ] || mkdir -m 700 -- \"$1\"; } && exec cat >| \"$2\"";
+        let argv = [self.shell.as_str(), "-c", SCRIPT, "boxshell-upload", dir, path].map(OsStr::new);
+        let spec = ExecSpec { target: &self.target, interactive: true, user: self.user.as_deref(), extra: &[] };
+        let mut cmd = self.cli.exec(&spec, &argv);
+        // Generous: a second per MiB beyond the time a shell may take to start.
+        let timeout = self.timeouts.open + Duration::from_secs(data.len() as u64 >> 20);
+        let op = Op("upload", &self.target);
+        let out = self.cli.run_command(op, &mut cmd, Some(data), timeout)?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let message = out.message();
+        let fallback = self.cli.failed(op, &cmd, format!("writing {} bytes of stdin to {path}: {message}", data.len()));
+        Err(self.cli.diagnose(&self.target, &message, fallback))
+    }
+
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        let stdin = self.stdin.as_mut().ok_or_else(|| {
-            Error::io("writing to the shell", std::io::Error::new(std::io::ErrorKind::BrokenPipe, "stdin closed"))
-        })?;
-        stdin.write_all(bytes).map_err(|e| Error::io(format!("writing to the shell in {}", self.target), e))
+        lock(&self.line).write(bytes, &self.target)
     }
 
     fn shell_exited(&self, code: Option<i32>) -> Error {
@@ -935,7 +1150,7 @@ impl Session {
         loop {
             let now = Instant::now();
             let mut wake = now + TICK;
-            for t in [until, job.next_step()].into_iter().flatten() {
+            for t in [until, job.next_step(&self.shared)].into_iter().flatten() {
                 wake = wake.min(t);
             }
             match job.rx.recv_deadline(wake) {
@@ -954,7 +1169,7 @@ impl Session {
                         job.step = Step::ClientKilled(now + self.timeouts.grace);
                         continue;
                     }
-                    if job.next_step().is_some_and(|t| now >= t) {
+                    if job.next_step(&self.shared).is_some_and(|t| now >= t) {
                         if self.escalate(job, now) {
                             return Ok(Some(self.finish(job)));
                         }
@@ -987,15 +1202,19 @@ impl Session {
         };
         job.step = match job.step {
             Step::Running | Step::Interrupted(_) => {
-                let (signal, next) = if job.step == Step::Running {
+                let (how, next) = if job.step == Step::Running {
                     job.timed_out = true;
-                    log::warn!("`{}` in {} timed out; interrupting it", job.command, self.target);
-                    ("INT", Step::Interrupted(now + grace))
+                    let why = match job.deadline {
+                        Some(deadline) if now >= deadline => "timed out".to_string(),
+                        _ => format!("printed nothing for {:?}", job.idle.unwrap_or_default()),
+                    };
+                    log::warn!("`{}` in {} {why}; interrupting it", job.command, self.target);
+                    (Abort::Interrupt, Step::Interrupted(now + grace))
                 } else {
                     log::warn!("`{}` did not stop on SIGINT; killing it", job.command);
-                    ("KILL", Step::Killed(now + grace))
+                    (Abort::Kill, Step::Killed(now + grace))
                 };
-                match reaper.signal(Scope::Command, signal, None) {
+                match reaper.abort(how) {
                     Ok(tree) => {
                         job.tree.extend(tree);
                         next
@@ -1028,6 +1247,12 @@ impl Session {
 
     /// Books the end of `job` and works out its exit code.
     fn finish(&mut self, job: &mut Job) -> Finish {
+        {
+            let mut line = lock(&self.line);
+            if line.running.is_some_and(|(seq, _)| seq == job.seq) {
+                line.running = None;
+            }
+        }
         let completion = self.shared.take_completion(job.seq);
         let duration = job.started.elapsed();
         let status = match &completion {
@@ -1035,7 +1260,7 @@ impl Session {
             _ => None,
         };
         if let (Some(status), Some(reaper)) = (status, &self.reaper) {
-            reaper.watermark.fetch_max(status.last_job, Ordering::AcqRel);
+            reaper.saw(status);
         }
         let shell_gone =
             !matches!(completion, Some(Completion { stdout: End::Sentinel(_), stderr: End::Sentinel(_), .. }));
@@ -1067,7 +1292,7 @@ impl Session {
         if self.dead.is_some() {
             return;
         }
-        self.stdin = None;
+        lock(&self.line).stdin = None;
         let status = proc::wait_until(&mut self.child, Instant::now() + self.timeouts.close).or_else(|| {
             let _ = self.child.kill();
             self.child.wait().ok()
@@ -1104,11 +1329,11 @@ impl Session {
     }
 
     fn stdin_dir(&self) -> Option<String> {
-        self.stdin_used.then(|| format!("{}/.boxshell-{}", self.tmp_dir.as_deref().unwrap_or("/tmp"), self.id.simple()))
+        self.stdin_used.then(|| self.temp_dir())
     }
 
     fn kill_client(&mut self) {
-        self.stdin = None;
+        lock(&self.line).stdin = None;
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.dead.get_or_insert(None);
@@ -1123,7 +1348,7 @@ impl Session {
             // An idle shell cleans up after itself, as a command whose sentinel confirms it ran:
             // no second exec needed, and a slow exec client need not be waited for.
             let mut script = String::from(
-                "\\command unalias -a 2>/dev/null; \\command unset -f kill read set test echo 2>/dev/null; set +eu; set -- session \"$$\" KILL 0 ",
+                "\\command unalias -a 2>/dev/null; \\command unset -f kill read set test echo 2>/dev/null; set +eu; set -- session \"$$\" KILL '' 0 ",
             );
             script.push_str(&protocol::quote(self.stdin_dir().as_deref().unwrap_or("")));
             script.push('\n');
@@ -1133,7 +1358,7 @@ impl Session {
             match cleaned {
                 Ok(out) if out.success() && self.dead.is_none() => {
                     let _ = self.write(b"exit 0\n");
-                    self.stdin = None;
+                    lock(&self.line).stdin = None;
                     match proc::wait_until(&mut self.child, Instant::now() + close) {
                         Some(status) => self.dead = Some(Some(proc::exit_code(status))),
                         // The container is clean; only the client is slow to go.
@@ -1155,7 +1380,7 @@ impl Session {
     /// Kills the shell and its processes from outside, then the exec client.
     fn kill_session(&mut self) -> Result<()> {
         let result = self.reap_leftovers();
-        self.stdin = None;
+        lock(&self.line).stdin = None;
         if proc::wait_until(&mut self.child, Instant::now() + self.timeouts.close).is_none() {
             self.kill_client();
         }
@@ -1189,10 +1414,17 @@ impl Drop for Session {
 }
 
 impl Job {
-    /// When the next timeout step is due.
-    fn next_step(&self) -> Option<Instant> {
+    /// When the next timeout step is due: at the deadline, or once the command has printed
+    /// nothing (as `shared` saw it) for its idle timeout, whichever comes first.
+    fn next_step(&self, shared: &Shared) -> Option<Instant> {
         match self.step {
-            Step::Running => self.deadline,
+            Step::Running => {
+                let idle = self.idle.map(|idle| shared.last_output() + idle);
+                match (self.deadline, idle) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
             Step::Interrupted(t) | Step::Killed(t) | Step::ShellKilled(t) | Step::ClientKilled(t) => Some(t),
         }
     }
@@ -1205,13 +1437,12 @@ type ChunkFn<'a> = Box<dyn FnMut(Stream, &[u8]) + 'a>;
 struct Collector<'a> {
     /// Stdout and stderr.
     kept: [Kept; 2],
-    cap: usize,
     on_chunk: Option<ChunkFn<'a>>,
 }
 
 impl<'a> Collector<'a> {
     fn new(cap: usize, on_chunk: Option<ChunkFn<'a>>) -> Self {
-        Collector { kept: Default::default(), cap, on_chunk }
+        Collector { kept: [Kept::new(cap), Kept::new(cap)], on_chunk }
     }
 
     fn push(&mut self, ev: Event) {
@@ -1219,21 +1450,23 @@ impl<'a> Collector<'a> {
         if let Some(f) = self.on_chunk.as_mut() {
             f(stream, ev.bytes());
         }
-        self.kept[stream as usize].push(self.cap, ev.into_bytes());
+        self.kept[stream as usize].push(ev.into_bytes());
     }
 
     /// The output of `job`: what came as events, or what the readers kept.
     fn output(&mut self, job: &Job, finish: Finish) -> Output {
         let [stdout, stderr] = std::mem::take(&mut self.kept);
         let [kept_out, kept_err] = finish.kept;
-        let (stdout, stderr) = (stdout.or(kept_out), stderr.or(kept_err));
-        let truncated = stdout.truncated || stderr.truncated;
+        let pick = |mine: Kept, readers: Kept| if mine.is_empty() { readers.finish() } else { mine.finish() };
+        let ((stdout, stdout_gap), (stderr, stderr_gap)) = (pick(stdout, kept_out), pick(stderr, kept_err));
         Output {
-            stdout: stdout.bytes,
-            stderr: stderr.bytes,
+            stdout,
+            stderr,
             exit_code: finish.exit_code,
             timed_out: finish.timed_out,
-            truncated,
+            truncated: stdout_gap.is_some() || stderr_gap.is_some(),
+            stdout_gap,
+            stderr_gap,
             duration: finish.duration,
             command: job.command.clone(),
         }
@@ -1255,6 +1488,7 @@ pub struct Cmd<'s> {
     session: &'s mut Session,
     command: String,
     timeout: Option<Option<Duration>>,
+    idle_timeout: Option<Option<Duration>>,
     stdin: Option<Vec<u8>>,
     max_output: Option<usize>,
     on_chunk: Option<ChunkFn<'s>>,
@@ -1265,6 +1499,7 @@ impl std::fmt::Debug for Cmd<'_> {
         f.debug_struct("Cmd")
             .field("command", &self.command)
             .field("timeout", &self.timeout)
+            .field("idle_timeout", &self.idle_timeout)
             .field("stdin_bytes", &self.stdin.as_ref().map(Vec::len))
             .field("max_output", &self.max_output)
             .finish_non_exhaustive()
@@ -1279,7 +1514,16 @@ impl<'s> Cmd<'s> {
         self
     }
 
-    /// Bytes the command reads as its stdin (then EOF). Without this, stdin is empty.
+    /// This command's idle timeout, instead of the session's: aborted (as on a timeout) once
+    /// it has printed nothing on either stream for this long. `None`: off.
+    pub fn idle_timeout(mut self, idle: impl Into<Option<Duration>>) -> Self {
+        self.idle_timeout = Some(idle.into());
+        self
+    }
+
+    /// Bytes the command reads as its stdin (then EOF), any size. Without this, stdin is empty.
+    /// A few KiB go in the command's frame; more go through a second, short-lived
+    /// `exec -i ... cat` into a temporary file in the container, at the speed of the pipe.
     pub fn stdin(mut self, data: impl Into<Vec<u8>>) -> Self {
         self.stdin = Some(data.into());
         self
@@ -1319,10 +1563,13 @@ impl<'s> Cmd<'s> {
 
     fn start(self, keep: bool) -> Result<Running<'s>> {
         let session = self.session;
-        let timeout = self.timeout.unwrap_or(session.timeouts.command);
+        let limits = Limits {
+            timeout: self.timeout.unwrap_or(session.timeouts.command),
+            idle: self.idle_timeout.unwrap_or(session.timeouts.idle),
+        };
         let cap = self.max_output.unwrap_or(session.max_output);
         let deliver = if keep { Deliver::Keep(cap) } else { Deliver::Events };
-        let job = session.start(&self.command, timeout, self.stdin.as_deref(), deliver)?;
+        let job = session.start(&self.command, limits, self.stdin.as_deref(), deliver)?;
         Ok(Running {
             session,
             events: job.rx.clone(),
@@ -1406,25 +1653,25 @@ impl Running<'_> {
         self.wait_until(Some(Instant::now()))
     }
 
-    /// Sends SIGINT to the command's processes.
+    /// Aborts the command as Ctrl-C would; see [`Session::interrupt`].
     ///
     /// # Errors
     /// When the signalling exec fails.
     pub fn interrupt(&self) -> Result<()> {
-        self.signal("INT")
+        self.abort(Abort::Interrupt)
     }
 
-    /// Sends SIGKILL to the command's processes.
+    /// Aborts the command with SIGKILL to its processes; see [`Interrupter::kill`].
     ///
     /// # Errors
     /// When the signalling exec fails.
     pub fn kill(&self) -> Result<()> {
-        self.signal("KILL")
+        self.abort(Abort::Kill)
     }
 
-    fn signal(&self, sig: &str) -> Result<()> {
+    fn abort(&self, how: Abort) -> Result<()> {
         match (&self.job, &self.session.reaper) {
-            (Some(_), Some(reaper)) => reaper.signal(Scope::Command, sig, None).map(drop),
+            (Some(_), Some(reaper)) => reaper.abort(how).map(drop),
             _ => Ok(()),
         }
     }

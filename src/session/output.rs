@@ -56,24 +56,57 @@ impl Event {
     }
 }
 
+/// Where output past the cap was dropped from a stream, and how much.
+///
+/// Past the cap (`max_output`), a stream keeps its first `max_output / 2` bytes and its last
+/// `max_output - max_output / 2`: the start of a log says what ran, its end where it failed.
+/// The bytes between were read (the command never waits on a full pipe) and dropped.
+///
+/// ```
+/// # fn main() -> boxshell::Result<()> {
+/// let mut sh = boxshell::Session::builder("-").runtime(boxshell::Runtime::Local).open()?;
+/// let out = sh.cmd("seq 1 100000").max_output(20).run()?;
+/// let gap = out.stdout_gap.expect("over the cap");
+/// assert_eq!(&out.stdout[..gap.at], b"1\n2\n3\n4\n5\n"); // the first 10 bytes
+/// assert_eq!(&out.stdout[gap.at..], b"99\n100000\n");     // the last 10
+/// assert_eq!(gap.dropped, 588_895 - 20);
+/// assert!(out.truncated);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Gap {
+    /// The offset in the kept bytes where the dropped bytes were: the head is before it, the
+    /// tail after it.
+    pub at: usize,
+    /// How many bytes were dropped there.
+    pub dropped: u64,
+}
+
 /// The result of one command.
 ///
 /// `stdout` and `stderr` hold exactly the bytes the command wrote (no newline added or
 /// removed, binary data kept), up to the output cap; both are complete when the command
-/// returns.
+/// returns. Past the cap a stream keeps its start and its end, and says where the rest was
+/// dropped ([`Gap`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Output {
-    /// Everything the command wrote to stdout (up to the cap).
+    /// What the command wrote to stdout: all of it, or its start and end past the cap.
     pub stdout: Vec<u8>,
-    /// Everything the command wrote to stderr (up to the cap).
+    /// What the command wrote to stderr: all of it, or its start and end past the cap.
     pub stderr: Vec<u8>,
-    /// The exit status, as `$?` shows it: 0 to 255, 128 + N after signal N (130 after a
-    /// timeout's interrupt). If the shell itself exited during the command, its exit code.
+    /// The exit status, as `$?` shows it: 0 to 255, 128 + N after signal N (130 after an
+    /// interrupt or a timeout). If the shell itself exited during the command, its exit code.
     pub exit_code: i32,
-    /// The command ran past its timeout and was interrupted.
+    /// The command ran past its timeout (or printed nothing for its idle timeout) and was
+    /// aborted.
     pub timed_out: bool,
-    /// Output went past the cap; the excess was read and dropped.
+    /// Output of a stream went past the cap: see [`stdout_gap`](Output::stdout_gap) and
+    /// [`stderr_gap`](Output::stderr_gap).
     pub truncated: bool,
+    /// Where stdout went past the cap, and how many bytes were dropped.
+    pub stdout_gap: Option<Gap>,
+    /// Where stderr went past the cap, and how many bytes were dropped.
+    pub stderr_gap: Option<Gap>,
     /// From sending the command to receiving the end of both streams.
     pub duration: Duration,
     pub(crate) command: String,
@@ -88,7 +121,17 @@ impl Output {
         duration: Duration,
         command: String,
     ) -> Output {
-        Output { stdout, stderr, exit_code, timed_out, truncated: false, duration, command }
+        Output {
+            stdout,
+            stderr,
+            exit_code,
+            timed_out,
+            truncated: false,
+            stdout_gap: None,
+            stderr_gap: None,
+            duration,
+            command,
+        }
     }
 
     /// Stdout as text; invalid UTF-8 becomes U+FFFD.

@@ -1,32 +1,84 @@
 //! Framing of commands for a POSIX shell, and scanning of its output for sentinels. No I/O.
 //!
+//! # Starting the shell
+//!
+//! The shell is started as `SHELL -c LAUNCH SHELL` ([`LAUNCH`]), which execs it again as an
+//! *interactive* shell: only an interactive shell answers SIGINT as a terminal's Ctrl-C does,
+//! by abandoning the whole command line it is running (the rest of a list, a loop, a function)
+//! and going on reading, with its variables, functions, cwd and options intact. A
+//! non-interactive shell either dies of SIGINT (dash) or lets the interrupted child go and runs
+//! the rest of the command. The launcher picks the form that does this for the shell at hand,
+//! which is bash even when it is called `sh`:
+//!
+//! - dash, busybox ash and other POSIX shells: `SHELL -i /dev/stdin`, the script read from the
+//!   session's pipe on an fd of the shell's own ([`Dialect::Posix`]);
+//! - bash: `bash --norc --noediting +o history -i`, reading stdin ([`Dialect::Bash`]). bash
+//!   reading a script file dies of SIGINT even with `-i`. `--noediting` makes it read stdin in
+//!   blocks instead of a byte at a time.
+//!
+//! `$ENV` (which an interactive POSIX shell would source) is put aside before the exec and
+//! restored after; bash reads no rc file and keeps no history.
+//!
+//! The first line written ([`bootstrap`]) neutralises what is left of interactive mode: the
+//! session's stdout and stderr are kept on fds 7 and 8 and the shell's own fd 2 points at
+//! `/dev/null`, so prompts, job-control notices and `set -x` / `set -v` output of the frame
+//! never reach the session; prompts are emptied; bash gets `set +H` (no `!` history expansion)
+//! and no history file. For POSIX shells fd 0 then points at `/dev/null`, so every command
+//! reads EOF and nothing it runs can read the protocol. What does stay visible: `$-` holds `i`.
+//!
 //! # The frame
 //!
-//! The shell is started as `SHELL /dev/stdin`: it opens the pipe on its stdin as a script, on
-//! a close-on-exec fd of its own. The script's first line ([`BOOTSTRAP`]) then points the
-//! shell's stdin at `/dev/null`, so every command reads EOF without a redirection of its own
-//! and nothing a command runs can read the protocol; keeps the session's stdout and stderr
-//! pipes on fds 7 and 8; and points the shell's own fd 2 at `/dev/null`, so nothing the shell
-//! prints between commands (a `set -x` trace of the frame, a `set -v` echo of its input)
-//! reaches the session. Each command is then one line:
+//! Each command is written as one line (bash: a `.` of a here-document), in the dialect the
+//! shell answered with at start:
 //!
 //! ```text
-//! \command eval 'CMD' 2>&8 7>&- 8>&-; \command printf '\037bx%s%s %d %s\n' T1 T2 "$?" "${!:-0}" >&8; \exec >&7; \command printf '\037bx%s%s\n' T1 T2
+//! Posix: \command eval 'CMD' </dev/null 2>&8 7>&- 8>&-; SENTINELS
+//! Bash:  __boxshell_busy=1; \command . /dev/fd/3 3<<'DELIM' </dev/null 2>&8 7>&- 8>&-
+//!        CMD
+//!        DELIM
+//!        SENTINELS
+//!
+//! SENTINELS: \command printf '\037bx%s%s %d %s' T1 T2 "$?" "${!:-0}" >&8;
+//!            [ "${!:-0}" = KNOWN ] || { (boot time, see below) }; \command printf '\n' >&8;
+//!            [bash: __boxshell_busy=;] \exec >&7; \command printf '\037bx%s%s\n' T1 T2
 //! ```
 //!
-//! - `command eval` runs the command in the shell itself, so `cd`, `export`, functions and
-//!   aliases persist; `command` keeps a syntax error from killing dash or busybox sh (status 2).
-//! - The command's stderr is the session's; fds 7 and 8 are closed for it. All of it is undone
-//!   afterwards and `exec >&7` restores stdout, so `exec >/dev/null`, `exec 2>&-` or
-//!   `exec 7>file` inside a command last until the end of that command and cannot blind the
-//!   session. A leading `\` keeps aliases from changing the frame.
+//! - `command eval` / `command .` run the command in the shell itself, so `cd`, `export`,
+//!   functions and aliases persist; `command` keeps a syntax error from killing the shell
+//!   (status 2). bash runs a `.` file with its `interactive` flag off, which keeps the notices
+//!   an interactive bash prints into a command's stderr (`[1] PID` for `cmd &`, `tcsetattr`
+//!   after a child killed by a signal) out of it, while a SIGINT still abandons the whole file.
+//!   The here-document stays open on fd 3 while the command runs (read to its end: EOF).
+//! - The command's stdin is `/dev/null` (or the file of its stdin bytes), its stderr is the
+//!   session's; fds 7 and 8 are closed for it. All of it is undone afterwards and `exec >&7`
+//!   restores stdout, so `exec </file`, `exec >/dev/null`, `exec 2>&-` or `exec 7>file` inside
+//!   a command last until the end of that command and cannot blind the session. A leading `\`
+//!   keeps aliases from changing the frame.
 //! - The sentinel is `\x1f` `bx` and a random 32-digit token that is new for every command.
 //!   It never appears literally in what is written to the shell: the first byte is written as
 //!   an escape and the token in two halves joined by `printf` at run time. So no trace, echo
-//!   or look-alike printed by a command can end a command early.
-//! - The stderr sentinel comes first and carries the exit status and `$!` (the newest
-//!   background job, which lets a timeout spare jobs that earlier commands left running); the
-//!   stdout sentinel comes last.
+//!   or look-alike printed by a command can end a command early. (bash's here-document
+//!   delimiter is a second random word.)
+//! - The stderr sentinel comes first and carries the exit status and `$!`, the newest
+//!   background job; the stdout sentinel comes last. When `$!` differs from the one the
+//!   session last saw, the stderr sentinel also carries the boot time (`/proc/uptime`, in
+//!   centiseconds): every background job of this command or an earlier one had started by
+//!   then, and every process of a later command starts after. That is how an interrupt tells
+//!   a command's processes from the background jobs it must spare: by start time, which does
+//!   not wrap as PIDs do.
+//!
+//! # Aborting a command
+//!
+//! A command is aborted by SIGINT to the shell and the command's processes (sent from outside,
+//! see `reap.sh`). dash and busybox drop the rest of the line, frame included, and with it
+//! whatever they had read ahead; bash returns from the `.` with status 130 and runs the rest of
+//! its frame. Either way the session then writes [`encode_recovery`]: the two sentinel
+//! `printf`s of the same token again, which end the command if the frame did not. When the
+//! frame did end it (the interrupt came as the command finished), the recovery's sentinel
+//! lines arrive after the command's end; the readers drop them. bash waits for a child that
+//! ignores SIGINT and, when it is then killed, goes on with the command (it takes the child to
+//! have handled the interrupt): a `WINCH` trap, armed only while a command runs, re-raises
+//! SIGINT in the shell once that child is gone.
 //!
 //! # Scanning
 //!
@@ -36,12 +88,42 @@
 
 use std::fmt::Write as _;
 
-/// The script the session shell runs: its stdin, opened anew as a file.
-pub(crate) const SCRIPT: &str = "/dev/stdin";
+/// The `-c` script the session shell is started with (`SHELL -c LAUNCH SHELL`): it execs the
+/// shell again in the interactive form that survives SIGINT ([`Dialect`]), with `$ENV` set
+/// aside so the interactive shell sources nothing.
+pub(crate) const LAUNCH: &str = concat!(
+    "if [ -n \"${BASH_VERSION-}\" ]; then set -- --norc --noediting +o history -i; ",
+    "else set -- -i /dev/stdin; fi; ",
+    "if [ -n \"${ENV+x}\" ]; then BOXSHELL_SAVED_ENV=$ENV; export BOXSHELL_SAVED_ENV; unset ENV; fi; ",
+    "exec \"$0\" \"$@\""
+);
 
-/// Written once when a session starts: stdin from `/dev/null` (the shell has its own fd on the
-/// script), the session's pipes kept on fds 7 and 8, the shell's own stderr to `/dev/null`.
-pub(crate) const BOOTSTRAP: &str = "exec 0</dev/null 7>&1 8>&2 2>/dev/null\n";
+/// The shell families whose interactive mode the frame is written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// dash, busybox ash and other POSIX shells, reading their script from `/dev/stdin`.
+    Posix,
+    /// bash (also when called `sh`), reading stdin.
+    Bash,
+}
+
+/// The trap that makes bash abandon a command after a child that ignored SIGINT was killed.
+const BASH_WINCH_TRAP: &str = "trap '[ \"${__boxshell_busy-}\" = 1 ] && { __boxshell_busy=; kill -INT $$; }' WINCH";
+
+/// The first line written to a new session's shell (see the module docs). It works in every
+/// dialect, as the dialect is not known yet, and ends by printing `boot`'s sentinel with the
+/// word `boot` on both streams: what precedes it is the shell's start-up noise (banners,
+/// job-control notices). It contains no `!`, which bash would expand before `set +H` runs.
+pub(crate) fn bootstrap(boot: &Token) -> String {
+    let (a, b) = boot.halves();
+    format!(
+        "exec 7>&1 8>&2 2>/dev/null; \
+         if [ -n \"${{BASH_VERSION-}}\" ]; then set +H; unset HISTFILE PROMPT_COMMAND; {BASH_WINCH_TRAP}; \
+         else exec 0</dev/null; fi; PS1= PS2=; \
+         if [ -n \"${{BOXSHELL_SAVED_ENV+x}}\" ]; then export ENV=\"$BOXSHELL_SAVED_ENV\"; unset BOXSHELL_SAVED_ENV; fi; \
+         \\command printf '\\037bx%s%s boot\\n' {a} {b} >&7; \\command printf '\\037bx%s%s boot\\n' {a} {b} >&8\n"
+    )
+}
 
 /// Length of the random part of a sentinel, in hex digits.
 const TOKEN_LEN: usize = 32;
@@ -122,35 +204,70 @@ impl std::fmt::Debug for Token {
 /// Where a framed command reads its stdin from.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Input<'a> {
-    /// The shell's stdin, `/dev/null`: the command sees EOF at once.
+    /// `/dev/null`: the command sees EOF at once.
     Null,
-    /// A file in the container, written by [`encode_file`] beforehand.
+    /// A file in the container, written beforehand (by [`encode_file`] or an upload).
     File(&'a str),
 }
 
-/// Encodes one command as the line the session shell reads. `command` must not contain NUL.
-pub(crate) fn encode_command(command: &str, token: &Token, input: Input<'_>) -> String {
+/// The two sentinels that end a command, for `token`; `$?` is read first. `known_job` is the
+/// `$!` the session knows: when it changed, the boot time is added (see the module docs).
+/// `restore` runs between the two and leaves stdout on fd 7.
+fn sentinels(dialect: Dialect, token: &Token, known_job: u32, restore: &str) -> String {
     let (a, b) = token.halves();
-    let mut line = String::with_capacity(command.len() + 200);
-    line.push_str("\\command eval ");
-    line.push_str(&quote(command));
-    line.push_str(" 2>&8 7>&- 8>&-");
-    if let Input::File(path) = input {
-        line.push_str(" <");
-        line.push_str(&quote(path));
+    let idle = if dialect == Dialect::Bash { " __boxshell_busy=;" } else { "" };
+    format!(
+        "\\command printf '\\037bx%s%s %d %s' {a} {b} \"$?\" \"${{!:-0}}\" >&8; \
+         [ \"${{!:-0}}\" = {known_job} ] || {{ \\command read -r __boxshell_up __boxshell_x </proc/uptime || __boxshell_up=; \
+         \\command printf ' %s' \"${{__boxshell_up%.*}}${{__boxshell_up#*.}}\" >&8; unset __boxshell_up __boxshell_x; }} 2>/dev/null; \
+         \\command printf '\\n' >&8;{idle} {restore}; \\command printf '\\037bx%s%s\\n' {a} {b}\n"
+    )
+}
+
+/// Encodes one command as the text the session shell reads. `command` must not contain NUL;
+/// `known_job` is the last `$!` the session saw.
+pub(crate) fn encode_command(
+    dialect: Dialect,
+    command: &str,
+    token: &Token,
+    input: Input<'_>,
+    known_job: u32,
+) -> String {
+    let stdin = match input {
+        Input::Null => "/dev/null".to_string(),
+        Input::File(path) => quote(path),
+    };
+    let mut text = String::with_capacity(command.len() + 300);
+    match dialect {
+        Dialect::Posix => {
+            let _ = write!(text, "\\command eval {} <{stdin} 2>&8 7>&- 8>&-; ", quote(command));
+        }
+        Dialect::Bash => {
+            let delimiter = format!("BOXSHELL_{}", uuid::Uuid::new_v4().simple());
+            let _ = write!(
+                text,
+                "__boxshell_busy=1; \\command . /dev/fd/3 3<<'{delimiter}' <{stdin} 2>&8 7>&- 8>&-\n{command}\n{delimiter}\n"
+            );
+        }
     }
-    // `$?` must be read first: nothing may run between the command and this printf.
-    let _ = writeln!(
-        line,
-        "; \\command printf '\\037bx%s%s %d %s\\n' {a} {b} \"$?\" \"${{!:-0}}\" >&8\
-         ; \\exec >&7; \\command printf '\\037bx%s%s\\n' {a} {b}"
-    );
-    line
+    text.push_str(&sentinels(dialect, token, known_job, "\\exec >&7"));
+    text
+}
+
+/// Encodes the line written after a command was interrupted: its sentinels again, which end
+/// the command if the shell dropped the rest of its frame. Restores what an abandoned frame may
+/// have left redirected.
+pub(crate) fn encode_recovery(dialect: Dialect, token: &Token, known_job: u32) -> String {
+    let restore = match dialect {
+        Dialect::Posix => "\\exec 0</dev/null >&7 2>/dev/null",
+        Dialect::Bash => "\\exec >&7 2>/dev/null",
+    };
+    sentinels(dialect, token, known_job, restore)
 }
 
 /// Encodes shell text that writes `data` byte for byte to the file `path`, using only the
-/// `printf` built-in (every byte survives, NUL included). `dir`, if given, is created first
-/// with mode 700 when it does not exist.
+/// `printf` built-in (every byte survives, NUL included), and fails if any piece does. `dir`,
+/// if given, is created first with mode 700 when it does not exist.
 pub(crate) fn encode_file(path: &str, dir: Option<&str>, data: &[u8]) -> String {
     const PER_PRINTF: usize = 4096;
     let mut text = String::with_capacity(data.len() * 2 + 64);
@@ -160,12 +277,14 @@ pub(crate) fn encode_file(path: &str, dir: Option<&str>, data: &[u8]) -> String 
     }
     text.push_str("{ :");
     for chunk in data.chunks(PER_PRINTF) {
-        text.push_str("; \\command printf '");
-        for &b in chunk {
+        text.push_str(" && \\command printf '");
+        for (i, &b) in chunk.iter().enumerate() {
             match b {
                 b'%' => text.push_str("%%"),
                 b'\\' => text.push_str("\\\\"),
                 b'\'' => text.push_str("\\047"),
+                // A format starting with `-` is an option to dash's and bash's printf.
+                b'-' if i == 0 => text.push_str("\\055"),
                 0x20..=0x7e => text.push(b as char),
                 _ => {
                     let _ = write!(text, "\\{b:03o}");
@@ -187,15 +306,19 @@ pub(crate) struct Status {
     pub code: i32,
     /// `$!` after the command: the newest background job the shell started, or 0.
     pub last_job: u32,
+    /// The boot time after the command, in centiseconds, when `$!` had changed and the shell
+    /// could read it.
+    pub since: Option<u64>,
 }
 
-/// Parses the stderr trailer `" CODE LASTJOB"`.
+/// Parses the stderr trailer `" CODE LASTJOB [SINCE]"`.
 pub(crate) fn parse_status(trailer: &[u8]) -> Option<Status> {
     let text = std::str::from_utf8(trailer).ok()?;
     let mut words = text.split_ascii_whitespace();
     let code = words.next()?.parse().ok()?;
     let last_job = words.next()?.parse().ok()?;
-    Some(Status { code, last_job })
+    let since = words.next().and_then(|w| w.parse().ok());
+    Some(Status { code, last_job, since })
 }
 
 /// What one call of [`Scanner::feed`] found.
@@ -391,32 +514,57 @@ mod tests {
     }
 
     #[test]
-    fn frame_never_contains_the_sentinel() {
+    fn nothing_written_contains_a_sentinel() {
         let token = Token::random();
-        let line = encode_command("echo hi", &token, Input::Null);
-        assert!(find(line.as_bytes(), &token.marker()).is_none());
-        assert!(!line.contains(std::str::from_utf8(&token.0).unwrap()));
-        assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
+        let hex = std::str::from_utf8(&token.0).unwrap();
+        for dialect in [Dialect::Posix, Dialect::Bash] {
+            for input in [Input::Null, Input::File("/tmp/x")] {
+                let text = encode_command(dialect, "echo hi", &token, input, 0);
+                assert!(find(text.as_bytes(), &token.marker()).is_none() && !text.contains(hex), "{text}");
+                assert!(text.ends_with('\n'));
+            }
+            let text = encode_recovery(dialect, &token, 0);
+            assert!(find(text.as_bytes(), &token.marker()).is_none() && !text.contains(hex), "{text}");
+        }
+        let text = bootstrap(&token);
+        assert!(find(text.as_bytes(), &token.marker()).is_none() && !text.contains(hex), "{text}");
+        // bash expands `!` in what it reads before `set +H` has run.
+        assert!(!text.contains('!') && text.matches('\n').count() == 1, "{text}");
+        assert_eq!(encode_command(Dialect::Posix, "echo hi", &token, Input::Null, 0).matches('\n').count(), 1);
     }
 
     #[test]
     fn file_encoding_keeps_every_byte() {
-        let data: Vec<u8> = (0..=255u8).chain(b"%s%%\\'\n".iter().copied()).collect();
+        let mut data: Vec<u8> = (0..=255u8).chain(b"%s%%\\'\n".iter().copied()).collect();
+        // Pieces of 4096 bytes that start with `-`, which dash's and bash's printf would take
+        // for an option.
+        data.extend(std::iter::repeat_n(b'x', 4096 - data.len() % 4096));
+        data.extend(b"-4-n%d".iter().cycle().take(8192));
         let dir = std::env::temp_dir().join(format!("boxshell-enc-{}", std::process::id()));
         let path = dir.join("in");
         let text = encode_file(path.to_str().unwrap(), Some(dir.to_str().unwrap()), &data);
-        for sh in ["sh", "bash"] {
-            let status = std::process::Command::new(sh).arg("-c").arg(&text).status().unwrap();
-            assert!(status.success());
-            assert_eq!(std::fs::read(&path).unwrap(), data, "{sh}");
+        for sh in [&["sh", "-c"][..], &["bash", "-c"], &["busybox", "sh", "-c"]] {
+            let _ = std::fs::remove_file(&path);
+            let status = std::process::Command::new(sh[0]).args(&sh[1..]).arg(&text).status().unwrap();
+            assert!(status.success(), "{sh:?}");
+            assert_eq!(std::fs::read(&path).unwrap(), data, "{sh:?}");
         }
         std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
+    fn file_encoding_fails_when_a_piece_does() {
+        let text = encode_file("/nonexistent/dir/file", None, &[b'a'; 10_000]);
+        let status = std::process::Command::new("sh").arg("-c").arg(&text).status().unwrap();
+        assert!(!status.success());
+    }
+
+    #[test]
     fn status_parses() {
-        assert_eq!(parse_status(b" 0 0"), Some(Status { code: 0, last_job: 0 }));
-        assert_eq!(parse_status(b" 130 4411"), Some(Status { code: 130, last_job: 4411 }));
+        assert_eq!(parse_status(b" 0 0"), Some(Status { code: 0, last_job: 0, since: None }));
+        assert_eq!(parse_status(b" 130 4411"), Some(Status { code: 130, last_job: 4411, since: None }));
+        assert_eq!(parse_status(b" 0 4411 123456"), Some(Status { code: 0, last_job: 4411, since: Some(123456) }));
+        assert_eq!(parse_status(b" 0 4411 "), Some(Status { code: 0, last_job: 4411, since: None }));
         assert_eq!(parse_status(b" x 1"), None);
         assert_eq!(parse_status(b""), None);
     }

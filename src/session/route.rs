@@ -17,13 +17,22 @@
 //! Output that no command claims (a background job printing between commands, the output of a
 //! command whose receiver was dropped) also goes to the unread buffer, which is capped and
 //! never blocks, and is read with [`Session::read`](crate::Session::read).
+//!
+//! After a command was interrupted, the shell runs a recovery line that prints the command's
+//! sentinels once more (see [`protocol`](super::protocol)). When the command's frame had ended
+//! it already, those lines come after the command's end: each reader strips lines of that
+//! sentinel from its stream until the next command's sentinel shows that none can follow.
 
+use std::collections::VecDeque;
 use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
+use super::output::Gap;
 use super::protocol::{MARK_LEN, Scanner};
 use super::{Event, Stream};
 use crate::proc;
@@ -51,34 +60,65 @@ pub(crate) enum End {
     Eof,
 }
 
-/// Output kept up to a cap: by a reader for a [`Sink::Keep`] command, or by a waiter.
+/// One stream's output kept up to a cap, by a reader for a [`Sink::Keep`] command or by a
+/// waiter. Within the cap everything is kept. Past it, the first half of the cap is kept from
+/// the start of the stream and the rest from its end (where a build log has its error); the
+/// bytes between are counted and dropped.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Kept {
-    pub bytes: Vec<u8>,
-    pub truncated: bool,
+    /// Everything, until the cap is passed; then the head (`cap / 2` bytes).
+    bytes: Vec<u8>,
+    /// The latest `cap - cap / 2` bytes, once the cap is passed.
+    tail: VecDeque<u8>,
+    cap: usize,
+    overflowed: bool,
+    dropped: u64,
 }
 
 impl Kept {
-    /// Appends `data`, keeping at most `cap` bytes; what does not fit marks it truncated.
-    pub(crate) fn push(&mut self, cap: usize, data: Vec<u8>) {
-        let room = cap.saturating_sub(self.bytes.len());
-        if data.len() > room {
-            self.truncated = true;
-            self.bytes.extend_from_slice(&data[..room]);
-        } else if self.bytes.is_empty() {
-            self.bytes = data;
-        } else {
-            self.bytes.extend_from_slice(&data);
-        }
+    pub(crate) fn new(cap: usize) -> Kept {
+        Kept { cap, ..Kept::default() }
     }
 
-    /// `self`, or `other`'s bytes when `self` has none; truncated if either is.
-    pub(crate) fn or(mut self, other: Kept) -> Kept {
-        if self.bytes.is_empty() {
-            self.bytes = other.bytes;
+    /// Appends `data`.
+    pub(crate) fn push(&mut self, data: Vec<u8>) {
+        if !self.overflowed && self.bytes.len() + data.len() <= self.cap {
+            if self.bytes.is_empty() {
+                self.bytes = data;
+            } else {
+                self.bytes.extend_from_slice(&data);
+            }
+            return;
         }
-        self.truncated |= other.truncated;
-        self
+        let head = self.cap / 2;
+        let mut data = &data[..];
+        if !self.overflowed {
+            self.overflowed = true;
+            if self.bytes.len() > head {
+                self.tail.extend(&self.bytes[head..]);
+                self.bytes.truncate(head);
+            } else {
+                let fill = (head - self.bytes.len()).min(data.len());
+                self.bytes.extend_from_slice(&data[..fill]);
+                data = &data[fill..];
+            }
+        }
+        self.tail.extend(data);
+        let excess = self.tail.len().saturating_sub(self.cap - head);
+        self.tail.drain(..excess);
+        self.dropped += excess as u64;
+    }
+
+    /// The bytes kept, head then tail, and where the dropped bytes were.
+    pub(crate) fn finish(mut self) -> (Vec<u8>, Option<Gap>) {
+        let gap = (self.dropped > 0).then_some(Gap { at: self.bytes.len(), dropped: self.dropped });
+        self.bytes.extend(self.tail);
+        (self.bytes, gap)
+    }
+
+    /// Whether nothing came.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.bytes.is_empty() && self.tail.is_empty() && self.dropped == 0
     }
 }
 
@@ -94,6 +134,9 @@ pub(crate) struct Completion {
 pub(crate) struct Shared {
     route: Mutex<Route>,
     tap: Mutex<Option<Tap>>,
+    /// When the readers last delivered a command's output, in nanoseconds since `epoch`.
+    last_output: AtomicU64,
+    epoch: Instant,
 }
 
 struct Route {
@@ -101,6 +144,9 @@ struct Route {
     finished: Option<(u64, Completion)>,
     eof: [bool; 2],
     unread: Unread,
+    /// The last two commands a recovery line was written for, with their sentinels. A reader
+    /// is at most one command behind: the next cannot start before both streams of one ended.
+    recovered: [Option<(u64, [u8; MARK_LEN])>; 2],
 }
 
 struct Active {
@@ -141,6 +187,50 @@ struct Current {
     kept: Kept,
 }
 
+/// What one reader thread carries from chunk to chunk.
+#[derive(Default)]
+struct Reader {
+    current: Option<Current>,
+    /// The last command whose end this stream has seen.
+    ended: u64,
+    /// Strips sentinel lines of an interrupted command that ended before its recovery line ran.
+    stale: Option<Stale>,
+}
+
+/// Removes every line of one sentinel from a stream.
+struct Stale {
+    marker: [u8; MARK_LEN],
+    scanner: Scanner,
+}
+
+impl Stale {
+    fn new(marker: [u8; MARK_LEN]) -> Stale {
+        Stale { marker, scanner: Scanner::new(marker) }
+    }
+
+    /// `chunk` without the sentinel lines in it; a possible start of one is held back.
+    fn filter(&mut self, mut chunk: Vec<u8>) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let scan = self.scanner.feed(chunk);
+            if out.is_empty() {
+                out = scan.data;
+            } else {
+                out.extend_from_slice(&scan.data);
+            }
+            if scan.end.is_none() {
+                return out;
+            }
+            // A line dropped; more may follow.
+            self.scanner = Scanner::new(self.marker);
+            if scan.rest.is_empty() {
+                return out;
+            }
+            chunk = scan.rest;
+        }
+    }
+}
+
 impl Shared {
     pub(crate) fn new(unread_cap: usize) -> Arc<Shared> {
         Arc::new(Shared {
@@ -149,9 +239,33 @@ impl Shared {
                 finished: None,
                 eof: [false; 2],
                 unread: Unread { cap: unread_cap, ..Unread::default() },
+                recovered: [None; 2],
             }),
             tap: Mutex::new(None),
+            last_output: AtomicU64::new(0),
+            epoch: Instant::now(),
         })
+    }
+
+    /// Notes that a command printed (or started) now.
+    fn touch(&self) {
+        let nanos = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.last_output.store(nanos, Ordering::Relaxed);
+    }
+
+    /// When the running command last printed something (or started, if it has not).
+    pub(crate) fn last_output(&self) -> Instant {
+        self.epoch + Duration::from_nanos(self.last_output.load(Ordering::Relaxed))
+    }
+
+    /// Notes that a recovery line for command `seq` was written: lines of its sentinel that
+    /// come after its end are not output.
+    pub(crate) fn recovering(&self, seq: u64, marker: [u8; MARK_LEN]) {
+        let mut route = self.route();
+        if route.recovered[0].is_some_and(|(s, _)| s != seq) {
+            route.recovered[1] = route.recovered[0];
+        }
+        route.recovered[0] = Some((seq, marker));
     }
 
     fn route(&self) -> MutexGuard<'_, Route> {
@@ -176,6 +290,8 @@ impl Shared {
             return false;
         }
         route.active = Some(Active { seq, marker, sink, _done: done, ends, kept: Default::default() });
+        drop(route);
+        self.touch();
         true
     }
 
@@ -221,20 +337,26 @@ impl Shared {
     ) -> std::io::Result<JoinHandle<()>> {
         let shared = Arc::clone(self);
         proc::spawn_thread(name, move || {
-            let mut current = None;
-            if let Err(e) = proc::pump(pipe, |bytes| shared.on_chunk(stream, &mut current, bytes.to_vec())) {
+            let mut reader = Reader::default();
+            if let Err(e) = proc::pump(pipe, |bytes| shared.on_chunk(stream, &mut reader, bytes.to_vec())) {
                 log::warn!("reading the session's {stream:?}: {e}");
             }
-            shared.on_eof(stream, current);
+            shared.on_eof(stream, reader);
         })
     }
 
-    fn on_chunk(&self, stream: Stream, current: &mut Option<Current>, mut chunk: Vec<u8>) {
+    fn on_chunk(&self, stream: Stream, reader: &mut Reader, mut chunk: Vec<u8>) {
         loop {
-            if current.is_none() {
-                *current = self.pick_up(stream);
+            if reader.current.is_none() {
+                self.pick_up(stream, reader);
             }
-            let Some(c) = current.as_mut() else {
+            if let Some(stale) = reader.stale.as_mut() {
+                chunk = stale.filter(chunk);
+                if chunk.is_empty() {
+                    return;
+                }
+            }
+            let Some(c) = reader.current.as_mut() else {
                 self.tap(stream, &chunk);
                 self.push_unread(stream, &chunk);
                 return;
@@ -244,18 +366,38 @@ impl Shared {
                 self.deliver(stream, c, scan.data);
             }
             let Some(trailer) = scan.end else { return };
-            if let Some(c) = current.take() {
-                self.end(stream, c.seq, End::Sentinel(trailer), c.kept);
+            let mut rest = scan.rest;
+            if let Some(mut stale) = reader.stale.take() {
+                // This command's sentinel came after the recovery line: no stale line follows,
+                // and what the filter held back comes after the sentinel.
+                rest.extend(stale.scanner.flush());
             }
-            if scan.rest.is_empty() {
+            if let Some(c) = reader.current.take() {
+                reader.ended = c.seq;
+                self.end(stream, c.seq, End::Sentinel(trailer), c.kept);
+                reader.stale = self.stale_for(reader.ended);
+            }
+            if rest.is_empty() {
                 return;
             }
-            chunk = scan.rest;
+            chunk = rest;
         }
     }
 
-    fn on_eof(&self, stream: Stream, current: Option<Current>) {
-        let current = match current {
+    fn on_eof(&self, stream: Stream, mut reader: Reader) {
+        let held = reader.stale.take().map(|mut s| s.scanner.flush()).unwrap_or_default();
+        if !held.is_empty() {
+            match reader.current.as_mut() {
+                Some(c) => {
+                    let scan = c.scanner.feed(held);
+                    if !scan.data.is_empty() {
+                        self.deliver(stream, c, scan.data);
+                    }
+                }
+                None => self.push_unread(stream, &held),
+            }
+        }
+        let current = match reader.current {
             Some(mut c) => {
                 let held = c.scanner.flush();
                 if !held.is_empty() {
@@ -279,19 +421,32 @@ impl Shared {
         }
     }
 
-    /// The running command, if this stream of it has not ended yet.
-    fn pick_up(&self, stream: Stream) -> Option<Current> {
+    /// Takes up the running command, if this stream of it has not ended yet, and the
+    /// stripping of a recovery line for the command this stream ended last.
+    fn pick_up(&self, stream: Stream, reader: &mut Reader) {
         let route = self.route();
-        let active = route.active.as_ref()?;
-        if active.ends[stream as usize].is_some() {
-            return None;
+        if reader.stale.is_none() {
+            reader.stale = Self::stale_in(&route, reader.ended);
         }
-        Some(Current {
-            seq: active.seq,
-            scanner: Scanner::new(active.marker),
-            sink: active.sink.clone(),
-            kept: Kept::default(),
-        })
+        let Some(active) = route.active.as_ref() else { return };
+        if active.ends[stream as usize].is_some() {
+            return;
+        }
+        let kept = match active.sink {
+            Sink::Keep(cap) => Kept::new(cap),
+            _ => Kept::default(),
+        };
+        reader.current =
+            Some(Current { seq: active.seq, scanner: Scanner::new(active.marker), sink: active.sink.clone(), kept });
+    }
+
+    /// A filter for the recovery line of command `ended`, if one was written.
+    fn stale_for(&self, ended: u64) -> Option<Stale> {
+        Self::stale_in(&self.route(), ended)
+    }
+
+    fn stale_in(route: &Route, ended: u64) -> Option<Stale> {
+        route.recovered.iter().flatten().find(|(seq, _)| *seq == ended).map(|&(_, marker)| Stale::new(marker))
     }
 
     fn tap(&self, stream: Stream, data: &[u8]) {
@@ -302,6 +457,7 @@ impl Shared {
 
     /// Hands a command's output to the tap, then to its sink.
     fn deliver(&self, stream: Stream, c: &mut Current, data: Vec<u8>) {
+        self.touch();
         self.tap(stream, &data);
         match &c.sink {
             Sink::Events(tx) => {
@@ -310,7 +466,7 @@ impl Shared {
                     self.push_unread(stream, e.into_inner().bytes());
                 }
             }
-            &Sink::Keep(cap) => c.kept.push(cap, data),
+            Sink::Keep(_) => c.kept.push(data),
             Sink::Unread => self.push_unread(stream, &data),
         }
     }
@@ -325,6 +481,63 @@ impl Shared {
                 unreachable!("checked above")
             };
             route.finished = Some((seq, Completion { stdout, stderr, kept }));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kept(cap: usize, pieces: &[&[u8]]) -> (Vec<u8>, Option<Gap>) {
+        let mut k = Kept::new(cap);
+        for p in pieces {
+            k.push(p.to_vec());
+        }
+        k.finish()
+    }
+
+    #[test]
+    fn kept_holds_everything_within_the_cap() {
+        assert_eq!(kept(10, &[b"abc", b"defghij"]), (b"abcdefghij".to_vec(), None));
+        assert_eq!(kept(10, &[]), (Vec::new(), None));
+    }
+
+    #[test]
+    fn kept_past_the_cap_holds_head_and_tail() {
+        let stream: Vec<u8> = (0..100u8).collect();
+        let want = |cap: usize| {
+            let head = cap / 2;
+            let mut v = stream[..head].to_vec();
+            v.extend_from_slice(&stream[100 - (cap - head)..]);
+            (v, Some(Gap { at: head, dropped: (100 - cap) as u64 }))
+        };
+        for cap in [0, 1, 2, 9, 10, 11, 99] {
+            // Whole, in pieces of every size, and a first piece bigger than the cap.
+            assert_eq!(kept(cap, &[&stream]), want(cap), "cap {cap}");
+            for size in 1..12 {
+                let pieces: Vec<&[u8]> = stream.chunks(size).collect();
+                assert_eq!(kept(cap, &pieces), want(cap), "cap {cap}, pieces of {size}");
+            }
+        }
+    }
+
+    #[test]
+    fn stale_lines_are_stripped_wherever_the_reads_cut() {
+        let marker = *b"\x1fbx0123456789abcdef0123456789abcdef";
+        let mut stream = b"before".to_vec();
+        stream.extend_from_slice(&marker);
+        stream.extend_from_slice(b" 130 0\nbetween");
+        stream.extend_from_slice(&marker);
+        stream.extend_from_slice(b"\nafter\x1fbx");
+        for size in 1..stream.len() {
+            let mut stale = Stale::new(marker);
+            let mut out = Vec::new();
+            for piece in stream.chunks(size) {
+                out.extend(stale.filter(piece.to_vec()));
+            }
+            out.extend(stale.scanner.flush());
+            assert_eq!(out, b"beforebetweenafter\x1fbx", "pieces of {size}");
         }
     }
 }

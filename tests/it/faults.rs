@@ -121,6 +121,7 @@ fn helper(fx: &Fixture, what: &str) -> Result<String, Failed> {
 }
 
 fn memory_stays_bounded_for_1gb_with_a_cap(fx: &Fixture) -> R {
+    let _heavy = crate::harness::heavy();
     let out = helper(fx, "big-output")?;
     let field = |k: &str| out.split_whitespace().find_map(|w| w.strip_prefix(k)).and_then(|v| v.parse::<u64>().ok());
     let (kept, seen, hwm) = (field("kept="), field("seen="), field("hwm_kib="));
@@ -132,6 +133,7 @@ fn memory_stays_bounded_for_1gb_with_a_cap(fx: &Fixture) -> R {
 }
 
 fn chunk_callback_gets_every_byte_once_in_order(fx: &Fixture) -> R {
+    let _heavy = crate::harness::heavy();
     let out = helper(fx, "big-stream")?;
     ensure!(out.starts_with("in-order "), "{out}");
     Ok(())

@@ -126,6 +126,15 @@ impl Fixture {
         self.builder_for(&self.container)
     }
 
+    /// The shells to test every behaviour with: dash, bash and busybox ash on the host; busybox
+    /// ash (`/bin/sh`) and bash in the test image.
+    pub fn shells(&self) -> Vec<String> {
+        if self.runtime.is_container() {
+            return vec!["/bin/sh".into(), "/bin/bash".into()];
+        }
+        vec!["/bin/dash".into(), "/bin/bash".into(), busybox_ash()]
+    }
+
     /// An open session in the shared container.
     pub fn session(&self) -> Session {
         self.builder().open().unwrap_or_else(|e| panic!("open in {}: {e}", self.runtime))
@@ -203,6 +212,32 @@ impl Drop for Fresh {
     fn drop(&mut self) {
         remove_container(&self.engine, &self.name);
     }
+}
+
+/// This run's directory for files the tests need on the host.
+fn temp() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("boxshell-it-{}", std::process::id()))
+}
+
+/// Removes [`temp`].
+pub fn remove_temp() {
+    let _ = std::fs::remove_dir_all(temp());
+}
+
+/// A path that runs busybox's ash on the host: busybox picks the applet by the name it is
+/// called with.
+fn busybox_ash() -> String {
+    static LINK: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    LINK.get_or_init(|| {
+        let dir = temp();
+        let link = dir.join("ash");
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink("/bin/busybox", &link)
+            .expect("link to /bin/busybox (apt-get install busybox-static)");
+        link.to_string_lossy().into_owned()
+    })
+    .clone()
 }
 
 /// Checks that the engine answers.
@@ -313,6 +348,13 @@ pub fn contain(body: impl FnOnce() -> Result<(), libtest_mimic::Failed>) -> Resu
             Err(text.into())
         }
     }
+}
+
+/// Held by tests that move tens of MiB, so that they run one at a time: together they would
+/// load a 2-core machine enough to slow every other test's engine calls by seconds.
+pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    HEAVY.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Waits until `cond` holds, checking every 50 ms for up to 10 s; says whether it did.

@@ -4,6 +4,7 @@
 //! with it set, a named runtime that does not answer fails the run. Without it, whatever
 //! answers is tested and the rest is reported and marked ignored.
 
+mod abort;
 mod containers;
 mod faults;
 mod harness;
@@ -11,6 +12,7 @@ mod ops;
 mod pool;
 mod security;
 mod session;
+mod sizes;
 mod tmux;
 
 use std::sync::Arc;
@@ -84,6 +86,8 @@ fn main() {
             Ok(fx) => {
                 let fx = Arc::new(fx);
                 plan.add(&prefix, &fx, session::TESTS);
+                plan.add(&prefix, &fx, abort::TESTS);
+                plan.add(&prefix, &fx, sizes::TESTS);
                 plan.add(&prefix, &fx, pool::TESTS);
                 plan.add(&prefix, &fx, security::TESTS);
                 if runtime.is_engine() || runtime == Runtime::Local {
@@ -94,6 +98,7 @@ fn main() {
                     plan.add(&prefix, &fx, pool::CONTAINER_TESTS);
                 }
                 if runtime.is_engine() {
+                    plan.add(&prefix, &fx, abort::ENGINE_TESTS);
                     plan.add(&prefix, &fx, containers::TESTS);
                     plan.add(&prefix, &fx, faults::ENGINE_TESTS);
                 }
@@ -114,6 +119,8 @@ fn main() {
             }
             Err(reason) => {
                 let mut all = names(session::TESTS);
+                all.extend(names(abort::TESTS));
+                all.extend(names(sizes::TESTS));
                 all.extend(names(pool::TESTS));
                 all.extend(names(security::TESTS));
                 if runtime.is_engine() || runtime == Runtime::Local {
@@ -121,6 +128,7 @@ fn main() {
                 }
                 if runtime.is_engine() {
                     all.extend(names(faults::ENGINE_TESTS));
+                    all.extend(names(abort::ENGINE_TESTS));
                 }
                 if runtime == Runtime::Docker {
                     all.extend(names(faults::CLI_TESTS).into_iter().map(|t| format!("faults::{t}")));
@@ -141,6 +149,7 @@ fn main() {
     for fx in &fixtures {
         fx.cleanup();
     }
+    harness::remove_temp();
     // `exit` runs no destructors: end the tmux servers now.
     drop((tmux_fixtures, ops_fixtures));
     conclusion.exit();

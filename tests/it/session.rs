@@ -23,7 +23,6 @@ pub const TESTS: &[(&str, Test<Fixture>)] = &[
     ("timeout_interrupts_the_tree_and_recovers", timeout_interrupts_the_tree_and_recovers),
     ("timeout_spares_earlier_background_jobs", timeout_spares_earlier_background_jobs),
     ("timeout_escalates_to_kill", timeout_escalates_to_kill),
-    ("busy_shell_loop_is_killed_and_reported", busy_shell_loop_is_killed_and_reported),
     ("exit_n_is_answered_with_code_and_output", exit_n_is_answered_with_code_and_output),
     ("set_e_failure_ends_the_shell_clearly", set_e_failure_ends_the_shell_clearly),
     ("exec_redirections_last_one_command", exec_redirections_last_one_command),
@@ -33,7 +32,6 @@ pub const TESTS: &[(&str, Test<Fixture>)] = &[
     ("spawn_streams_events_in_order", spawn_streams_events_in_order),
     ("wait_timeout_and_try_wait", wait_timeout_and_try_wait),
     ("running_interrupt_and_kill", running_interrupt_and_kill),
-    ("interrupter_from_another_thread", interrupter_from_another_thread),
     ("send_then_read", send_then_read),
     ("background_output_goes_to_read_not_next_command", background_output_goes_to_read_not_next_command),
     ("dropped_running_is_settled_before_next_command", dropped_running_is_settled_before_next_command),
@@ -237,7 +235,7 @@ fn timeout_spares_earlier_background_jobs(fx: &Fixture) -> R {
 }
 
 fn timeout_escalates_to_kill(fx: &Fixture) -> R {
-    let mut sh = fx.builder().grace(Duration::from_millis(500)).open()?;
+    let mut sh = fx.builder().grace(Duration::from_millis(1500)).open()?;
     let t = tag();
     let start = Instant::now();
     // Ignores SIGINT: the timeout must go on to SIGKILL.
@@ -247,24 +245,6 @@ fn timeout_escalates_to_kill(fx: &Fixture) -> R {
     assert!(start.elapsed() < Duration::from_secs(8));
     assert!(fx.wait_gone(&format!("sleep {t}")).is_empty());
     assert_eq!(sh.exec("trap - INT; echo ok")?.stdout, b"ok\n");
-    Ok(())
-}
-
-fn busy_shell_loop_is_killed_and_reported(fx: &Fixture) -> R {
-    let mut sh = fx.builder().grace(Duration::from_millis(300)).open()?;
-    let pid = sh.pid();
-    let start = Instant::now();
-    // A loop in the shell itself: there is no child to interrupt, so the shell is ended.
-    let out = sh.cmd("echo looping; while :; do :; done").timeout(Duration::from_millis(500)).run()?;
-    assert!(out.timed_out);
-    assert_eq!(out.stdout, b"looping\n");
-    assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
-    assert!(!sh.is_alive());
-    match sh.exec("echo again") {
-        Err(Error::ShellExited { .. }) => {}
-        other => return Err(format!("expected ShellExited, got {other:?}").into()),
-    }
-    ensure!(!crate::harness::pid_exists(&fx.runtime, &fx.container, pid), "shell {pid} still runs");
     Ok(())
 }
 
@@ -426,23 +406,6 @@ fn running_interrupt_and_kill(fx: &Fixture) -> R {
     running.kill()?;
     assert_eq!(running.wait()?.exit_code, 137);
     assert_eq!(sh.exec("echo alive")?.stdout, b"alive\n");
-    Ok(())
-}
-
-fn interrupter_from_another_thread(fx: &Fixture) -> R {
-    let mut sh = fx.session();
-    let stop = sh.interrupter();
-    let t = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(500));
-        stop.interrupt()
-    });
-    let start = Instant::now();
-    let out = sh.exec(&format!("echo waiting; sleep {}; echo after-sleep", tag()))?;
-    t.join().unwrap()?;
-    assert!(start.elapsed() < Duration::from_secs(10));
-    // The shell sees the interrupted child exit 130 and goes on with the list.
-    assert_eq!(out.stdout, b"waiting\nafter-sleep\n");
-    assert!(!out.timed_out);
     Ok(())
 }
 
