@@ -502,9 +502,12 @@ impl std::fmt::Debug for Reaper {
 }
 
 impl Reaper {
-    /// The newest `$!` the session knows of.
+    /// The `$!` a frame compares with to decide whether to stamp the boot time: the newest
+    /// one the session knows, or one no `$!` can be while the session has no time for it yet
+    /// (an aborted command's recovery line does not stamp).
     fn known_job(&self) -> u32 {
-        lock(&self.watermark).pid
+        let mark = lock(&self.watermark);
+        if mark.pid == 0 || mark.since.is_some() { mark.pid } else { u32::MAX }
     }
 
     /// Books what a command's sentinel said about background jobs.
@@ -512,6 +515,8 @@ impl Reaper {
         let mut mark = lock(&self.watermark);
         if status.last_job != mark.pid {
             *mark = Watermark { pid: status.last_job, since: status.since };
+        } else if mark.since.is_none() {
+            mark.since = status.since;
         }
     }
 
@@ -529,7 +534,7 @@ impl Reaper {
         };
         let signalled = self.signal(Scope::Command(shell), tree, None)?;
         self.shared.recovering(seq, token.marker());
-        let recovery = protocol::encode_recovery(self.dialect, &token, self.known_job());
+        let recovery = protocol::encode_recovery(self.dialect, &token);
         // Failing to write means the shell is gone; waiting for the command finds out how.
         let _ = line.write(recovery.as_bytes(), &self.target);
         Ok(signalled)
@@ -969,6 +974,12 @@ impl Session {
         let out = match result {
             Ok(Some(out)) => out,
             Ok(None) => unreachable!("collecting without a limit runs to the end"),
+            // The exec ended before the setup was even sent (a CLI that fails at once): what it
+            // printed went unclaimed, and says why.
+            Err(Error::ShellExited { .. }) => {
+                let [stdout, stderr] = self.shared.take_unread().bufs;
+                Output::new(stdout, stderr, -1, false, Duration::ZERO, String::new())
+            }
             Err(e) => {
                 let _ = self.child.kill();
                 return Err(e);
@@ -1083,7 +1094,7 @@ impl Session {
             timed_out: false,
             tree: Vec::new(),
         };
-        if !self.shared.begin(job.seq, token.marker(), sink, done) {
+        if !self.shared.begin(job.seq, token.marker(), sink, done, job.idle.is_some()) {
             self.mark_dead(None);
             return Err(self.shell_exited(self.dead.flatten()));
         }
@@ -1256,7 +1267,10 @@ impl Session {
         let completion = self.shared.take_completion(job.seq);
         let duration = job.started.elapsed();
         let status = match &completion {
-            Some(Completion { stderr: End::Sentinel(trailer), .. }) => protocol::parse_status(trailer),
+            Some(Completion { stderr: End::Sentinel(err), stdout: End::Sentinel(out), .. }) => {
+                protocol::parse_status(err, out)
+            }
+            Some(Completion { stderr: End::Sentinel(err), .. }) => protocol::parse_status(err, b""),
             _ => None,
         };
         if let (Some(status), Some(reaper)) = (status, &self.reaper) {
@@ -1454,7 +1468,7 @@ impl<'a> Collector<'a> {
     }
 
     /// The output of `job`: what came as events, or what the readers kept.
-    fn output(&mut self, job: &Job, finish: Finish) -> Output {
+    fn output(&mut self, job: &mut Job, finish: Finish) -> Output {
         let [stdout, stderr] = std::mem::take(&mut self.kept);
         let [kept_out, kept_err] = finish.kept;
         let pick = |mine: Kept, readers: Kept| if mine.is_empty() { readers.finish() } else { mine.finish() };
@@ -1468,7 +1482,8 @@ impl<'a> Collector<'a> {
             stdout_gap,
             stderr_gap,
             duration: finish.duration,
-            command: job.command.clone(),
+            // The job is over: its command moves into the output.
+            command: std::mem::take(&mut job.command),
         }
     }
 }

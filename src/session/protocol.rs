@@ -29,18 +29,19 @@
 //! # The frame
 //!
 //! Each command is written as one line (bash: a `.` of a here-document), in the dialect the
-//! shell answered with at start:
+//! shell answered with at start, and ends with a call of a function the bootstrap defined:
 //!
 //! ```text
-//! Posix: \command eval 'CMD' </dev/null 2>&8 7>&- 8>&-; SENTINELS
+//! Posix: \command eval 'CMD' 2>&8 7>&- 8>&-; \__boxshell_end T1 T2 KNOWN
 //! Bash:  __boxshell_busy=1; \command . /dev/fd/3 3<<'DELIM' </dev/null 2>&8 7>&- 8>&-
 //!        CMD
 //!        DELIM
-//!        SENTINELS
+//!        \__boxshell_end T1 T2 KNOWN
 //!
-//! SENTINELS: \command printf '\037bx%s%s %d %s' T1 T2 "$?" "${!:-0}" >&8;
-//!            [ "${!:-0}" = KNOWN ] || { (boot time, see below) }; \command printf '\n' >&8;
-//!            [bash: __boxshell_busy=;] \exec >&7; \command printf '\037bx%s%s\n' T1 T2
+//! __boxshell_end() { \command printf '\037bx%s%s %d %s\n' "$1" "$2" "$?" "${!:-0}" >&8;
+//!     [bash: __boxshell_busy=;] \exec >&7;
+//!     case ${!:-0} in "$3") \command printf '\037bx%s%s\n' "$1" "$2";;
+//!     *) (read the boot time); \command printf '\037bx%s%s %s\n' "$1" "$2" TIME;; esac; }
 //! ```
 //!
 //! - `command eval` / `command .` run the command in the shell itself, so `cd`, `export`,
@@ -49,19 +50,23 @@
 //!   an interactive bash prints into a command's stderr (`[1] PID` for `cmd &`, `tcsetattr`
 //!   after a child killed by a signal) out of it, while a SIGINT still abandons the whole file.
 //!   The here-document stays open on fd 3 while the command runs (read to its end: EOF).
-//! - The command's stdin is `/dev/null` (or the file of its stdin bytes), its stderr is the
-//!   session's; fds 7 and 8 are closed for it. All of it is undone afterwards and `exec >&7`
-//!   restores stdout, so `exec </file`, `exec >/dev/null`, `exec 2>&-` or `exec 7>file` inside
-//!   a command last until the end of that command and cannot blind the session. A leading `\`
-//!   keeps aliases from changing the frame.
+//! - The command's stdin is the shell's `/dev/null` (bash: a `/dev/null` of its own), or the
+//!   file of its stdin bytes; its stderr is the session's; fds 7 and 8 are closed for it. All
+//!   of it is undone afterwards and `exec >&7` restores stdout, so `exec >/dev/null`,
+//!   `exec 2>&-` or `exec 7>file` inside a command last until the end of that command and
+//!   cannot blind the session. A leading `\` keeps aliases from changing the frame.
 //! - The sentinel is `\x1f` `bx` and a random 32-digit token that is new for every command.
 //!   It never appears literally in what is written to the shell: the first byte is written as
 //!   an escape and the token in two halves joined by `printf` at run time. So no trace, echo
 //!   or look-alike printed by a command can end a command early. (bash's here-document
 //!   delimiter is a second random word.)
+//! - `$?` in the function is the status of the command before its call. The function is
+//!   parsed once: dash spends some 40 instructions on each character of a frame, and its body
+//!   would be 300 more per command. A command that removes it (`unset -f`) makes its own frame
+//!   miss its sentinels until its timeout; the recovery line defines it again.
 //! - The stderr sentinel comes first and carries the exit status and `$!`, the newest
 //!   background job; the stdout sentinel comes last. When `$!` differs from the one the
-//!   session last saw, the stderr sentinel also carries the boot time (`/proc/uptime`, in
+//!   session last saw, the stdout sentinel carries the boot time (`/proc/uptime`, in
 //!   centiseconds): every background job of this command or an earlier one had started by
 //!   then, and every process of a later command starts after. That is how an interrupt tells
 //!   a command's processes from the background jobs it must spare: by start time, which does
@@ -110,18 +115,41 @@ pub(crate) enum Dialect {
 /// The trap that makes bash abandon a command after a child that ignored SIGINT was killed.
 const BASH_WINCH_TRAP: &str = "trap '[ \"${__boxshell_busy-}\" = 1 ] && { __boxshell_busy=; kill -INT $$; }' WINCH";
 
-/// The first line written to a new session's shell (see the module docs). It works in every
-/// dialect, as the dialect is not known yet, and ends by printing `boot`'s sentinel with the
-/// word `boot` on both streams: what precedes it is the shell's start-up noise (banners,
-/// job-control notices). It contains no `!`, which bash would expand before `set +H` runs.
+/// The first lines written to a new session's shell (see the module docs). They work in
+/// every dialect, as the dialect is not known yet, define [`END`], and end by printing
+/// `boot`'s sentinel with the word `boot` on both streams: what precedes it is the shell's
+/// start-up noise (banners, job-control notices). The first line holds no `!`, which bash
+/// would expand before that line's `set +H` runs; the second, read after, may.
 pub(crate) fn bootstrap(boot: &Token) -> String {
     let (a, b) = boot.halves();
     format!(
         "exec 7>&1 8>&2 2>/dev/null; \
          if [ -n \"${{BASH_VERSION-}}\" ]; then set +H; unset HISTFILE PROMPT_COMMAND; {BASH_WINCH_TRAP}; \
          else exec 0</dev/null; fi; PS1= PS2=; \
-         if [ -n \"${{BOXSHELL_SAVED_ENV+x}}\" ]; then export ENV=\"$BOXSHELL_SAVED_ENV\"; unset BOXSHELL_SAVED_ENV; fi; \
-         \\command printf '\\037bx%s%s boot\\n' {a} {b} >&7; \\command printf '\\037bx%s%s boot\\n' {a} {b} >&8\n"
+         if [ -n \"${{BOXSHELL_SAVED_ENV+x}}\" ]; then export ENV=\"$BOXSHELL_SAVED_ENV\"; unset BOXSHELL_SAVED_ENV; fi\n\
+         if [ -n \"${{BASH_VERSION-}}\" ]; then {bash_end}; else {posix_end}; fi; \
+         \\command printf '\\037bx%s%s boot\\n' {a} {b} >&7; \\command printf '\\037bx%s%s boot\\n' {a} {b} >&8\n",
+        bash_end = end_function(Dialect::Bash),
+        posix_end = end_function(Dialect::Posix),
+    )
+}
+
+/// The name of the shell function that prints a command's sentinels.
+const END: &str = "__boxshell_end";
+
+/// The definition of [`END`], which every frame calls as `END T1 T2 KNOWN` right after the
+/// command: the two sentinels of the token `T1T2` (`$?` at the call is the command's status),
+/// and the boot time when `$!` is no longer `KNOWN` (see the module docs). A function, parsed
+/// once: dash spends some 40 instructions per character reading a frame, and these are some
+/// 300 characters a command would otherwise carry. Each sentinel is one `printf`: one write,
+/// so the reader sees it in one read.
+fn end_function(dialect: Dialect) -> String {
+    let idle = if dialect == Dialect::Bash { " __boxshell_busy=;" } else { "" };
+    format!(
+        "{END}() {{ \\command printf '\\037bx%s%s %d %s\\n' \"$1\" \"$2\" \"$?\" \"${{!:-0}}\" >&8;{idle} \\exec >&7; \
+         case ${{!:-0}} in \"$3\") \\command printf '\\037bx%s%s\\n' \"$1\" \"$2\";; \
+         *) \\command read -r __bx_up _ </proc/uptime || :; \\command printf '\\037bx%s%s %s\\n' \"$1\" \"$2\" \"${{__bx_up-}}\"; \
+         unset __bx_up;; esac; }}"
     )
 }
 
@@ -145,16 +173,21 @@ const MAX_TRAILER: usize = 64;
 /// ```
 pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
-    out.push('\'');
-    for c in s.chars() {
-        if c == '\'' {
-            out.push_str(r"'\''");
-        } else {
-            out.push(c);
-        }
-    }
-    out.push('\'');
+    quote_into(&mut out, s);
     out
+}
+
+/// Appends `s`, quoted as [`quote`] does, to `out`.
+pub(crate) fn quote_into(out: &mut String, s: &str) {
+    out.push('\'');
+    let mut rest = s;
+    while let Some(at) = rest.find('\'') {
+        out.push_str(&rest[..at]);
+        out.push_str(r"'\''");
+        rest = &rest[at + 1..];
+    }
+    out.push_str(rest);
+    out.push('\'');
 }
 
 /// The sentinel of one command.
@@ -165,8 +198,7 @@ impl Token {
     /// A fresh token from 128 random bits.
     pub(crate) fn random() -> Token {
         let mut digits = [0u8; TOKEN_LEN];
-        let hex = uuid::Uuid::new_v4().simple().to_string();
-        digits.copy_from_slice(hex.as_bytes());
+        uuid::Uuid::new_v4().simple().encode_lower(&mut digits);
         Token(digits)
     }
 
@@ -210,18 +242,16 @@ pub(crate) enum Input<'a> {
     File(&'a str),
 }
 
-/// The two sentinels that end a command, for `token`; `$?` is read first. `known_job` is the
-/// `$!` the session knows: when it changed, the boot time is added (see the module docs).
-/// `restore` runs between the two and leaves stdout on fd 7.
-fn sentinels(dialect: Dialect, token: &Token, known_job: u32, restore: &str) -> String {
+/// Appends the call of [`END`] for `token` that ends a frame.
+fn push_end(text: &mut String, token: &Token, known_job: u32) {
     let (a, b) = token.halves();
-    let idle = if dialect == Dialect::Bash { " __boxshell_busy=;" } else { "" };
-    format!(
-        "\\command printf '\\037bx%s%s %d %s' {a} {b} \"$?\" \"${{!:-0}}\" >&8; \
-         [ \"${{!:-0}}\" = {known_job} ] || {{ \\command read -r __boxshell_up __boxshell_x </proc/uptime || __boxshell_up=; \
-         \\command printf ' %s' \"${{__boxshell_up%.*}}${{__boxshell_up#*.}}\" >&8; unset __boxshell_up __boxshell_x; }} 2>/dev/null; \
-         \\command printf '\\n' >&8;{idle} {restore}; \\command printf '\\037bx%s%s\\n' {a} {b}\n"
-    )
+    text.push('\\');
+    text.push_str(END);
+    text.push(' ');
+    text.push_str(a);
+    text.push(' ');
+    text.push_str(b);
+    let _ = writeln!(text, " {known_job}");
 }
 
 /// Encodes one command as the text the session shell reads. `command` must not contain NUL;
@@ -233,36 +263,48 @@ pub(crate) fn encode_command(
     input: Input<'_>,
     known_job: u32,
 ) -> String {
-    let stdin = match input {
-        Input::Null => "/dev/null".to_string(),
-        Input::File(path) => quote(path),
-    };
-    let mut text = String::with_capacity(command.len() + 300);
+    let mut text = String::with_capacity(command.len() * 5 / 4 + 400);
     match dialect {
         Dialect::Posix => {
-            let _ = write!(text, "\\command eval {} <{stdin} 2>&8 7>&- 8>&-; ", quote(command));
+            text.push_str("\\command eval ");
+            quote_into(&mut text, command);
+            // A POSIX shell's own stdin is /dev/null already: redirecting it for each command
+            // would cost an open (a fifth of a local round trip).
+            if let Input::File(path) = input {
+                text.push_str(" <");
+                quote_into(&mut text, path);
+            }
+            text.push_str(" 2>&8 7>&- 8>&-; ");
         }
         Dialect::Bash => {
-            let delimiter = format!("BOXSHELL_{}", uuid::Uuid::new_v4().simple());
-            let _ = write!(
-                text,
-                "__boxshell_busy=1; \\command . /dev/fd/3 3<<'{delimiter}' <{stdin} 2>&8 7>&- 8>&-\n{command}\n{delimiter}\n"
-            );
+            let delimiter = uuid::Uuid::new_v4().simple();
+            let _ = write!(text, "__boxshell_busy=1; \\command . /dev/fd/3 3<<'BOXSHELL_{delimiter}' <");
+            match input {
+                Input::Null => text.push_str("/dev/null"),
+                Input::File(path) => quote_into(&mut text, path),
+            }
+            let _ = write!(text, " 2>&8 7>&- 8>&-\n{command}\nBOXSHELL_{delimiter}\n");
         }
     }
-    text.push_str(&sentinels(dialect, token, known_job, "\\exec >&7"));
+    push_end(&mut text, token, known_job);
     text
 }
 
 /// Encodes the line written after a command was interrupted: its sentinels again, which end
-/// the command if the shell dropped the rest of its frame. Restores what an abandoned frame may
-/// have left redirected.
-pub(crate) fn encode_recovery(dialect: Dialect, token: &Token, known_job: u32) -> String {
-    let restore = match dialect {
-        Dialect::Posix => "\\exec 0</dev/null >&7 2>/dev/null",
-        Dialect::Bash => "\\exec >&7 2>/dev/null",
+/// the command if the shell dropped the rest of its frame, without [`END`] (which the command
+/// may have removed: it is defined afresh after). Restores what an abandoned frame may have
+/// left redirected.
+pub(crate) fn encode_recovery(dialect: Dialect, token: &Token) -> String {
+    let (a, b) = token.halves();
+    let (idle, stdin) = match dialect {
+        Dialect::Posix => ("", " 0</dev/null"),
+        Dialect::Bash => (" __boxshell_busy=;", ""),
     };
-    sentinels(dialect, token, known_job, restore)
+    format!(
+        "\\command printf '\\037bx%s%s %d %s\\n' {a} {b} \"$?\" \"${{!:-0}}\" >&8;{idle} \\exec{stdin} >&7 2>/dev/null; \
+         \\command printf '\\037bx%s%s\\n' {a} {b}; {}\n",
+        end_function(dialect)
+    )
 }
 
 /// Encodes shell text that writes `data` byte for byte to the file `path`, using only the
@@ -311,13 +353,17 @@ pub(crate) struct Status {
     pub since: Option<u64>,
 }
 
-/// Parses the stderr trailer `" CODE LASTJOB [SINCE]"`.
-pub(crate) fn parse_status(trailer: &[u8]) -> Option<Status> {
-    let text = std::str::from_utf8(trailer).ok()?;
-    let mut words = text.split_ascii_whitespace();
+/// Parses the stderr trailer `" CODE LASTJOB"` and the stdout trailer: `""`, or the boot
+/// time as `/proc/uptime` shows it (`" 12345.67"`, seconds with two decimals).
+pub(crate) fn parse_status(stderr: &[u8], stdout: &[u8]) -> Option<Status> {
+    let mut words = std::str::from_utf8(stderr).ok()?.split_ascii_whitespace();
     let code = words.next()?.parse().ok()?;
     let last_job = words.next()?.parse().ok()?;
-    let since = words.next().and_then(|w| w.parse().ok());
+    let since = std::str::from_utf8(stdout).ok().and_then(|t| {
+        let (secs, hundredths) = t.trim().split_once('.')?;
+        let hundredths: u64 = hundredths.parse().ok().filter(|_| hundredths.len() == 2)?;
+        Some(secs.parse::<u64>().ok()? * 100 + hundredths)
+    });
     Some(Status { code, last_job, since })
 }
 
@@ -358,7 +404,8 @@ impl Scanner {
     /// not be fed again.
     pub(crate) fn feed(&mut self, mut chunk: Vec<u8>) -> Scan {
         if self.trailer.is_some() {
-            return self.trailer_from(chunk, 0, Vec::new());
+            let (end, rest) = self.trailer_in(&chunk);
+            return Scan { data: Vec::new(), end, rest };
         }
         if self.held > 0 {
             let mut joined = Vec::with_capacity(self.held + chunk.len());
@@ -369,18 +416,20 @@ impl Scanner {
         }
         if let Some(at) = find(&chunk, &self.marker) {
             self.trailer = Some(Vec::new());
-            let data = chunk[..at].to_vec();
-            return self.trailer_from(chunk, at + MARK_LEN, data);
+            let (end, rest) = self.trailer_in(&chunk[at + MARK_LEN..]);
+            // What came before the sentinel is the chunk itself, cut short: no copy.
+            chunk.truncate(at);
+            return Scan { data: chunk, end, rest };
         }
         self.held = partial_suffix(&chunk, &self.marker);
         chunk.truncate(chunk.len() - self.held);
         Scan { data: chunk, end: None, rest: Vec::new() }
     }
 
-    /// Continues the trailer with `chunk[from..]`; `data` is output found before it.
-    fn trailer_from(&mut self, chunk: Vec<u8>, from: usize, data: Vec<u8>) -> Scan {
+    /// Continues the trailer with `tail`: the trailer once its line is complete, and what
+    /// follows the line.
+    fn trailer_in(&mut self, tail: &[u8]) -> (Option<Vec<u8>>, Vec<u8>) {
         let trailer = self.trailer.get_or_insert_with(Vec::new);
-        let tail = &chunk[from..];
         // The trailer ends at a newline within MAX_TRAILER bytes of the sentinel, or is cut
         // there: not our printf's output after all. Either way, wherever the reads cut.
         let room = MAX_TRAILER - trailer.len();
@@ -389,12 +438,11 @@ impl Scanner {
             None if tail.len() >= room => (room, 0),
             None => {
                 trailer.extend_from_slice(tail);
-                return Scan { data, end: None, rest: Vec::new() };
+                return (None, Vec::new());
             }
         };
         trailer.extend_from_slice(&tail[..taken]);
-        let end = std::mem::take(trailer);
-        Scan { data, end: Some(end), rest: tail[taken + newline..].to_vec() }
+        (Some(std::mem::take(trailer)), tail[taken + newline..].to_vec())
     }
 }
 
@@ -523,13 +571,14 @@ mod tests {
                 assert!(find(text.as_bytes(), &token.marker()).is_none() && !text.contains(hex), "{text}");
                 assert!(text.ends_with('\n'));
             }
-            let text = encode_recovery(dialect, &token, 0);
+            let text = encode_recovery(dialect, &token);
             assert!(find(text.as_bytes(), &token.marker()).is_none() && !text.contains(hex), "{text}");
         }
         let text = bootstrap(&token);
         assert!(find(text.as_bytes(), &token.marker()).is_none() && !text.contains(hex), "{text}");
-        // bash expands `!` in what it reads before `set +H` has run.
-        assert!(!text.contains('!') && text.matches('\n').count() == 1, "{text}");
+        // bash expands `!` in a line before it runs the line's `set +H`.
+        let first = text.split_inclusive('\n').next().unwrap();
+        assert!(first.contains("set +H") && !first.contains('!') && text.matches('\n').count() == 2, "{text}");
         assert_eq!(encode_command(Dialect::Posix, "echo hi", &token, Input::Null, 0).matches('\n').count(), 1);
     }
 
@@ -561,12 +610,16 @@ mod tests {
 
     #[test]
     fn status_parses() {
-        assert_eq!(parse_status(b" 0 0"), Some(Status { code: 0, last_job: 0, since: None }));
-        assert_eq!(parse_status(b" 130 4411"), Some(Status { code: 130, last_job: 4411, since: None }));
-        assert_eq!(parse_status(b" 0 4411 123456"), Some(Status { code: 0, last_job: 4411, since: Some(123456) }));
-        assert_eq!(parse_status(b" 0 4411 "), Some(Status { code: 0, last_job: 4411, since: None }));
-        assert_eq!(parse_status(b" x 1"), None);
-        assert_eq!(parse_status(b""), None);
+        assert_eq!(parse_status(b" 0 0", b""), Some(Status { code: 0, last_job: 0, since: None }));
+        assert_eq!(parse_status(b" 130 4411", b""), Some(Status { code: 130, last_job: 4411, since: None }));
+        let stamped = Some(Status { code: 0, last_job: 4411, since: Some(123456) });
+        assert_eq!(parse_status(b" 0 4411", b" 1234.56"), stamped);
+        let unstamped = Some(Status { code: 0, last_job: 4411, since: None });
+        for bad in [&b" "[..], b" 1234", b" 1234.5", b" x.56", b" 12.3x"] {
+            assert_eq!(parse_status(b" 0 4411", bad), unstamped, "{bad:?}");
+        }
+        assert_eq!(parse_status(b" x 1", b""), None);
+        assert_eq!(parse_status(b"", b""), None);
     }
 
     #[test]

@@ -25,7 +25,7 @@
 
 use std::collections::VecDeque;
 use std::io::Read;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -68,10 +68,16 @@ pub(crate) enum End {
 pub(crate) struct Kept {
     /// Everything, until the cap is passed; then the head (`cap / 2` bytes).
     bytes: Vec<u8>,
-    /// The latest `cap - cap / 2` bytes, once the cap is passed.
-    tail: VecDeque<u8>,
     cap: usize,
-    overflowed: bool,
+    /// Once the cap is passed. (Boxed: rare, and a `Kept` is moved about for every command.)
+    over: Option<Box<Overflow>>,
+}
+
+/// The end of a stream past its cap.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Overflow {
+    /// The latest `cap - cap / 2` bytes.
+    tail: VecDeque<u8>,
     dropped: u64,
 }
 
@@ -82,7 +88,7 @@ impl Kept {
 
     /// Appends `data`.
     pub(crate) fn push(&mut self, data: Vec<u8>) {
-        if !self.overflowed && self.bytes.len() + data.len() <= self.cap {
+        if self.over.is_none() && self.bytes.len() + data.len() <= self.cap {
             if self.bytes.is_empty() {
                 self.bytes = data;
             } else {
@@ -92,33 +98,35 @@ impl Kept {
         }
         let head = self.cap / 2;
         let mut data = &data[..];
-        if !self.overflowed {
-            self.overflowed = true;
+        let over = self.over.get_or_insert_with(|| {
+            let mut over = Box::<Overflow>::default();
             if self.bytes.len() > head {
-                self.tail.extend(&self.bytes[head..]);
+                over.tail.extend(&self.bytes[head..]);
                 self.bytes.truncate(head);
             } else {
                 let fill = (head - self.bytes.len()).min(data.len());
                 self.bytes.extend_from_slice(&data[..fill]);
                 data = &data[fill..];
             }
-        }
-        self.tail.extend(data);
-        let excess = self.tail.len().saturating_sub(self.cap - head);
-        self.tail.drain(..excess);
-        self.dropped += excess as u64;
+            over
+        });
+        over.tail.extend(data);
+        let excess = over.tail.len().saturating_sub(self.cap - head);
+        over.tail.drain(..excess);
+        over.dropped += excess as u64;
     }
 
     /// The bytes kept, head then tail, and where the dropped bytes were.
     pub(crate) fn finish(mut self) -> (Vec<u8>, Option<Gap>) {
-        let gap = (self.dropped > 0).then_some(Gap { at: self.bytes.len(), dropped: self.dropped });
-        self.bytes.extend(self.tail);
+        let Some(over) = self.over else { return (self.bytes, None) };
+        let gap = (over.dropped > 0).then_some(Gap { at: self.bytes.len(), dropped: over.dropped });
+        self.bytes.extend(over.tail);
         (self.bytes, gap)
     }
 
     /// Whether nothing came.
     pub(crate) fn is_empty(&self) -> bool {
-        self.bytes.is_empty() && self.tail.is_empty() && self.dropped == 0
+        self.bytes.is_empty() && self.over.is_none()
     }
 }
 
@@ -134,8 +142,10 @@ pub(crate) struct Completion {
 pub(crate) struct Shared {
     route: Mutex<Route>,
     tap: Mutex<Option<Tap>>,
-    /// When the readers last delivered a command's output, in nanoseconds since `epoch`.
+    /// When the readers last delivered a command's output, in nanoseconds since `epoch`; kept
+    /// only while the running command has an idle timeout (`watch_idle`).
     last_output: AtomicU64,
+    watch_idle: AtomicBool,
     epoch: Instant,
 }
 
@@ -243,6 +253,7 @@ impl Shared {
             }),
             tap: Mutex::new(None),
             last_output: AtomicU64::new(0),
+            watch_idle: AtomicBool::new(false),
             epoch: Instant::now(),
         })
     }
@@ -280,9 +291,17 @@ impl Shared {
     }
 
     /// Makes command `seq` the one whose output goes to `sink`; dropping `done` (once both
-    /// streams have ended) signals its end. Returns false if the shell's streams have both
+    /// streams have ended) signals its end. With `watch_idle`, when it last printed is kept
+    /// ([`last_output`](Shared::last_output)). Returns false if the shell's streams have both
     /// closed already (the command can never run).
-    pub(crate) fn begin(&self, seq: u64, marker: [u8; MARK_LEN], sink: Sink, done: Sender<Event>) -> bool {
+    pub(crate) fn begin(
+        &self,
+        seq: u64,
+        marker: [u8; MARK_LEN],
+        sink: Sink,
+        done: Sender<Event>,
+        watch_idle: bool,
+    ) -> bool {
         let mut route = self.route();
         route.finished = None;
         let ends = route.eof.map(|eof| eof.then_some(End::Eof));
@@ -291,7 +310,10 @@ impl Shared {
         }
         route.active = Some(Active { seq, marker, sink, _done: done, ends, kept: Default::default() });
         drop(route);
-        self.touch();
+        self.watch_idle.store(watch_idle, Ordering::Relaxed);
+        if watch_idle {
+            self.touch();
+        }
         true
     }
 
@@ -374,8 +396,7 @@ impl Shared {
             }
             if let Some(c) = reader.current.take() {
                 reader.ended = c.seq;
-                self.end(stream, c.seq, End::Sentinel(trailer), c.kept);
-                reader.stale = self.stale_for(reader.ended);
+                reader.stale = self.end(stream, c.seq, End::Sentinel(trailer), c.kept);
             }
             if rest.is_empty() {
                 return;
@@ -440,11 +461,6 @@ impl Shared {
             Some(Current { seq: active.seq, scanner: Scanner::new(active.marker), sink: active.sink.clone(), kept });
     }
 
-    /// A filter for the recovery line of command `ended`, if one was written.
-    fn stale_for(&self, ended: u64) -> Option<Stale> {
-        Self::stale_in(&self.route(), ended)
-    }
-
     fn stale_in(route: &Route, ended: u64) -> Option<Stale> {
         route.recovered.iter().flatten().find(|(seq, _)| *seq == ended).map(|&(_, marker)| Stale::new(marker))
     }
@@ -457,7 +473,9 @@ impl Shared {
 
     /// Hands a command's output to the tap, then to its sink.
     fn deliver(&self, stream: Stream, c: &mut Current, data: Vec<u8>) {
-        self.touch();
+        if self.watch_idle.load(Ordering::Relaxed) {
+            self.touch();
+        }
         self.tap(stream, &data);
         match &c.sink {
             Sink::Events(tx) => {
@@ -471,9 +489,12 @@ impl Shared {
         }
     }
 
-    fn end(&self, stream: Stream, seq: u64, end: End, kept: Kept) {
+    /// Records that `stream` of command `seq` ended; returns the filter for the command's
+    /// recovery line, if one was written.
+    fn end(&self, stream: Stream, seq: u64, end: End, kept: Kept) -> Option<Stale> {
         let mut route = self.route();
-        let Some(active) = route.active.as_mut().filter(|a| a.seq == seq) else { return };
+        let stale = Self::stale_in(&route, seq);
+        let Some(active) = route.active.as_mut().filter(|a| a.seq == seq) else { return stale };
         active.ends[stream as usize] = Some(end);
         active.kept[stream as usize] = kept;
         if let [Some(_), Some(_)] = &active.ends {
@@ -482,6 +503,7 @@ impl Shared {
             };
             route.finished = Some((seq, Completion { stdout, stderr, kept }));
         }
+        stale
     }
 }
 
