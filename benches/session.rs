@@ -4,7 +4,9 @@
 //! - round trip of `echo hi` through a session, beside the raw floor (the same `exec -i` pipe
 //!   driven by a minimal marker loop on one thread) and beside one new exec per command;
 //! - throughput of 200 MB of stdout, beside raw `exec -i ... head -c`;
-//! - session open time, beside a bare `exec -i ... true`.
+//! - session open time, beside a bare `exec -i ... true`;
+//! - the cost of aborting a command at its timeout (from the deadline to the answer to the next
+//!   command), beside one bare `exec ... true`, the second exec an abort signals through.
 //!
 //! Measurements of a session and of its floor alternate in rounds, so both see the same machine.
 //! Containers run the local test image (`scripts/setup-runtimes.sh`), or `BOXSHELL_IMAGE`.
@@ -41,6 +43,7 @@ fn main() {
         new_exec_per_command(&target);
         throughput(&target);
         open_time(&target);
+        interrupt_cost(&target);
     }
 }
 
@@ -271,4 +274,27 @@ fn open_time(target: &Target) {
     }
     let ((o, _), (f, _)) = (stats(ours), stats(bare));
     row(&target.runtime, "session open", ms(o), ms(f), o.as_secs_f64() / f.as_secs_f64(), "≤ 1.2×");
+}
+
+fn interrupt_cost(target: &Target) {
+    const TIMEOUT: Duration = Duration::from_millis(200);
+    let mut sh = target.session();
+    let (mut ours, mut bare) = (Vec::new(), Vec::new());
+    for _ in 0..15 {
+        let start = Instant::now();
+        let status = target.command(false, &["true"]).status().expect("exec");
+        bare.push(start.elapsed());
+        assert!(status.success());
+
+        let start = Instant::now();
+        let out = sh.cmd("echo start; sleep 30; echo never").timeout(TIMEOUT).run().expect("run");
+        assert!(out.timed_out && out.exit_code == 130 && out.stdout == b"start\n", "{out:?}");
+        let next = sh.exec("echo hi").expect("exec");
+        assert_eq!(next.stdout, b"hi\n");
+        ours.push(start.elapsed() - TIMEOUT);
+    }
+    let ((o, _), (f, _)) = (stats(ours), stats(bare));
+    let ratio = o.as_secs_f64() / f.as_secs_f64();
+    row(&target.runtime, "abort at the timeout, to the next answer", ms(o), ms(f), ratio, "(for reference)");
+    sh.close().expect("close");
 }
