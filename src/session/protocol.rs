@@ -33,8 +33,8 @@
 //!
 //! ```text
 //! Posix: \command eval 'CMD' 2>&8 7>&- 8>&-; \__boxshell_end T1 T2 KNOWN
-//! Bash:  __boxshell_busy=1; \command . /dev/fd/3 3<<'DELIM' </dev/null 2>&8 7>&- 8>&-
-//!        CMD
+//! Bash:  __boxshell_busy=1; \command . /dev/stdin <<'DELIM' 2>&8 7>&- 8>&-
+//!        { \exec 0</dev/null; } 2>/dev/null; CMD
 //!        DELIM
 //!        \__boxshell_end T1 T2 KNOWN
 //!
@@ -49,7 +49,8 @@
 //!   (status 2). bash runs a `.` file with its `interactive` flag off, which keeps the notices
 //!   an interactive bash prints into a command's stderr (`[1] PID` for `cmd &`, `tcsetattr`
 //!   after a child killed by a signal) out of it, while a SIGINT still abandons the whole file.
-//!   The here-document stays open on fd 3 while the command runs (read to its end: EOF).
+//!   The here-document is the `.`'s stdin and is read whole before the command runs, which
+//!   begins by pointing stdin at `/dev/null` (the shell's own stdin is the session's pipe).
 //! - The command's stdin is the shell's `/dev/null` (bash: a `/dev/null` of its own), or the
 //!   file of its stdin bytes; its stderr is the session's; fds 7 and 8 are closed for it. All
 //!   of it is undone afterwards and `exec >&7` restores stdout, so `exec >/dev/null`,
@@ -277,13 +278,19 @@ pub(crate) fn encode_command(
             text.push_str(" 2>&8 7>&- 8>&-; ");
         }
         Dialect::Bash => {
+            // The here-document is the `.`'s stdin, read whole before the command runs; the
+            // command's own stdin is then set in its first line (with no trace: the group's
+            // stderr is /dev/null), so it inherits no extra fd.
             let delimiter = uuid::Uuid::new_v4().simple();
-            let _ = write!(text, "__boxshell_busy=1; \\command . /dev/fd/3 3<<'BOXSHELL_{delimiter}' <");
+            let _ = write!(
+                text,
+                "__boxshell_busy=1; \\command . /dev/stdin <<'BOXSHELL_{delimiter}' 2>&8 7>&- 8>&-\n{{ \\exec 0<"
+            );
             match input {
                 Input::Null => text.push_str("/dev/null"),
                 Input::File(path) => quote_into(&mut text, path),
             }
-            let _ = write!(text, " 2>&8 7>&- 8>&-\n{command}\nBOXSHELL_{delimiter}\n");
+            let _ = write!(text, "; }} 2>/dev/null; {command}\nBOXSHELL_{delimiter}\n");
         }
     }
     push_end(&mut text, token, known_job);
