@@ -270,7 +270,7 @@ fn fault_cli_hangs(fx: &Fixture) -> R {
         Error::Open { message, .. } => ensure!(message.contains("did not answer within 2s"), "{message}"),
         other => return Err(format!("expected Open, got {other:?}").into()),
     }
-    let host = Fixture { runtime: Runtime::Local, engine: Runtime::Local, container: "-".into(), program: None };
+    let host = Fixture::host();
     ensure!(host.wait_gone(&format!("sleep {t}")).is_empty(), "the hanging CLI was left running");
     Ok(())
 }
@@ -292,7 +292,7 @@ fn fault_cli_hangs_when_signalling(fx: &Fixture) -> R {
     // Cleaning up cannot reach the container through this CLI: close says so, in bounded time.
     let closed = within("close", || sh.close())?;
     ensure!(closed.is_err(), "close claimed a clean-up it could not do");
-    let host = Fixture { runtime: Runtime::Local, engine: Runtime::Local, container: "-".into(), program: None };
+    let host = Fixture::host();
     ensure!(host.wait_gone(&format!("sleep {t}")).is_empty(), "hanging CLI calls were left running");
     Ok(())
 }

@@ -30,6 +30,8 @@ pub struct Fixture {
     pub container: String,
     /// The runtime's program, when it is not on `PATH` (the kubectl stand-in).
     pub program: Option<String>,
+    /// The shell sessions run, when not the default `/bin/sh`.
+    pub shell: Option<String>,
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -73,13 +75,40 @@ impl Fixture {
     /// Sets up the fixture for `runtime`, or says why it cannot.
     pub fn new(runtime: Runtime) -> Result<Fixture, String> {
         if !runtime.is_container() {
-            return Ok(Fixture { engine: runtime.clone(), runtime, container: "-".into(), program: None });
+            return Ok(Fixture::host());
         }
         probe(&runtime)?;
         let container = unique("boxshell-it");
         run_container(&runtime, &container)
             .map_err(|e| format!("cannot start the test container (run `sudo scripts/setup-runtimes.sh`): {e}"))?;
-        Ok(Fixture { engine: runtime.clone(), runtime, container, program: None })
+        Ok(Fixture { engine: runtime.clone(), runtime, container, program: None, shell: None })
+    }
+
+    /// The local runtime, on this host.
+    pub fn host() -> Fixture {
+        Fixture { runtime: Runtime::Local, engine: Runtime::Local, container: "-".into(), program: None, shell: None }
+    }
+
+    /// This fixture (its container too) with sessions running `shell`.
+    pub fn with_shell(&self, shell: &str) -> Fixture {
+        Fixture {
+            runtime: self.runtime.clone(),
+            engine: self.engine.clone(),
+            container: self.container.clone(),
+            program: self.program.clone(),
+            shell: Some(shell.to_string()),
+        }
+    }
+
+    /// The shells besides the default one that the session tests run again with: bash and
+    /// busybox ash on the host (whose `/bin/sh` is dash), bash in containers (whose `/bin/sh`
+    /// is busybox ash).
+    pub fn other_shells(&self) -> Vec<(&'static str, String)> {
+        if self.runtime.is_container() {
+            vec![("bash", "/bin/bash".into())]
+        } else {
+            vec![("bash", "/bin/bash".into()), ("ash", busybox_ash())]
+        }
     }
 
     /// Sessions through `kubectl`, played by the stand-in `tests/bin/kubectl` over docker
@@ -111,13 +140,16 @@ impl Fixture {
 
     /// Makes builders for sessions through this fixture's runtime, with a 20 s default timeout.
     pub fn factory(&self) -> impl Fn(&str) -> SessionBuilder + Send + Sync + 'static {
-        let (runtime, program) = (self.runtime.clone(), self.program.clone());
+        let (runtime, program, shell) = (self.runtime.clone(), self.program.clone(), self.shell.clone());
         move |target| {
-            let builder = Session::builder(target).runtime(runtime.clone()).timeout(Duration::from_secs(20));
-            match &program {
-                Some(program) => builder.program(program),
-                None => builder,
+            let mut builder = Session::builder(target).runtime(runtime.clone()).timeout(Duration::from_secs(20));
+            if let Some(program) = &program {
+                builder = builder.program(program);
             }
+            if let Some(shell) = &shell {
+                builder = builder.shell(shell);
+            }
+            builder
         }
     }
 

@@ -86,6 +86,11 @@ fn main() {
             Ok(fx) => {
                 let fx = Arc::new(fx);
                 plan.add(&prefix, &fx, session::TESTS);
+                // The protocol's rules hold in every shell: the session tests again, per shell.
+                for (shell_name, shell) in fx.other_shells() {
+                    let with = Arc::new(fx.with_shell(&shell));
+                    plan.add(&format!("{prefix}-{shell_name}"), &with, session::TESTS);
+                }
                 plan.add(&prefix, &fx, abort::TESTS);
                 plan.add(&prefix, &fx, sizes::TESTS);
                 plan.add(&prefix, &fx, pool::TESTS);
