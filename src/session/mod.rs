@@ -1016,6 +1016,9 @@ impl Session {
         });
         match parsed {
             Some((pid, dialect, tmp)) if out.exit_code == 0 => {
+                // Start-up noise that came before the setup was sent (busybox's banner, when
+                // the shell starts fast) went unclaimed: it is not output of any command.
+                let _ = self.shared.take_unread();
                 self.tmp_dir = Some(tmp.to_string());
                 self.dialect = if dialect == "bash" { Dialect::Bash } else { Dialect::Posix };
                 self.reaper = Some(Arc::new(Reaper {
@@ -1318,7 +1321,8 @@ impl Session {
             // Signalling just failed (paused container, engine gone): not again now, `close`
             // tries.
             self.cleanup_owed = true;
-        } else {
+        } else if !self.closed {
+            // (A shell that ends while closing ended its process group itself.)
             let _ = self.reap_leftovers();
         }
     }
@@ -1359,19 +1363,32 @@ impl Session {
         }
         let mut result = Ok(());
         if self.dead.is_none() && self.pending.is_none() && self.reaper.is_some() {
-            // An idle shell cleans up after itself, as a command whose sentinel confirms it ran:
-            // no second exec needed, and a slow exec client need not be waited for.
+            // An idle shell cleans up after itself, as a command: no second exec needed. As
+            // the leader of its own process group (an exec makes it one, and so does this
+            // library for a local shell), it is then told to end the group, itself included,
+            // with one signal, which the kernel delivers atomically with respect to fork.
+            // Otherwise it finds what it started in /proc (slow in a crowded container:
+            // busybox reads one byte per system call) and exits.
             let mut script = String::from(
-                "\\command unalias -a 2>/dev/null; \\command unset -f kill read set test echo 2>/dev/null; set +eu; set -- session \"$$\" KILL '' 0 ",
+                "\\command unalias -a 2>/dev/null; \\command unset -f kill read set test echo 2>/dev/null; set +eu; IFS=' '; ",
             );
-            script.push_str(&protocol::quote(self.stdin_dir().as_deref().unwrap_or("")));
-            script.push('\n');
+            if let Some(dir) = self.stdin_dir() {
+                script.push_str("\\command rm -rf -- ");
+                protocol::quote_into(&mut script, &dir);
+                script.push_str("; ");
+            }
+            script.push_str(
+                "if \\command read -r l </proc/$$/stat; then set -- ${l##*) }; fi; \
+                 if [ \"${3-}\" = \"$$\" ]; then echo leader; else set -- session \"$$\" KILL '' 0 ''\n",
+            );
             script.push_str(REAP_SCRIPT);
+            script.push_str("\nfi");
             let close = self.timeouts.close;
             let cleaned = self.cmd(script).timeout(close).max_output(4096).run();
             match cleaned {
                 Ok(out) if out.success() && self.dead.is_none() => {
-                    let _ = self.write(b"exit 0\n");
+                    let last = if out.stdout == b"leader\n" { "\\command kill -s KILL 0\n" } else { "exit 0\n" };
+                    let _ = self.write(last.as_bytes());
                     lock(&self.line).stdin = None;
                     match proc::wait_until(&mut self.child, Instant::now() + close) {
                         Some(status) => self.dead = Some(Some(proc::exit_code(status))),

@@ -67,8 +67,23 @@ pub fn run_container(runtime: &Runtime, name: &str) -> Result<(), String> {
     if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stderr).trim().to_string()) }
 }
 
+/// Removes a container and waits until the engine no longer knows it (podman's `rm -f` can
+/// fail while the container's own `--rm` clean-up runs), up to 60 s; says so if it cannot.
 pub fn remove_container(runtime: &Runtime, name: &str) {
-    let _ = cli(runtime).args(["rm", "-f", name]).output();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let rm = cli(runtime).args(["rm", "-f", name]).output();
+        let known = cli(runtime).args(["inspect", "--format", "{{.Id}}", name]).output();
+        if known.is_ok_and(|out| !out.status.success()) {
+            return;
+        }
+        if Instant::now() > deadline {
+            let why = rm.map(|out| String::from_utf8_lossy(&out.stderr).into_owned()).unwrap_or_else(|e| e.to_string());
+            eprintln!("cannot remove {runtime} container {name}: {}", why.trim());
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 impl Fixture {

@@ -15,6 +15,7 @@ pub const TESTS: &[(&str, Test<Fixture>)] = &[
     ("stderr_is_separate_and_exact", stderr_is_separate_and_exact),
     ("both_streams_complete_when_exec_returns", both_streams_complete_when_exec_returns),
     ("state_carries_over", state_carries_over),
+    ("nothing_unread_after_open", nothing_unread_after_open),
     ("sentinel_cannot_be_forged", sentinel_cannot_be_forged),
     ("stdin_is_eof_by_default", stdin_is_eof_by_default),
     ("stdin_bytes_arrive_exactly", stdin_bytes_arrive_exactly),
@@ -443,6 +444,17 @@ fn background_output_goes_to_read_not_next_command(fx: &Fixture) -> R {
     assert_eq!(unread.stdout, b"from-background\n");
     assert_eq!(unread.dropped, 0);
     assert!(sh.read()?.stdout.is_empty());
+    Ok(())
+}
+
+/// Start-up noise (busybox's banner) is no command's output, however fast the shell starts.
+fn nothing_unread_after_open(fx: &Fixture) -> R {
+    for _ in 0..10 {
+        let mut sh = fx.session();
+        let unread = sh.read()?;
+        assert_eq!((unread.stdout, unread.stderr), (Vec::new(), Vec::new()));
+        sh.close()?;
+    }
     Ok(())
 }
 

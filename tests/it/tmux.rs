@@ -33,7 +33,8 @@ fn start_status_and_stop(fx: &TmuxFixture) -> R {
     assert_eq!((s.name.as_str(), s.state, s.windows), (n.as_str(), TmuxState::Running, 1));
     assert_eq!(s.socket.as_deref(), Some(fx.socket.as_str()));
     let pid = s.pid.expect("pid");
-    assert!(cmdline(pid).contains("sleep 3600"), "pid {pid} is {}", cmdline(pid));
+    // The pane's process may still be in the middle of its exec (an empty command line then).
+    ensure!(eventually(|| cmdline(pid).contains("sleep 3600")), "pid {pid} is {}", cmdline(pid));
     assert!(s.created.expect("created") >= before);
     assert_eq!(fx.raw(&["display-message", "-p", "-t", &format!("={n}:"), "#{pane_pid}"])?.trim(), pid.to_string());
     tmux.stop(&n, Stop::Kill)?;
