@@ -31,7 +31,7 @@ fn run() -> boxshell::Result<()> {
     if let Some(runtime) = &engine {
         let image = std::env::var("BOXSHELL_IMAGE").unwrap_or_else(|_| "boxshell-test:latest".into());
         ops = ops
-            .container_runtime(runtime.clone())
+            .runtime(runtime.clone())
             .define("sleeper", SessionDef::container(image).argv(["sh", "-c", "echo container up; sleep 600"]));
     }
 

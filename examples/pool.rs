@@ -65,7 +65,7 @@ fn main() -> boxshell::Result<()> {
 /// Two throwaway containers when an engine answers, else nothing (local shells).
 fn sandboxes() -> boxshell::Result<(Runtime, Option<Vec<Container>>)> {
     let runtime = match Runtime::detect() {
-        Ok(r) if r.is_engine() => r,
+        Ok(r) if r.manages_containers() => r,
         _ => return Ok((Runtime::Local, None)),
     };
     let image = std::env::var("BOXSHELL_IMAGE").unwrap_or_else(|_| "boxshell-test:latest".into());

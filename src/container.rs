@@ -27,10 +27,11 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::engine::{Engine, Op, is_no_such_container};
 use crate::error::{Error, Result};
 use crate::proc::{self, Captured};
-use crate::runtime::{Cli, Op, Runtime, is_no_such_container, validate_container, validate_env};
 use crate::session::{Output, SessionBuilder};
+use crate::text;
 
 /// The label on every container boxshell creates.
 pub const MANAGED_LABEL: &str = "boxshell.managed";
@@ -259,7 +260,7 @@ impl ContainerSpec {
             args.push(value.into());
         };
         if let Some(name) = &self.name {
-            validate_container(name)?;
+            text::container_name(name)?;
             push("--name", name);
         }
         push("--label", &format!("{MANAGED_LABEL}=true"));
@@ -267,7 +268,7 @@ impl ContainerSpec {
             push("--label", &format!("{k}={v}"));
         }
         for (key, value) in &self.env {
-            validate_env(key, value)?;
+            text::env_var(key, value, false)?;
             push("-e", key);
         }
         for volume in self.volumes.iter().chain(&self.log_volume) {
@@ -311,45 +312,24 @@ type Env = Vec<(String, String)>;
 /// [`Error::Failed`] with the CLI's own message.
 #[derive(Debug, Clone)]
 pub struct Containers {
-    cli: Cli,
+    engine: Engine,
     timeout: Duration,
 }
 
 impl Containers {
     /// Containers of `runtime`: `Docker` or `Podman` (with another runtime every operation
-    /// is [`Error::Unsupported`]).
-    pub fn new(runtime: Runtime) -> Containers {
-        Containers { cli: Cli::new(runtime), timeout: CALL_TIMEOUT }
+    /// is [`Error::Unsupported`]), or an [`Engine`] for a program, global arguments or CLI
+    /// environment of its own.
+    pub fn new(runtime: impl Into<Engine>) -> Containers {
+        Containers { engine: runtime.into(), timeout: CALL_TIMEOUT }
     }
 
-    /// Containers of the runtime [`Runtime::detect`] finds.
+    /// Containers of the runtime [`Runtime::detect`](crate::Runtime::detect) finds.
     ///
     /// # Errors
-    /// As [`Runtime::detect`].
+    /// As [`Runtime::detect`](crate::Runtime::detect).
     pub fn detect() -> Result<Containers> {
-        Ok(Containers::new(Runtime::detect()?))
-    }
-
-    /// The runtime's program, when it is not `docker` / `podman` on `PATH`.
-    pub fn program(mut self, program: impl Into<OsString>) -> Self {
-        self.cli.program = program.into();
-        self
-    }
-
-    /// Global arguments put before every subcommand (e.g. `--context`, `prod`).
-    pub fn global_args<I, S>(mut self, args: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<OsString>,
-    {
-        self.cli.global_args.extend(args.into_iter().map(Into::into));
-        self
-    }
-
-    /// An environment variable of the CLI process (`DOCKER_HOST`, `CONTAINER_HOST`, ...).
-    pub fn cli_env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
-        self.cli.env.push((key.into(), value.into()));
-        self
+        Ok(Containers::new(Engine::detect()?))
     }
 
     /// The deadline of each CLI call (default 60 s; `run` gets ten times this, for a pull).
@@ -358,9 +338,9 @@ impl Containers {
         self
     }
 
-    /// The runtime.
-    pub fn runtime(&self) -> &Runtime {
-        &self.cli.runtime
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// Creates and starts a container; returns a handle to it.
@@ -377,20 +357,20 @@ impl Containers {
         if let Some(dir) = log_dir.filter(|d| d.starts_with('/') || d.starts_with('.')) {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating log volume {dir}"), e))?;
         }
-        let mut cmd = self.cli.command();
+        let mut cmd = self.engine.command();
         cmd.args(&args).envs(env);
         let op = Op("run", &name);
-        let out = self.cli.run_command(op, &mut cmd, None, self.timeout * 10)?;
+        let out = self.engine.run_command(op, &mut cmd, None, self.timeout * 10)?;
         if !out.status.success() {
             let message = out.message();
             if message.contains("already in use") {
                 let state = self.status(&name).map(|s| s.engine_state).unwrap_or_else(|_| "unknown".into());
-                return Err(Error::AlreadyExists { backend: self.cli.runtime.to_string(), name, state });
+                return Err(Error::AlreadyExists { backend: self.engine.runtime().to_string(), name, state });
             }
-            return Err(self.cli.failed(op, &cmd, message));
+            return Err(self.engine.failed(op, &cmd, message));
         }
         let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        log::info!("{} started container {} ({id})", self.cli.runtime, if name.is_empty() { &id } else { &name });
+        log::info!("{} started container {} ({id})", self.engine.runtime(), if name.is_empty() { &id } else { &name });
         let name = if name.is_empty() { self.status(&id)?.name } else { name };
         Ok(Container { containers: self.clone(), id, name, remove_on_drop: false })
     }
@@ -511,9 +491,9 @@ impl Containers {
         if scope == Scope::Managed {
             args.extend(["--filter", &filter]);
         }
-        let (cmd, out) = self.cli.run(Op("list", ""), &args, self.timeout)?;
+        let (cmd, out) = self.engine.run(Op("list", ""), &args, self.timeout)?;
         if !out.status.success() {
-            return Err(self.cli.failed(Op("list", ""), &cmd, out.message()));
+            return Err(self.engine.failed(Op("list", ""), &cmd, out.message()));
         }
         let ids: Vec<String> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_string).collect();
         if ids.is_empty() {
@@ -521,7 +501,7 @@ impl Containers {
         }
         let mut args: Vec<&str> = vec!["inspect", "--type", "container", "--format", INSPECT_FORMAT];
         args.extend(ids.iter().map(String::as_str));
-        let (_, out) = self.cli.run(Op("list", ""), &args, self.timeout)?;
+        let (_, out) = self.engine.run(Op("list", ""), &args, self.timeout)?;
         // A container removed between the two calls is simply not listed.
         Ok(parse_statuses(&out.stdout))
     }
@@ -531,16 +511,16 @@ impl Containers {
     /// output so far comes back with `timed_out` set.
     ///
     /// # Errors
-    /// [`Error::ContainerNotFound`], [`Error::ContainerNotRunning`]; [`Error::InvalidCommand`]
+    /// [`Error::ContainerNotFound`], [`Error::ContainerNotRunning`]; [`Error::InvalidValue`]
     /// for an empty argv.
     pub fn exec<S: AsRef<OsStr>>(&self, name: &str, argv: &[S], timeout: Duration) -> Result<Output> {
         self.engine_only()?;
-        validate_container(name)?;
+        text::container_name(name)?;
         if argv.is_empty() {
-            return Err(Error::InvalidCommand { reason: "an exec needs a program" });
+            return Err(Error::InvalidValue { what: "command", reason: "an exec needs a program" });
         }
         let marker = format!("BOXSHELL_EXEC={}", uuid::Uuid::new_v4().simple());
-        let mut cmd = self.cli.command();
+        let mut cmd = self.engine.command();
         cmd.args(["exec", "-e", &marker, "--", name]).args(argv);
         let command = proc::describe(&cmd);
         let started = Instant::now();
@@ -548,12 +528,11 @@ impl Containers {
         let duration = started.elapsed();
         let (status, stdout, stderr, timed_out) = match result {
             Ok(out) => (Some(out.status), out.stdout, out.stderr, false),
-            Err(proc::RunError::Spawn(e)) => return Err(self.cli.spawn_error(cmd.get_program(), e)),
+            Err(proc::RunError::Spawn(e)) => return Err(self.engine.spawn_error(cmd.get_program(), e)),
             Err(proc::RunError::TimedOut { stdout, stderr }) => {
                 // The client is dead; what it started in the container is not.
-                let script = crate::session::REAP_SCRIPT;
-                let args = ["exec", "--", name, "sh", "-c", script, "reap", "environ", "0", "KILL", "", &marker, ""];
-                if let Err(e) = self.cli.run(Op("exec", name), args, self.timeout) {
+                let mut reap = self.engine.reap(name, None, "sh", &["environ", "0", "KILL", "", &marker, ""]);
+                if let Err(e) = self.engine.run_command(Op("exec", name), &mut reap, None, self.timeout) {
                     log::warn!("ending `{command}` after its timeout: {e}");
                 }
                 (None, stdout, stderr, true)
@@ -563,7 +542,7 @@ impl Containers {
         if !timed_out && exit_code != 0 {
             // Was it the command that failed, or the exec (container gone, stopped, engine down)?
             let message = String::from_utf8_lossy(&stderr).trim().to_string();
-            if let Some(problem) = self.cli.container_problem(name, &message) {
+            if let Some(problem) = self.engine.container_problem(name, &message) {
                 return Err(problem);
             }
         }
@@ -572,7 +551,7 @@ impl Containers {
 
     /// A builder for a [`Session`](crate::Session) in this container, through this runtime.
     pub fn session(&self, name: &str) -> SessionBuilder {
-        crate::Session::builder(name).cli(self.cli.clone())
+        crate::Session::builder(name).runtime(self.engine.clone())
     }
 
     /// Copies a file or directory from the host into the container (`cp`).
@@ -580,7 +559,7 @@ impl Containers {
     /// # Errors
     /// [`Error::ContainerNotFound`]; [`Error::Failed`] (operation `copy`).
     pub fn copy_in(&self, name: &str, host: &Path, container_path: &str) -> Result<()> {
-        validate_container(name)?;
+        text::container_name(name)?;
         let to = format!("{name}:{container_path}");
         self.copy(name, host.as_os_str(), OsStr::new(&to))
     }
@@ -590,7 +569,7 @@ impl Containers {
     /// # Errors
     /// [`Error::ContainerNotFound`]; [`Error::Failed`] (operation `copy`).
     pub fn copy_out(&self, name: &str, container_path: &str, host: &Path) -> Result<()> {
-        validate_container(name)?;
+        text::container_name(name)?;
         let from = format!("{name}:{container_path}");
         self.copy(name, OsStr::new(&from), host.as_os_str())
     }
@@ -598,12 +577,12 @@ impl Containers {
     fn copy(&self, name: &str, from: &OsStr, to: &OsStr) -> Result<()> {
         self.engine_only()?;
         let args = [OsStr::new("cp"), from, to];
-        let (cmd, out) = self.cli.run(Op("copy", name), args, self.timeout)?;
+        let (cmd, out) = self.engine.run(Op("copy", name), args, self.timeout)?;
         if out.status.success() {
             Ok(())
         } else {
             let message = out.message();
-            Err(self.cli.diagnose(name, &message, self.cli.failed(Op("copy", name), &cmd, message.clone())))
+            Err(self.engine.diagnose(name, &message, self.engine.failed(Op("copy", name), &cmd, message.clone())))
         }
     }
 
@@ -617,7 +596,7 @@ impl Containers {
             Ok(status) if status.state == ContainerState::Running => {}
             Ok(status) => {
                 return Error::ContainerNotRunning {
-                    runtime: self.cli.runtime.to_string(),
+                    runtime: self.engine.runtime().to_string(),
                     container: name.to_string(),
                     state: status.engine_state,
                     message: "attach needs a running container".into(),
@@ -625,18 +604,18 @@ impl Containers {
             }
             Err(e) => return e,
         }
-        let mut cmd = self.cli.command();
+        let mut cmd = self.engine.command();
         cmd.args(["attach", "--", name]);
         let e = cmd.exec();
-        self.cli.failed(Op("attach", name), &cmd, e.to_string())
+        self.engine.failed(Op("attach", name), &cmd, e.to_string())
     }
 
     /// Runs `args` with the container name last, mapping a missing container and failures.
     fn call(&self, operation: &'static str, name: &str, args: &[&str], timeout: Duration) -> Result<Captured> {
         self.engine_only()?;
-        validate_container(name)?;
+        text::container_name(name)?;
         let op = Op(operation, name);
-        let (cmd, out) = self.cli.run(op, args.iter().copied().chain(["--", name]), timeout)?;
+        let (cmd, out) = self.engine.run(op, args.iter().copied().chain(["--", name]), timeout)?;
         if out.status.success() {
             return Ok(out);
         }
@@ -644,16 +623,16 @@ impl Containers {
         if is_no_such_container(&message) {
             return Err(self.not_found(name, &message));
         }
-        Err(self.cli.failed(op, &cmd, message))
+        Err(self.engine.failed(op, &cmd, message))
     }
 
     /// Container management is for docker and podman.
     fn engine_only(&self) -> Result<()> {
-        if self.cli.runtime.is_engine() {
+        if self.engine.runtime().manages_containers() {
             Ok(())
         } else {
             Err(Error::Unsupported {
-                runtime: self.cli.runtime.to_string(),
+                runtime: self.engine.runtime().to_string(),
                 what: "container management (docker and podman only)",
             })
         }
@@ -661,7 +640,7 @@ impl Containers {
 
     fn not_found(&self, name: &str, message: &str) -> Error {
         Error::ContainerNotFound {
-            runtime: self.cli.runtime.to_string(),
+            runtime: self.engine.runtime().to_string(),
             container: name.to_string(),
             message: message.to_string(),
         }

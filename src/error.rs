@@ -122,9 +122,12 @@ pub enum Error {
         reason: &'static str,
     },
 
-    /// A command cannot be sent to a shell (it contains a NUL byte).
-    #[error("invalid command: {reason}")]
-    InvalidCommand {
+    /// A value given to boxshell cannot be used: a command, path or environment value
+    /// holding a NUL byte, an exec without a program. The value itself is not shown.
+    #[error("invalid {what}: {reason}")]
+    InvalidValue {
+        /// What the value is, e.g. `command` or `environment value`.
+        what: &'static str,
         /// What is wrong with it.
         reason: &'static str,
     },

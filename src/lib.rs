@@ -3,22 +3,24 @@
 #![deny(missing_docs)]
 
 mod container;
+mod engine;
 mod error;
 mod ops;
 mod pool;
 mod proc;
 mod runtime;
 mod session;
+mod text;
 mod tmux;
 
 pub use container::{
     Container, ContainerSpec, ContainerState, ContainerStatus, Containers, Logs, MANAGED_LABEL, Scope, Stop, Volumes,
 };
+pub use engine::Engine;
 pub use error::{Error, Result};
 pub use ops::{Backend, CommandLine, Ops, SessionDef, SessionInfo, State};
 pub use pool::{Pool, PoolBuilder, Pooled, PooledInfo};
 pub use runtime::{Custom, Kubectl, Runtime};
-pub use session::protocol::quote;
 pub use session::{Cmd, Event, Gap, Interrupter, Metrics, Output, Running, Session, SessionBuilder, Stream, Unread};
 /// What the fuzz target drives (`cargo fuzz`, which builds with `--cfg fuzzing`). Not API.
 #[cfg(fuzzing)]
@@ -33,6 +35,7 @@ pub mod fuzzing {
     }
 }
 
+pub use text::quote;
 pub use tmux::{Keys, Tmux, TmuxSpec, TmuxState, TmuxStatus};
 
 /// Compile-time proof of the thread-safety promised in the docs.

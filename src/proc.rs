@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
+use crate::error::{Error, Result};
+
 /// Stack size of reader threads.
 const READER_STACK: usize = 64 * 1024;
 
@@ -83,6 +85,58 @@ pub(crate) enum RunError {
     Spawn(io::Error),
     /// The deadline passed; the child was killed. Holds what it printed so far.
     TimedOut { stdout: Vec<u8>, stderr: Vec<u8> },
+}
+
+/// What a one-shot call does and to what (a container or session name), for its errors.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Op<'a>(pub &'static str, pub &'a str);
+
+/// The program behind one-shot calls, for their errors: the backend's name, and how to
+/// install the program when it is missing.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Caller<'a> {
+    pub backend: &'a str,
+    pub hint: &'static str,
+}
+
+impl Caller<'_> {
+    /// Runs `cmd` with `stdin` and a deadline, as `op`: a program that cannot be started is
+    /// [`Error::RuntimeNotFound`] with the hint, a deadline passed is [`Error::Failed`] with
+    /// what it printed so far. A non-zero exit is not an error here: callers read
+    /// [`Captured::status`].
+    pub(crate) fn call(
+        &self,
+        op: Op<'_>,
+        cmd: &mut Command,
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<Captured> {
+        match run(cmd, stdin, timeout) {
+            Ok(out) => Ok(out),
+            Err(RunError::Spawn(e)) => Err(self.spawn_error(cmd.get_program(), e)),
+            Err(RunError::TimedOut { stderr, .. }) => {
+                let said = said(&stderr);
+                let said = if said.is_empty() { said } else { format!(": {said}") };
+                Err(self.failed(op, cmd, format!("no answer within {timeout:?}{said}")))
+            }
+        }
+    }
+
+    /// [`Error::Failed`] for `op` run as `cmd`.
+    pub(crate) fn failed(&self, op: Op<'_>, cmd: &Command, message: String) -> Error {
+        Error::Failed {
+            backend: self.backend.to_string(),
+            operation: op.0,
+            name: op.1.to_string(),
+            command: describe(cmd),
+            message,
+        }
+    }
+
+    /// The error for a program that could not be started.
+    pub(crate) fn spawn_error(&self, program: &OsStr, e: io::Error) -> Error {
+        Error::spawn(self.backend, program, self.hint, e)
+    }
 }
 
 /// Runs `cmd` to completion with `stdin` as its input, capturing both outputs. Kills it if it
@@ -201,10 +255,10 @@ fn word(w: &OsStr) -> String {
         // A script passed as an argument: its first line says what it is.
         let first = s.lines().next().unwrap_or_default();
         let first: String = first.chars().take(60).collect();
-        return crate::quote(&format!("{first}… ({} bytes)", s.len()));
+        return crate::text::quote(&format!("{first}… ({} bytes)", s.len()));
     }
     let plain = !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:@,+%".contains(&b));
-    if plain { s.into_owned() } else { crate::quote(&s) }
+    if plain { s.into_owned() } else { crate::text::quote(&s) }
 }
 
 /// The exit code of `status`, or 128 + the signal that ended it, as a shell reports it.

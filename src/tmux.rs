@@ -26,13 +26,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::container::Stop;
 use crate::error::{Error, Result};
-use crate::proc::{self, Captured, RunError};
-use crate::runtime::validate_env;
+use crate::proc::{Caller, Captured, Op};
+use crate::text;
 
 /// Deadline of each tmux call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
-const INSTALL_HINT: &str = "Install tmux (`apt-get install tmux`)";
+/// The program behind every call, for errors.
+const CALLER: Caller<'static> = Caller { backend: "tmux", hint: "Install tmux (`apt-get install tmux`)" };
 
 /// A tmux server: its binary and socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,7 +163,7 @@ impl Tmux {
     /// [`Error::AlreadyExists`] if a session of that name exists; [`Error::InvalidName`];
     /// [`Error::RuntimeNotFound`] without tmux; [`Error::Failed`] (operation `start`).
     pub fn start(&self, spec: &TmuxSpec) -> Result<TmuxStatus> {
-        validate_name(&spec.name)?;
+        text::session_name(&spec.name)?;
         if let Ok(status) = self.status(&spec.name) {
             let state = match status.state {
                 TmuxState::Running => "running".to_string(),
@@ -175,7 +176,7 @@ impl Tmux {
             args.extend(["-c".into(), dir.into()]);
         }
         for (key, value) in &spec.env {
-            validate_env(key, value)?;
+            text::env_var(key, value, false)?;
             args.extend(["-e".into(), format!("{key}={value}").into()]);
         }
         args.extend(spec.command.iter().map(OsString::from));
@@ -264,7 +265,7 @@ impl Tmux {
     /// # Errors
     /// [`Error::NotFound`]; [`Error::InvalidName`]; [`Error::Failed`] (operation `status`).
     pub fn status(&self, name: &str) -> Result<TmuxStatus> {
-        validate_name(name)?;
+        text::session_name(name)?;
         self.list()?.into_iter().find(|s| s.name == name).ok_or_else(|| self.not_found(name))
     }
 
@@ -329,7 +330,7 @@ impl Tmux {
         let mut cmd = self.command();
         cmd.args(["attach-session", "-t", &format!("={name}")]);
         let e = cmd.exec();
-        failed("attach", name, &cmd, e.to_string())
+        CALLER.failed(Op("attach", name), &cmd, e.to_string())
     }
 
     fn require(&self, name: &str) -> Result<()> {
@@ -350,17 +351,14 @@ impl Tmux {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            match proc::run(&mut cmd, None, CALL_TIMEOUT) {
-                Ok(out) if out.status.success() => return Ok(out),
+            let out = CALLER.call(Op(operation, name), &mut cmd, None, CALL_TIMEOUT)?;
+            match out.status.success() {
+                true => return Ok(out),
                 // The server ended (its last session was just killed, by anyone) while this
                 // call reached it: the call did nothing, and the next one finds no server or
                 // starts one.
-                Ok(out) if attempts < 3 && out.message().contains("server exited unexpectedly") => continue,
-                Ok(out) => return Err(failed(operation, name, &cmd, out.message())),
-                Err(RunError::Spawn(e)) => return Err(Error::spawn("tmux", &self.binary, INSTALL_HINT, e)),
-                Err(RunError::TimedOut { .. }) => {
-                    return Err(failed(operation, name, &cmd, format!("no answer within {CALL_TIMEOUT:?}")));
-                }
+                false if attempts < 3 && out.message().contains("server exited unexpectedly") => continue,
+                false => return Err(CALLER.failed(Op(operation, name), &cmd, out.message())),
             }
         }
     }
@@ -396,11 +394,6 @@ impl Tmux {
     }
 }
 
-/// [`Error::Failed`] for tmux `operation` on session `name`, run as `cmd`.
-fn failed(operation: &'static str, name: &str, cmd: &Command, message: String) -> Error {
-    Error::Failed { backend: "tmux".into(), operation, name: name.to_string(), command: proc::describe(cmd), message }
-}
-
 /// The active pane of session `name`, matched exactly.
 fn pane(name: &str) -> String {
     format!("={name}:")
@@ -416,20 +409,6 @@ struct Parsed {
 
 fn no_server(message: &str) -> bool {
     message.contains("no server running") || message.contains("error connecting to") || message.contains("No such file")
-}
-
-fn validate_name(name: &str) -> Result<()> {
-    let ok = name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidName {
-            what: "tmux session name",
-            value: name.to_string(),
-            reason: "a session name holds ASCII letters, digits, `_` and `-`, and starts with a letter or digit",
-        })
-    }
 }
 
 #[cfg(test)]
@@ -458,10 +437,10 @@ mod tests {
     #[test]
     fn names_are_checked() {
         for ok in ["bot", "web-1", "a_b", "9lives"] {
-            validate_name(ok).unwrap();
+            text::session_name(ok).unwrap();
         }
         for bad in ["", "-t", "a:b", "a.b", "a b", "=x", "é"] {
-            assert!(validate_name(bad).is_err(), "{bad:?}");
+            assert!(text::session_name(bad).is_err(), "{bad:?}");
         }
     }
 

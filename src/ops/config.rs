@@ -78,7 +78,7 @@ impl Ops {
             ops = ops.tmux_socket(s);
         }
         if let Some(rt) = r.string(ops_table, "ops", "container_runtime")? {
-            ops = ops.container_runtime(r.runtime("ops.container_runtime", &rt)?);
+            ops = ops.runtime(r.runtime("ops.container_runtime", &rt)?);
         }
         let sessions = match ops_table.get("sessions") {
             None => return Ok(ops),
@@ -87,10 +87,8 @@ impl Ops {
         };
         for (name, value) in sessions {
             let at = format!("ops.sessions.{name}");
-            let valid = name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-            if !valid {
-                return Err(err(&at, "a session name holds ASCII letters, digits, `_` and `-`".into()));
+            if let Err(Error::InvalidName { reason, .. }) = crate::text::session_name(name) {
+                return Err(err(&at, reason.into()));
             }
             let Value::Table(t) = value else { return Err(err(&at, "must be a table".into())) };
             let def = r.session(t, &at)?;
@@ -164,7 +162,7 @@ impl Reader<'_> {
 
     fn runtime(&self, key: &str, value: &str) -> Result<Runtime> {
         match value.parse::<Runtime>() {
-            Ok(r) if r.is_engine() => Ok(r),
+            Ok(r) if r.manages_containers() => Ok(r),
             _ => Err(self.err(key, format!("unknown container runtime {value:?}; expected \"docker\" or \"podman\""))),
         }
     }
@@ -193,7 +191,7 @@ impl Reader<'_> {
         def.log_volume = self.string(t, at, "log_volume")?;
         def.socket_name = self.string(t, at, "socket_name")?;
         if let Some(rt) = self.string(t, at, "runtime")? {
-            def.runtime = Some(self.runtime(&Self::key(at, "runtime"), &rt)?);
+            def.runtime = Some(self.runtime(&Self::key(at, "runtime"), &rt)?.into());
         }
         match t.get("env") {
             None => {}
@@ -265,7 +263,7 @@ runtime = "docker"
         assert_eq!(ops.default_backend, Backend::Container);
         assert_eq!(ops.tmux_binary, "/usr/bin/tmux");
         assert_eq!(ops.tmux_socket.as_deref(), Some("ops"));
-        assert_eq!(ops.container_runtime, Some(Runtime::Podman));
+        assert_eq!(ops.engine, Some(Runtime::Podman.into()));
         let bot = &ops.definitions()["bot"];
         assert_eq!(bot.backend, Some(Backend::Tmux));
         assert_eq!(bot.command, Some(CommandLine::Shell("python3 bot.py".into())));
@@ -277,13 +275,13 @@ runtime = "docker"
         assert_eq!(db.command, Some(CommandLine::Argv(vec!["postgres".into(), "-c".into(), "fsync=off".into()])));
         assert_eq!((db.volumes.len(), db.ports.len()), (1, 1));
         assert_eq!(db.log_volume.as_deref(), Some("./logs/db:/logs"));
-        assert_eq!(db.runtime, Some(Runtime::Docker));
+        assert_eq!(db.runtime, Some(Runtime::Docker.into()));
         // Builder settings after loading win over the file.
         let ops = Ops::from_toml(FULL, "ops.toml").unwrap().default_backend(Backend::Tmux);
         assert_eq!(ops.default_backend, Backend::Tmux);
         // Nothing set: the defaults.
         let ops = Ops::from_toml("[ops]", "x").unwrap();
-        assert_eq!((ops.default_backend, ops.container_runtime.clone()), (Backend::Tmux, None));
+        assert_eq!((ops.default_backend, ops.engine.clone()), (Backend::Tmux, None));
         assert!(ops.definitions().is_empty());
     }
 

@@ -31,9 +31,9 @@ use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use crate::container::{ContainerSpec, ContainerState, Containers, Logs, Scope, Stop, Volumes};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::runtime::Runtime;
-use crate::session::protocol::quote;
+use crate::text::quote;
 use crate::tmux::{Tmux, TmuxSpec, TmuxState, TmuxStatus};
 
 /// Where a session lives.
@@ -120,7 +120,7 @@ pub struct SessionDef {
     /// A volume for logs, for a container (`host-dir:container-dir`).
     pub log_volume: Option<String>,
     /// Container runtime; default: the facade's.
-    pub runtime: Option<Runtime>,
+    pub runtime: Option<Engine>,
     /// tmux socket name (`-L`); default: tmux's default socket.
     pub socket_name: Option<String>,
 }
@@ -203,9 +203,10 @@ impl SessionDef {
         self
     }
 
-    /// The container runtime.
-    pub fn runtime(mut self, runtime: Runtime) -> Self {
-        self.runtime = Some(runtime);
+    /// The container runtime (a [`Runtime`](crate::Runtime), or an [`Engine`] with its own program or CLI
+    /// environment).
+    pub fn runtime(mut self, runtime: impl Into<Engine>) -> Self {
+        self.runtime = Some(runtime.into());
         self
     }
 
@@ -247,8 +248,8 @@ pub struct Ops {
     default_backend: Backend,
     tmux_binary: OsString,
     tmux_socket: Option<String>,
-    container_runtime: Option<Runtime>,
-    detected: OnceLock<std::result::Result<Runtime, String>>,
+    engine: Option<Engine>,
+    detected: OnceLock<std::result::Result<Engine, String>>,
     sessions: BTreeMap<String, SessionDef>,
 }
 
@@ -266,7 +267,7 @@ impl Ops {
             default_backend: Backend::Tmux,
             tmux_binary: "tmux".into(),
             tmux_socket: None,
-            container_runtime: None,
+            engine: None,
             detected: OnceLock::new(),
             sessions: BTreeMap::new(),
         }
@@ -291,9 +292,10 @@ impl Ops {
         self
     }
 
-    /// The container runtime, instead of detecting one.
-    pub fn container_runtime(mut self, runtime: Runtime) -> Self {
-        self.container_runtime = Some(runtime);
+    /// The container runtime (a [`Runtime`](crate::Runtime), or an [`Engine`] with its own program, global
+    /// arguments or CLI environment), instead of detecting one.
+    pub fn runtime(mut self, runtime: impl Into<Engine>) -> Self {
+        self.engine = Some(runtime.into());
         self
     }
 
@@ -357,7 +359,7 @@ impl Ops {
                 if let Ok(status) = containers.status(name) {
                     if status.state == ContainerState::Running {
                         return Err(Error::AlreadyExists {
-                            backend: containers.runtime().to_string(),
+                            backend: containers.engine().to_string(),
                             name: name.to_string(),
                             state: status.engine_state,
                         });
@@ -522,12 +524,12 @@ impl Ops {
     }
 
     /// The containers of `runtime`, else of the configured runtime, else of the detected one.
-    fn containers(&self, runtime: Option<Runtime>) -> Result<Containers> {
-        if let Some(runtime) = runtime.or_else(|| self.container_runtime.clone()) {
-            return Ok(Containers::new(runtime));
+    fn containers(&self, runtime: Option<Engine>) -> Result<Containers> {
+        if let Some(engine) = runtime.or_else(|| self.engine.clone()) {
+            return Ok(Containers::new(engine));
         }
-        match self.detected.get_or_init(|| Runtime::detect().map_err(|e| e.to_string())) {
-            Ok(runtime) => Ok(Containers::new(runtime.clone())),
+        match self.detected.get_or_init(|| Engine::detect().map_err(|e| e.to_string())) {
+            Ok(engine) => Ok(Containers::new(engine.clone())),
             Err(tried) => Err(Error::NoRuntime { tried: tried.clone() }),
         }
     }

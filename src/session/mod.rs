@@ -37,12 +37,11 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 pub use self::output::{Event, Gap, Output, Stream};
 use self::protocol::{Dialect, Input, Token};
 use self::route::{Completion, End, Kept, Shared, Sink, Tap};
+use crate::engine::{Engine, ExecSpec, Op, REAP_SCRIPT};
 use crate::error::{Error, Result};
 use crate::proc;
-use crate::runtime::{Cli, ExecSpec, Op, Runtime, validate_target};
-
-/// The script that signals a session's processes inside the container.
-pub(crate) const REAP_SCRIPT: &str = include_str!("reap.sh");
+use crate::runtime::{Runtime, validate_target};
+use crate::text;
 
 /// How many output events a running command may have in flight before the readers wait.
 const CHANNEL_CAP: usize = 32;
@@ -90,10 +89,7 @@ impl Default for Timeouts {
 #[must_use = "a builder does nothing until `open` is called"]
 pub struct SessionBuilder {
     target: String,
-    runtime: Option<Runtime>,
-    program: Option<OsString>,
-    global_args: Vec<OsString>,
-    cli_env: Vec<(OsString, OsString)>,
+    engine: Option<Engine>,
     exec_args: Vec<OsString>,
     shell: String,
     env: Vec<(String, String)>,
@@ -110,7 +106,7 @@ impl std::fmt::Debug for SessionBuilder {
         // Environment values are secrets until proven otherwise: only their names are shown.
         f.debug_struct("SessionBuilder")
             .field("target", &self.target)
-            .field("runtime", &self.runtime)
+            .field("engine", &self.engine)
             .field("shell", &self.shell)
             .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
             .field("workdir", &self.workdir)
@@ -120,43 +116,11 @@ impl std::fmt::Debug for SessionBuilder {
 }
 
 impl SessionBuilder {
-    /// The runtime that reaches the container. Default: [`Runtime::detect`] at `open`.
-    pub fn runtime(mut self, runtime: Runtime) -> Self {
-        self.runtime = Some(runtime);
-        self
-    }
-
-    /// The runtime's program, when it is not `docker` / `podman` on `PATH`. For
-    /// [`Runtime::Local`] this is ignored: the shell is the program.
-    pub fn program(mut self, program: impl Into<OsString>) -> Self {
-        self.program = Some(program.into());
-        self
-    }
-
-    /// Global arguments for the runtime CLI, put before `exec` (e.g. `--context`, `prod`).
-    pub fn global_args<I, S>(mut self, args: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<OsString>,
-    {
-        self.global_args.extend(args.into_iter().map(Into::into));
-        self
-    }
-
-    /// Sets an environment variable of the runtime CLI process, such as `DOCKER_HOST`,
-    /// `DOCKER_CONTEXT` or `CONTAINER_HOST`, without changing this process's environment.
-    /// (Those set in this process's environment apply too, as on the command line.)
-    pub fn cli_env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
-        self.cli_env.push((key.into(), value.into()));
-        self
-    }
-
-    /// Uses `cli` (runtime, program, global arguments, environment) as it is.
-    pub(crate) fn cli(mut self, cli: Cli) -> Self {
-        self.runtime = Some(cli.runtime);
-        self.program = Some(cli.program);
-        self.global_args = cli.global_args;
-        self.cli_env = cli.env;
+    /// The runtime that reaches the container: a [`Runtime`], or an [`Engine`] for a program,
+    /// global arguments or CLI environment of its own (`DOCKER_HOST`, `--context`). Default:
+    /// [`Runtime::detect`] at `open`.
+    pub fn runtime(mut self, engine: impl Into<Engine>) -> Self {
+        self.engine = Some(engine.into());
         self
     }
 
@@ -260,28 +224,23 @@ impl SessionBuilder {
     ///   answer within the open timeout;
     /// - [`Error::Unsupported`] for `user` with [`Runtime::Local`].
     pub fn open(self) -> Result<Session> {
-        let runtime = match self.runtime.clone() {
-            Some(runtime) => runtime,
-            None => Runtime::detect()?,
+        let engine = match self.engine.clone() {
+            Some(engine) => engine,
+            None => Engine::detect()?,
         };
-        let mut cli = Cli::new(runtime.clone());
-        cli.global_args = self.global_args.clone();
-        cli.env = self.cli_env.clone();
-        if let Some(program) = &self.program {
-            cli.program = program.clone();
-        }
+        let runtime = engine.runtime().clone();
         self.validate(&runtime)?;
         let target = if runtime.is_container() { self.target.clone() } else { "-".to_string() };
         let spec = ExecSpec { target: &target, interactive: true, user: self.user.as_deref(), extra: &self.exec_args };
         let shell = OsStr::new(&self.shell);
-        let mut cmd = cli.exec(&spec, &[shell, OsStr::new("-c"), OsStr::new(protocol::LAUNCH), shell]);
+        let mut cmd = engine.exec(&spec, &[shell, OsStr::new("-c"), OsStr::new(protocol::LAUNCH), shell]);
         let command_line = proc::describe(&cmd);
         log::info!("opening session: {command_line}");
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         // Own process group: a Ctrl-C meant for this program does not kill its sessions
         // midway; they are closed in order instead.
         cmd.process_group(0);
-        let mut child = cmd.spawn().map_err(|e| cli.spawn_error(cmd.get_program(), e))?;
+        let mut child = cmd.spawn().map_err(|e| engine.spawn_error(cmd.get_program(), e))?;
         let id = uuid::Uuid::new_v4();
         let shared = Shared::new(self.unread_cap);
         let mut readers = Vec::with_capacity(2);
@@ -306,7 +265,7 @@ impl SessionBuilder {
         let now = Instant::now();
         let mut session = Session {
             id,
-            cli,
+            engine,
             target,
             shell: self.shell,
             user: self.user,
@@ -333,7 +292,7 @@ impl SessionBuilder {
         log::info!(
             "session {} open in {} {} (shell pid {})",
             session.id,
-            session.cli.runtime,
+            session.engine.runtime(),
             session.target,
             session.pid()
         );
@@ -342,7 +301,7 @@ impl SessionBuilder {
 
     fn validate(&self, runtime: &Runtime) -> Result<()> {
         validate_target(runtime, &self.target)?;
-        if self.user.is_some() && !runtime.is_engine() {
+        if self.user.is_some() && !runtime.manages_containers() {
             return Err(Error::Unsupported {
                 runtime: runtime.to_string(),
                 what: "`user` (only docker and podman exec take one)",
@@ -356,21 +315,10 @@ impl SessionBuilder {
             });
         }
         for (key, value) in &self.env {
-            let valid = key.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-                && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-            if !valid {
-                return Err(Error::InvalidName {
-                    what: "environment variable name",
-                    value: key.clone(),
-                    reason: "a name holds ASCII letters, digits and `_`, and does not start with a digit",
-                });
-            }
-            if value.contains('\0') {
-                return Err(Error::InvalidCommand { reason: "an environment value contains a NUL byte" });
-            }
+            text::env_var(key, value, true)?;
         }
-        if self.workdir.as_deref().is_some_and(|w| w.contains('\0')) {
-            return Err(Error::InvalidCommand { reason: "the workdir contains a NUL byte" });
+        if let Some(dir) = &self.workdir {
+            text::no_nul("workdir", dir)?;
         }
         Ok(())
     }
@@ -460,7 +408,7 @@ enum Abort {
 
 /// Signals processes of one session from outside it. Shared with [`Interrupter`]s.
 struct Reaper {
-    cli: Cli,
+    engine: Engine,
     target: String,
     user: Option<String>,
     shell: String,
@@ -494,7 +442,7 @@ impl Watermark {
 impl std::fmt::Debug for Reaper {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Reaper")
-            .field("runtime", &self.cli.runtime)
+            .field("runtime", &self.engine.runtime())
             .field("target", &self.target)
             .field("pid", &self.pid)
             .finish_non_exhaustive()
@@ -549,23 +497,11 @@ impl Reaper {
         };
         let pid = self.pid.to_string();
         let mark = lock(&self.watermark).arg();
-        let fixed = [
-            &self.shell,
-            "-c",
-            REAP_SCRIPT,
-            "reap",
-            scope_arg,
-            &pid,
-            signal,
-            shell_signals,
-            &mark,
-            remove_dir.unwrap_or(""),
-        ];
+        let mut args = vec![scope_arg, &pid, signal, shell_signals, &mark, remove_dir.unwrap_or("")];
         let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
-        let argv: Vec<&OsStr> = fixed.iter().map(OsStr::new).chain(pids.iter().map(OsStr::new)).collect();
-        let spec = ExecSpec { target: &self.target, interactive: false, user: self.user.as_deref(), extra: &[] };
-        let mut cmd = self.cli.exec(&spec, &argv);
-        let out = self.cli.run_command(Op("signal", &self.target), &mut cmd, None, REAP_TIMEOUT)?;
+        args.extend(pids.iter().map(String::as_str));
+        let mut cmd = self.engine.reap(&self.target, self.user.as_deref(), &self.shell, &args);
+        let out = self.engine.run_command(Op("signal", &self.target), &mut cmd, None, REAP_TIMEOUT)?;
         let signalled = String::from_utf8_lossy(&out.stdout);
         log::debug!(
             "signalled {scope_arg} of shell {} in {} with {signal}: [{}]",
@@ -578,8 +514,8 @@ impl Reaper {
         } else {
             let message = out.message();
             let fallback =
-                self.cli.failed(Op("signal", &self.target), &cmd, format!("{scope_arg} {signal}: {message}"));
-            Err(self.cli.diagnose(&self.target, &message, fallback))
+                self.engine.failed(Op("signal", &self.target), &cmd, format!("{scope_arg} {signal}: {message}"));
+            Err(self.engine.diagnose(&self.target, &message, fallback))
         }
     }
 }
@@ -655,7 +591,7 @@ impl Interrupter {
 /// ```
 pub struct Session {
     id: uuid::Uuid,
-    cli: Cli,
+    engine: Engine,
     target: String,
     shell: String,
     user: Option<String>,
@@ -688,7 +624,7 @@ impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
             .field("id", &self.id)
-            .field("runtime", &self.cli.runtime)
+            .field("runtime", &self.engine.runtime())
             .field("target", &self.target)
             .field("shell", &self.shell)
             .field("pid", &self.pid())
@@ -760,10 +696,7 @@ impl Session {
     pub fn builder(target: impl Into<String>) -> SessionBuilder {
         SessionBuilder {
             target: target.into(),
-            runtime: None,
-            program: None,
-            global_args: Vec::new(),
-            cli_env: Vec::new(),
+            engine: None,
             exec_args: Vec::new(),
             shell: "/bin/sh".into(),
             env: Vec::new(),
@@ -784,7 +717,7 @@ impl Session {
     /// later calls return [`Error::ShellExited`].
     ///
     /// # Errors
-    /// [`Error::ShellExited`] if the shell had already exited; [`Error::InvalidCommand`] for a
+    /// [`Error::ShellExited`] if the shell had already exited; [`Error::InvalidValue`] for a
     /// command holding a NUL byte; [`Error::Io`] if the shell's stdin cannot be written.
     pub fn exec(&mut self, command: &str) -> Result<Output> {
         self.cmd(command).run()
@@ -892,7 +825,7 @@ impl Session {
 
     /// The runtime this session runs through.
     pub fn runtime(&self) -> &Runtime {
-        &self.cli.runtime
+        self.engine.runtime()
     }
 
     /// Use counters.
@@ -915,7 +848,7 @@ impl Session {
     /// # Errors
     /// [`Error::CommandFailed`] when the file cannot be written, or as for [`exec`](Session::exec).
     pub fn write_file(&mut self, path: &str, data: &[u8]) -> Result<()> {
-        self.cmd(format!("cat >| {}", protocol::quote(path))).stdin(data).max_output(64 << 10).run()?.check()?;
+        self.cmd(format!("cat >| {}", text::quote(path))).stdin(data).max_output(64 << 10).run()?.check()?;
         Ok(())
     }
 
@@ -925,7 +858,7 @@ impl Session {
     /// [`Error::CommandFailed`] when the file cannot be read (or holds more than the output
     /// cap), or as for [`exec`](Session::exec).
     pub fn read_file(&mut self, path: &str) -> Result<Vec<u8>> {
-        let out = self.cmd(format!("cat -- {}", protocol::quote(path))).run()?.check()?;
+        let out = self.cmd(format!("cat -- {}", text::quote(path))).run()?.check()?;
         if out.truncated {
             return Err(Error::CommandFailed {
                 command: out.command,
@@ -954,13 +887,13 @@ impl Session {
     fn start_shell(&mut self, env: &[(String, String)], workdir: Option<&str>, command_line: &str) -> Result<()> {
         let mut setup = String::new();
         for (key, value) in env {
-            setup.push_str(&format!("export {key}={} && ", protocol::quote(value)));
+            setup.push_str(&format!("export {key}={} && ", text::quote(value)));
         }
         if let Some(dir) = workdir {
-            setup.push_str(&format!("cd -- {} && ", protocol::quote(dir)));
+            setup.push_str(&format!("cd -- {} && ", text::quote(dir)));
         }
         setup.push_str("printf '%s %s %s\\n' \"$$\" \"${BASH_VERSION:+bash}\" \"${TMPDIR:-/tmp}\"");
-        let (runtime, container) = (self.cli.runtime.to_string(), self.target.clone());
+        let (runtime, container) = (self.engine.runtime().to_string(), self.target.clone());
         let open_error =
             |message: String| Error::Open { runtime, container, command: command_line.to_string(), message };
         let boot = Token::random();
@@ -1007,7 +940,7 @@ impl Session {
                 stderr
             };
             let fallback = open_error(message.clone());
-            return Err(self.cli.diagnose(&self.target, &message, fallback));
+            return Err(self.engine.diagnose(&self.target, &message, fallback));
         }
         let text = String::from_utf8_lossy(&stdout);
         let parsed = text.trim_end_matches('\n').split_once(' ').and_then(|(pid, rest)| {
@@ -1022,7 +955,7 @@ impl Session {
                 self.tmp_dir = Some(tmp.to_string());
                 self.dialect = if dialect == "bash" { Dialect::Bash } else { Dialect::Posix };
                 self.reaper = Some(Arc::new(Reaper {
-                    cli: self.cli.clone(),
+                    engine: self.engine.clone(),
                     target: self.target.clone(),
                     user: self.user.clone(),
                     shell: self.shell.clone(),
@@ -1049,9 +982,7 @@ impl Session {
 
     /// Sends `command` to the shell. Waits for a pending command first.
     fn start(&mut self, command: &str, limits: Limits, stdin: Option<&[u8]>, deliver: Deliver) -> Result<Job> {
-        if command.contains('\0') {
-            return Err(Error::InvalidCommand { reason: "the command contains a NUL byte" });
-        }
+        text::no_nul("command", command)?;
         self.settle()?;
         if let Some(code) = self.dead {
             return Err(self.shell_exited(code));
@@ -1084,7 +1015,7 @@ impl Session {
             Deliver::Unread => Sink::Unread,
         };
         if self.seq > 1 {
-            log::debug!("exec in {} {}: {command}", self.cli.runtime, self.target);
+            log::debug!("exec in {} {}: {command}", self.engine.runtime(), self.target);
         }
         let job = Job {
             seq: self.seq,
@@ -1122,17 +1053,18 @@ impl Session {
         const SCRIPT: &str = "umask 077 && { [ -d \"$1\" ] || mkdir -m 700 -- \"$1\"; } && exec cat >| \"$2\"";
         let argv = [self.shell.as_str(), "-c", SCRIPT, "boxshell-upload", dir, path].map(OsStr::new);
         let spec = ExecSpec { target: &self.target, interactive: true, user: self.user.as_deref(), extra: &[] };
-        let mut cmd = self.cli.exec(&spec, &argv);
+        let mut cmd = self.engine.exec(&spec, &argv);
         // Generous: a second per MiB beyond the time a shell may take to start.
         let timeout = self.timeouts.open + Duration::from_secs(data.len() as u64 >> 20);
         let op = Op("upload", &self.target);
-        let out = self.cli.run_command(op, &mut cmd, Some(data), timeout)?;
+        let out = self.engine.run_command(op, &mut cmd, Some(data), timeout)?;
         if out.status.success() {
             return Ok(());
         }
         let message = out.message();
-        let fallback = self.cli.failed(op, &cmd, format!("writing {} bytes of stdin to {path}: {message}", data.len()));
-        Err(self.cli.diagnose(&self.target, &message, fallback))
+        let fallback =
+            self.engine.failed(op, &cmd, format!("writing {} bytes of stdin to {path}: {message}", data.len()));
+        Err(self.engine.diagnose(&self.target, &message, fallback))
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
@@ -1140,7 +1072,7 @@ impl Session {
     }
 
     fn shell_exited(&self, code: Option<i32>) -> Error {
-        Error::ShellExited { runtime: self.cli.runtime.to_string(), container: self.target.clone(), code }
+        Error::ShellExited { runtime: self.engine.runtime().to_string(), container: self.target.clone(), code }
     }
 
     /// Waits for a pending (sent or detached) command, keeping its output as unread.
@@ -1374,7 +1306,7 @@ impl Session {
             );
             if let Some(dir) = self.stdin_dir() {
                 script.push_str("\\command rm -rf -- ");
-                protocol::quote_into(&mut script, &dir);
+                text::quote_into(&mut script, &dir);
                 script.push_str("; ");
             }
             script.push_str(

@@ -94,6 +94,8 @@
 
 use std::fmt::Write as _;
 
+use crate::text::{quote, quote_into};
+
 /// The `-c` script the session shell is started with (`SHELL -c LAUNCH SHELL`): it execs the
 /// shell again in the interactive form that survives SIGINT ([`Dialect`]), with `$ENV` set
 /// aside so the interactive shell sources nothing.
@@ -165,31 +167,6 @@ pub const MARK_LEN: usize = MARK_PREFIX.len() + TOKEN_LEN;
 
 /// Longest trailer (`" STATUS BGPID"`) accepted after a sentinel before the line is cut short.
 const MAX_TRAILER: usize = 64;
-
-/// Quotes `s` for a POSIX shell, so that the shell reads it back as exactly one word.
-///
-/// ```
-/// assert_eq!(boxshell::quote("it's $HOME"), r#"'it'\''s $HOME'"#);
-/// assert_eq!(boxshell::quote(""), "''");
-/// ```
-pub fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    quote_into(&mut out, s);
-    out
-}
-
-/// Appends `s`, quoted as [`quote`] does, to `out`.
-pub(crate) fn quote_into(out: &mut String, s: &str) {
-    out.push('\'');
-    let mut rest = s;
-    while let Some(at) = rest.find('\'') {
-        out.push_str(&rest[..at]);
-        out.push_str(r"'\''");
-        rest = &rest[at + 1..];
-    }
-    out.push_str(rest);
-    out.push('\'');
-}
 
 /// The sentinel of one command.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -557,15 +534,6 @@ mod tests {
 
     fn marker() -> [u8; MARK_LEN] {
         Token(*b"0123456789abcdef0123456789abcdef").marker()
-    }
-
-    #[test]
-    fn quote_round_trips_through_sh() {
-        for s in ["", "plain", "it's", "'", "''", "a b\tc\nd", "$(echo x) `y` \\ \"z\" *", "é\u{1f600}"] {
-            let out =
-                std::process::Command::new("sh").arg("-c").arg(format!("printf %s {}", quote(s))).output().unwrap();
-            assert_eq!(out.stdout, s.as_bytes(), "{s:?}");
-        }
     }
 
     #[test]

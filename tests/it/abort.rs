@@ -287,7 +287,7 @@ fn interactive_mode_leaves_no_trace(fx: &Fixture) -> R {
         let out = sh.exec("cat; echo eof")?;
         ensure!(out.stdout == b"eof\n", "{shell}: {out:?}");
         sh.close()?;
-        if fx.runtime.is_engine() || !fx.runtime.is_container() {
+        if fx.runtime.manages_containers() || !fx.runtime.is_container() {
             // An interactive shell sources $ENV: not in a session, and $ENV keeps its value.
             let flag = format!("/tmp/boxshell-env-sourced-{}", tag());
             let script = format!("/tmp/boxshell-env-{}", tag());
@@ -296,7 +296,7 @@ fn interactive_mode_leaves_no_trace(fx: &Fixture) -> R {
             let builder = if fx.runtime.is_container() {
                 fx.builder().exec_args(["-e", &format!("ENV={script}")])
             } else {
-                fx.builder().cli_env("ENV", &script)
+                fx.builder().runtime(fx.session_engine().env("ENV", &script))
             };
             let mut sh = builder.shell(&shell).open()?;
             let out = sh.exec(&format!("echo \"$ENV\"; [ -e {flag} ] && echo sourced"))?;

@@ -5,7 +5,7 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use boxshell::{Error, Runtime, Session};
+use boxshell::{Engine, Error, Runtime, Session};
 use libtest_mimic::Failed;
 
 use crate::ensure;
@@ -185,11 +185,9 @@ pub fn run_helper(what: &str, runtime: &str, container: &str, program: &str) {
         "kubectl" => Runtime::Kubectl(boxshell::Kubectl::new()),
         other => other.parse().expect("runtime"),
     };
-    let mut builder = Session::builder(container).runtime(runtime.clone()).timeout(Duration::from_secs(300));
-    if program != "-" {
-        builder = builder.program(program);
-    }
-    let mut sh = builder.open().expect("open");
+    let engine =
+        if program == "-" { Engine::new(runtime.clone()) } else { Engine::new(runtime.clone()).program(program) };
+    let mut sh = Session::builder(container).runtime(engine).timeout(Duration::from_secs(300)).open().expect("open");
     match what {
         "big-output" => {
             let mut seen = 0u64;
@@ -239,10 +237,14 @@ pub fn run_helper(what: &str, runtime: &str, container: &str, program: &str) {
 }
 
 fn fake(fx: &Fixture, mode: &str) -> boxshell::SessionBuilder {
-    Session::builder(&fx.container)
-        .runtime(Runtime::Docker)
+    Session::builder(&fx.container).runtime(fake_cli(mode))
+}
+
+/// docker's CLI behind the stand-in `tests/bin/fake-cli`, misbehaving as `mode` says.
+fn fake_cli(mode: &str) -> Engine {
+    Engine::new(Runtime::Docker)
         .program(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bin/fake-cli"))
-        .cli_env("FAKE_CLI_MODE", mode)
+        .env("FAKE_CLI_MODE", mode)
 }
 
 fn fault_cli_crashes(fx: &Fixture) -> R {
@@ -264,7 +266,9 @@ fn fault_cli_prints_garbage(fx: &Fixture) -> R {
 
 fn fault_cli_hangs(fx: &Fixture) -> R {
     let t = tag();
-    let builder = fake(fx, "hang").cli_env("FAKE_CLI_SLEEP", t.to_string()).open_timeout(Duration::from_secs(2));
+    let builder = Session::builder(&fx.container)
+        .runtime(fake_cli("hang").env("FAKE_CLI_SLEEP", t.to_string()))
+        .open_timeout(Duration::from_secs(2));
     let err = within("open", || builder.open().unwrap_err())?;
     match &err {
         Error::Open { message, .. } => ensure!(message.contains("did not answer within 2s"), "{message}"),
@@ -279,10 +283,7 @@ fn fault_cli_hangs_when_signalling(fx: &Fixture) -> R {
     let c = fx.fresh();
     let t = tag();
     let mut sh = Session::builder(&c.name)
-        .runtime(Runtime::Docker)
-        .program(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bin/fake-cli"))
-        .cli_env("FAKE_CLI_MODE", "hang-on-signal")
-        .cli_env("FAKE_CLI_SLEEP", t.to_string())
+        .runtime(fake_cli("hang-on-signal").env("FAKE_CLI_SLEEP", t.to_string()))
         .grace(Duration::from_millis(300))
         .close_timeout(Duration::from_secs(2))
         .open()?;
@@ -368,7 +369,8 @@ fn fault_engine_stopped_mid_command(_: &Fixture) -> R {
     let engine = PrivateEngine::start()?;
     let name = unique("bx-private");
     engine.run(&name)?;
-    let mut sh = Session::builder(&name).runtime(Runtime::Docker).global_args(["-H", &engine.socket]).open()?;
+    let mut sh =
+        Session::builder(&name).runtime(Engine::new(Runtime::Docker).global_args(["-H", &engine.socket])).open()?;
     sh.exec("echo warm")?.check()?;
     let stop = std::thread::spawn({
         let pid = engine.dockerd.id();
@@ -396,8 +398,7 @@ fn fault_engine_frozen_hits_the_timeout(_: &Fixture) -> R {
     let name = unique("bx-private");
     engine.run(&name)?;
     let mut sh = Session::builder(&name)
-        .runtime(Runtime::Docker)
-        .global_args(["-H", &engine.socket])
+        .runtime(Engine::new(Runtime::Docker).global_args(["-H", &engine.socket]))
         .grace(Duration::from_millis(300))
         .open()?;
     let t = tag();

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use boxshell::{Runtime, Session, SessionBuilder};
+use boxshell::{Engine, Runtime, Session, SessionBuilder};
 
 /// The image the fixtures run; built by `scripts/setup-runtimes.sh`.
 pub fn image() -> String {
@@ -148,6 +148,15 @@ impl Fixture {
         Ok(fx)
     }
 
+    /// The engine sessions go through: the runtime, with the program when not on `PATH`.
+    pub fn session_engine(&self) -> Engine {
+        let engine = Engine::new(self.runtime.clone());
+        match &self.program {
+            Some(program) => engine.program(program),
+            None => engine,
+        }
+    }
+
     /// A builder for a session in `target` through this fixture's runtime.
     pub fn builder_for(&self, target: &str) -> SessionBuilder {
         self.factory()(target)
@@ -155,12 +164,9 @@ impl Fixture {
 
     /// Makes builders for sessions through this fixture's runtime, with a 20 s default timeout.
     pub fn factory(&self) -> impl Fn(&str) -> SessionBuilder + Send + Sync + 'static {
-        let (runtime, program, shell) = (self.runtime.clone(), self.program.clone(), self.shell.clone());
+        let (engine, shell) = (self.session_engine(), self.shell.clone());
         move |target| {
-            let mut builder = Session::builder(target).runtime(runtime.clone()).timeout(Duration::from_secs(20));
-            if let Some(program) = &program {
-                builder = builder.program(program);
-            }
+            let mut builder = Session::builder(target).runtime(engine.clone()).timeout(Duration::from_secs(20));
             if let Some(shell) = &shell {
                 builder = builder.shell(shell);
             }
@@ -353,7 +359,7 @@ pub fn helper_mode() -> bool {
     let parts: Vec<&str> = what.splitn(3, ':').collect();
     let err = match parts.as_slice() {
         ["attach-container", runtime, name] => {
-            boxshell::Containers::new(runtime.parse().expect("runtime")).attach(name)
+            boxshell::Containers::new(runtime.parse::<Runtime>().expect("runtime")).attach(name)
         }
         ["attach-tmux", socket, name] => boxshell::Tmux::new().socket(*socket).attach(name),
         _ => panic!("unknown helper {what}"),

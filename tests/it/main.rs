@@ -95,14 +95,14 @@ fn main() {
                 plan.add(&prefix, &fx, sizes::TESTS);
                 plan.add(&prefix, &fx, pool::TESTS);
                 plan.add(&prefix, &fx, security::TESTS);
-                if runtime.is_engine() || runtime == Runtime::Local {
+                if runtime.manages_containers() || runtime == Runtime::Local {
                     plan.add(&prefix, &fx, faults::TESTS);
                 }
                 if runtime.is_container() && classifies {
                     plan.add(&prefix, &fx, session::CONTAINER_TESTS);
                     plan.add(&prefix, &fx, pool::CONTAINER_TESTS);
                 }
-                if runtime.is_engine() {
+                if runtime.manages_containers() {
                     plan.add(&prefix, &fx, abort::ENGINE_TESTS);
                     plan.add(&prefix, &fx, containers::TESTS);
                     plan.add(&prefix, &fx, faults::ENGINE_TESTS);
@@ -110,7 +110,7 @@ fn main() {
                 if runtime == Runtime::Docker {
                     plan.add(&format!("{prefix}::faults"), &fx, faults::CLI_TESTS);
                 }
-                if runtime.is_engine() {
+                if runtime.manages_containers() {
                     match TmuxFixture::new() {
                         Ok(tmux) => {
                             let ops_fx = Arc::new(ops::OpsFixture { containers: Arc::clone(&fx), tmux });
@@ -128,10 +128,10 @@ fn main() {
                 all.extend(names(sizes::TESTS));
                 all.extend(names(pool::TESTS));
                 all.extend(names(security::TESTS));
-                if runtime.is_engine() || runtime == Runtime::Local {
+                if runtime.manages_containers() || runtime == Runtime::Local {
                     all.extend(names(faults::TESTS));
                 }
-                if runtime.is_engine() {
+                if runtime.manages_containers() {
                     all.extend(names(faults::ENGINE_TESTS));
                     all.extend(names(abort::ENGINE_TESTS));
                 }
@@ -142,7 +142,7 @@ fn main() {
                     all.extend(names(session::CONTAINER_TESTS));
                     all.extend(names(pool::CONTAINER_TESTS));
                 }
-                if runtime.is_engine() {
+                if runtime.manages_containers() {
                     all.extend(names(containers::TESTS));
                     all.extend(names(ops::TESTS).into_iter().map(|t| format!("ops::{t}")));
                 }

@@ -17,7 +17,7 @@ pub struct OpsFixture {
 
 impl OpsFixture {
     fn ops(&self) -> Ops {
-        Ops::new().tmux_socket(&self.tmux.socket).container_runtime(self.containers.runtime.clone())
+        Ops::new().tmux_socket(&self.tmux.socket).runtime(self.containers.runtime.clone())
     }
 
     fn container_status(&self, name: &str) -> Option<String> {

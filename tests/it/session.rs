@@ -578,7 +578,7 @@ fn bash_shell_with_aliases(fx: &Fixture) -> R {
 }
 
 fn user_option(fx: &Fixture) -> R {
-    if fx.runtime.is_engine() {
+    if fx.runtime.manages_containers() {
         let mut sh = fx.builder().user("65534").open()?;
         assert_eq!(sh.exec("id -u")?.stdout, b"65534\n");
         let t = tag();
@@ -621,7 +621,7 @@ fn stopped_container_is_named(fx: &Fixture) -> R {
     let image = crate::harness::image();
     // A container that was created but never started, then one that ran and exited.
     // (kubectl calls them pending and failed)
-    let states = if fx.runtime.is_engine() { ["created", "exited"] } else { ["pending", "failed"] };
+    let states = if fx.runtime.manages_containers() { ["created", "exited"] } else { ["pending", "failed"] };
     for (verb, state) in [("create", states[0]), ("run", states[1])] {
         engine(&fx.engine, &[verb, "--label", crate::harness::LABEL, "--name", &name, &image, "true"]);
         let err = fx.builder_for(&name).open().unwrap_err();
@@ -637,7 +637,7 @@ fn missing_runtime_program_is_named(fx: &Fixture) -> R {
     let program = "/nonexistent/bin/engine";
     let result = match fx.runtime {
         Runtime::Local => Session::builder("-").runtime(Runtime::Local).shell(program).open(),
-        _ => fx.builder().program(program).open(),
+        _ => fx.builder().runtime(fx.session_engine().program(program)).open(),
     };
     let err = result.unwrap_err();
     assert!(matches!(err, Error::RuntimeNotFound { .. }), "{err:?}");
@@ -652,20 +652,20 @@ fn engine_not_answering_is_named(fx: &Fixture) -> R {
         _ => &["--context", "unreachable", "--server", "https://nonexistent:6443"],
     };
     let start = Instant::now();
-    let err = fx.builder().global_args(args.iter().copied()).open().unwrap_err();
+    let err = fx.builder().runtime(fx.session_engine().global_args(args.iter().copied())).open().unwrap_err();
     assert!(start.elapsed() < Duration::from_secs(20));
     assert!(matches!(err, Error::RuntimeUnavailable { .. }), "{err:?}");
-    let said = if fx.runtime.is_engine() { "nonexistent" } else { "Unable to connect to the server" };
+    let said = if fx.runtime.manages_containers() { "nonexistent" } else { "Unable to connect to the server" };
     assert!(err.to_string().contains(said), "{err}");
     // The same through the CLI's own environment variable.
     let builder = match fx.runtime {
-        Runtime::Docker => fx.builder().cli_env("DOCKER_HOST", "unix:///nonexistent/by-env.sock"),
+        Runtime::Docker => fx.session_engine().env("DOCKER_HOST", "unix:///nonexistent/by-env.sock"),
         Runtime::Podman => {
-            fx.builder().global_args(["--remote"]).cli_env("CONTAINER_HOST", "unix:///nonexistent/by-env.sock")
+            fx.session_engine().global_args(["--remote"]).env("CONTAINER_HOST", "unix:///nonexistent/by-env.sock")
         }
         _ => return Ok(()),
     };
-    let err = builder.open().unwrap_err();
+    let err = fx.builder().runtime(builder).open().unwrap_err();
     assert!(matches!(err, Error::RuntimeUnavailable { .. }), "{err:?}");
     assert!(err.to_string().contains("by-env.sock"), "{err}");
     Ok(())
@@ -718,7 +718,7 @@ fn invalid_input_is_rejected(fx: &Fixture) -> R {
     assert!(matches!(err, Error::InvalidName { .. }), "{err:?}");
     let mut sh = fx.session();
     let err = sh.exec("echo a\0b").unwrap_err();
-    assert!(matches!(err, Error::InvalidCommand { .. }), "{err:?}");
+    assert!(matches!(err, Error::InvalidValue { .. }), "{err:?}");
     assert_eq!(sh.exec("echo fine")?.stdout, b"fine\n");
     Ok(())
 }

@@ -161,7 +161,7 @@ fn errors_name_the_session(fx: &TmuxFixture) -> R {
     for bad in ["", "-t", "a:b", "a.b", "a b"] {
         ensure!(matches!(tmux.start(&TmuxSpec::new(bad)), Err(Error::InvalidName { .. })), "{bad:?}");
     }
-    ensure!(matches!(tmux.start(&TmuxSpec::new("nul").env("K", "a\0b")), Err(Error::InvalidName { .. })), "NUL");
+    ensure!(matches!(tmux.start(&TmuxSpec::new("nul").env("K", "a\0b")), Err(Error::InvalidValue { .. })), "NUL");
     // A NUL in the command cannot reach tmux; that is not tmux missing.
     match tmux.start(&TmuxSpec::new("nul").command("a\0b")) {
         Err(Error::Io { .. }) => {}

@@ -1,0 +1,494 @@
+//! The CLI that reaches containers ([`Engine`]), and the argv of each call made through it.
+//!
+//! Every argv is built as a vector and handed to [`std::process::Command`]: no host shell ever
+//! parses a container name, a path or a value. Extra global arguments (such as `--context
+//! prod`) go before the subcommand.
+//!
+//! Interrupting a command and closing a session go through a second call of the same shape
+//! (`exec` without `-i`), so they work wherever the session itself works: Kubernetes pods
+//! through `kubectl exec`, and any CLI of that shape through [`Custom`](crate::Custom).
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+pub(crate) use crate::proc::Op;
+use crate::proc::{self, Caller, Captured};
+use crate::runtime::Runtime;
+use crate::text;
+
+/// How long probing an engine may take before it counts as not answering.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The script that signals a session's processes inside the container (see its comments).
+pub(crate) const REAP_SCRIPT: &str = include_str!("session/reap.sh");
+
+/// The CLI that reaches containers: a [`Runtime`] with the program that runs it, the global
+/// arguments put before every subcommand, and environment variables of the CLI process. What
+/// [`SessionBuilder::runtime`](crate::SessionBuilder::runtime), [`Containers::new`],
+/// [`Ops::runtime`](crate::Ops::runtime) and [`Pool`](crate::Pool)'s sessions take; a bare
+/// [`Runtime`] converts into one with the defaults. Cheap to clone.
+///
+/// The CLI runs with this process's environment, so `DOCKER_HOST`, `DOCKER_CONTEXT` and
+/// `CONTAINER_HOST` work as they do on the command line; [`env`](Engine::env) adds to it for
+/// this engine only. Values given to `env` are not shown by `Debug`, logged, or put in errors.
+///
+/// ```
+/// use boxshell::{Engine, Runtime};
+/// let remote = Engine::new(Runtime::Docker)
+///     .program("/usr/local/bin/docker")
+///     .global_args(["--context", "prod"])
+///     .env("DOCKER_CERT_PATH", "/secrets/docker");
+/// assert_eq!(remote.runtime(), &Runtime::Docker);
+/// assert!(!format!("{remote:?}").contains("/secrets/docker"));
+/// ```
+///
+/// [`Containers::new`]: crate::Containers::new
+#[derive(Clone, PartialEq, Eq)]
+pub struct Engine {
+    runtime: Runtime,
+    program: OsString,
+    global_args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+}
+
+impl From<Runtime> for Engine {
+    fn from(runtime: Runtime) -> Engine {
+        Engine::new(runtime)
+    }
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("runtime", &self.runtime)
+            .field("program", &self.program)
+            .field("global_args", &self.global_args)
+            .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl fmt::Display for Engine {
+    /// The runtime's name.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.runtime, f)
+    }
+}
+
+impl Engine {
+    /// `runtime` through its usual program (`docker`, `podman`, `kubectl` on `PATH`; for
+    /// [`Runtime::Local`] the session's shell), with no global arguments.
+    pub fn new(runtime: Runtime) -> Engine {
+        let program = OsString::from(runtime.default_program());
+        Engine { runtime, program, global_args: Vec::new(), env: Vec::new() }
+    }
+
+    /// The engine of the runtime [`Runtime::detect`] finds.
+    ///
+    /// # Errors
+    /// As [`Runtime::detect`].
+    pub fn detect() -> Result<Engine> {
+        Runtime::detect().map(Engine::new)
+    }
+
+    /// The runtime's program, when it is not the usual one on `PATH`. Ignored by
+    /// [`Runtime::Local`], whose program is the session's shell.
+    pub fn program(mut self, program: impl Into<OsString>) -> Self {
+        self.program = program.into();
+        self
+    }
+
+    /// Arguments put before every subcommand (e.g. `--context`, `prod`); added to those given.
+    pub fn global_args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.global_args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// An environment variable of the CLI process (`DOCKER_HOST`, `CONTAINER_HOST`,
+    /// `KUBECONFIG`, ...), on top of this process's environment, which is not changed.
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// The runtime.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// The program that is run.
+    pub fn get_program(&self) -> &OsStr {
+        &self.program
+    }
+
+    /// The global arguments.
+    pub fn get_global_args(&self) -> &[OsString] {
+        &self.global_args
+    }
+
+    /// Checks that the engine answers: `docker version`, `podman info`, `kubectl version`;
+    /// for a local shell or a custom CLI, that the program exists.
+    ///
+    /// # Errors
+    /// [`Error::RuntimeNotFound`] when the program is missing; [`Error::RuntimeUnavailable`]
+    /// with the CLI's own words when it runs but its engine does not answer.
+    pub fn probe(&self) -> Result<()> {
+        let args: &[&str] = match self.runtime {
+            Runtime::Docker => &["version", "--format", "{{.Server.Version}}"],
+            Runtime::Podman => &["info", "--format", "{{.Host.OCIRuntime.Name}}"],
+            Runtime::Kubectl(_) => &["version", "--request-timeout=5s"],
+            Runtime::Local | Runtime::Custom(_) => {
+                which::which(&self.program).map_err(|e| {
+                    self.spawn_error(&self.program, std::io::Error::new(std::io::ErrorKind::NotFound, e))
+                })?;
+                return Ok(());
+            }
+        };
+        let mut cmd = self.command();
+        cmd.args(args);
+        let out = self.run_command(Op("probe", ""), &mut cmd, None, PROBE_TIMEOUT)?;
+        if out.status.success() && !out.stdout.trim_ascii().is_empty() {
+            Ok(())
+        } else {
+            Err(Error::RuntimeUnavailable {
+                runtime: self.runtime.to_string(),
+                command: proc::describe(&cmd),
+                message: out.message(),
+            })
+        }
+    }
+
+    /// The program with the global arguments and the environment, ready for a subcommand.
+    pub(crate) fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&self.global_args).envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd
+    }
+
+    /// `argv` run in `target`: through `exec` for a container (`-i` when `interactive`, then
+    /// `-u user` and `extra`), directly on the host for [`Runtime::Local`].
+    pub(crate) fn exec(&self, spec: &ExecSpec<'_>, argv: &[&OsStr]) -> Command {
+        match &self.runtime {
+            Runtime::Local => {
+                let mut cmd = Command::new(argv[0]);
+                cmd.args(&argv[1..]).envs(self.env.iter().map(|(k, v)| (k, v)));
+                cmd
+            }
+            Runtime::Docker | Runtime::Podman => {
+                let mut cmd = self.command();
+                cmd.arg("exec");
+                if spec.interactive {
+                    cmd.arg("-i");
+                }
+                if let Some(user) = spec.user {
+                    cmd.args(["-u", user]);
+                }
+                cmd.args(spec.extra).arg("--").arg(spec.target).args(argv);
+                cmd
+            }
+            Runtime::Kubectl(k) => {
+                let mut cmd = self.command();
+                cmd.arg("exec");
+                if spec.interactive {
+                    cmd.arg("-i");
+                }
+                cmd.args(k.scope_args()).args(spec.extra).arg(spec.target);
+                if let Some(c) = &k.container {
+                    cmd.args(["-c", c]);
+                }
+                cmd.arg("--").args(argv);
+                cmd
+            }
+            Runtime::Custom(c) => {
+                let mut cmd = self.command();
+                cmd.args(c.args.iter().map(|a| a.replace("{target}", spec.target))).args(spec.extra);
+                if c.remote_shell {
+                    let words: Vec<String> = argv.iter().map(|a| text::quote(&a.to_string_lossy())).collect();
+                    cmd.arg(words.join(" "));
+                } else {
+                    cmd.args(argv);
+                }
+                cmd
+            }
+        }
+    }
+
+    /// `reap.sh`, run by `shell` in `target` as `user` without stdin, with `args` (see the
+    /// script for what they mean): the one argv of every signalling call.
+    pub(crate) fn reap<S: AsRef<OsStr>>(&self, target: &str, user: Option<&str>, shell: &str, args: &[S]) -> Command {
+        let mut argv: Vec<&OsStr> = [shell, "-c", REAP_SCRIPT, "reap"].map(OsStr::new).to_vec();
+        argv.extend(args.iter().map(AsRef::as_ref));
+        self.exec(&ExecSpec { target, interactive: false, user, extra: &[] }, &argv)
+    }
+
+    /// Runs a one-shot CLI call with `args` after the global ones; see [`Engine::run_command`].
+    pub(crate) fn run<I, S>(&self, op: Op<'_>, args: I, timeout: Duration) -> Result<(Command, Captured)>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = self.command();
+        cmd.args(args);
+        let out = self.run_command(op, &mut cmd, None, timeout)?;
+        Ok((cmd, out))
+    }
+
+    /// Runs `cmd` (built by this engine) with a deadline; see [`Caller::call`].
+    pub(crate) fn run_command(
+        &self,
+        op: Op<'_>,
+        cmd: &mut Command,
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<Captured> {
+        self.caller().call(op, cmd, stdin, timeout)
+    }
+
+    /// [`Error::Failed`] for `op` run as `cmd`.
+    pub(crate) fn failed(&self, op: Op<'_>, cmd: &Command, message: String) -> Error {
+        self.caller().failed(op, cmd, message)
+    }
+
+    /// The error for a program that could not be started.
+    pub(crate) fn spawn_error(&self, program: &OsStr, e: std::io::Error) -> Error {
+        self.caller().spawn_error(program, e)
+    }
+
+    fn caller(&self) -> Caller<'_> {
+        Caller { backend: self.runtime.name(), hint: self.runtime.install_hint() }
+    }
+
+    /// Why an exec into `target` failed: the container is missing or not running, the engine
+    /// does not answer, or (when none of these) `fallback`.
+    pub(crate) fn diagnose(&self, target: &str, message: &str, fallback: Error) -> Error {
+        self.container_problem(target, message).unwrap_or(fallback)
+    }
+
+    /// What keeps `target` from running commands, if anything: missing, not running, or an
+    /// engine that does not answer. `message` is what the failed call printed.
+    pub(crate) fn container_problem(&self, target: &str, message: &str) -> Option<Error> {
+        let args = match &self.runtime {
+            Runtime::Docker | Runtime::Podman => {
+                vec!["inspect", "--type", "container", "--format", "{{.State.Status}}", "--", target]
+            }
+            // A pod; `TYPE/NAME` targets are resolved by kubectl itself.
+            Runtime::Kubectl(k) if !target.contains('/') => {
+                let mut args = vec!["get", "pod"];
+                args.extend(k.scope_args());
+                args.extend(["-o", "jsonpath={.status.phase}", "--", target]);
+                args
+            }
+            _ => return None,
+        };
+        let status = self.run(Op("inspect", target), &args, PROBE_TIMEOUT);
+        let runtime = self.runtime.to_string();
+        let container = target.to_string();
+        let message = message.to_string();
+        Some(match status {
+            Ok((cmd, out)) if out.status.success() => match String::from_utf8_lossy(&out.stdout).trim() {
+                "running" | "Running" => return None,
+                state if !state.is_empty() && state.len() <= 20 && state.bytes().all(|b| b.is_ascii_alphabetic()) => {
+                    Error::ContainerNotRunning { runtime, container, state: state.to_lowercase(), message }
+                }
+                _ => Error::RuntimeUnavailable {
+                    runtime,
+                    command: proc::describe(&cmd),
+                    message: format!(
+                        "unexpected answer {:?}",
+                        proc::said(&out.stdout).chars().take(80).collect::<String>()
+                    ),
+                },
+            },
+            Ok((_, out)) if is_no_such_container(&out.message()) => {
+                Error::ContainerNotFound { runtime, container, message }
+            }
+            Ok((cmd, out)) => {
+                let said = out.message();
+                let message = match (said.is_empty(), said == message) {
+                    (true, _) | (_, true) => message,
+                    _ => format!("{said}; {message}"),
+                };
+                Error::RuntimeUnavailable { runtime, command: proc::describe(&cmd), message }
+            }
+            Err(e) => e,
+        })
+    }
+}
+
+/// The runtime named by `wanted`, if any, else the first of `candidates` whose engine answers.
+pub(crate) fn detect_among(wanted: Option<&str>, candidates: &[Engine]) -> Result<Runtime> {
+    if let Some(name) = wanted {
+        let runtime: Runtime = name.parse()?;
+        Engine::new(runtime.clone()).probe()?;
+        return Ok(runtime);
+    }
+    let mut tried = Vec::new();
+    for engine in candidates {
+        match engine.probe() {
+            Ok(()) => {
+                log::info!("detected container runtime {}", engine.runtime);
+                return Ok(engine.runtime.clone());
+            }
+            Err(e) => tried.push(format!("{} ({e})", engine.runtime)),
+        }
+    }
+    Err(Error::NoRuntime { tried: tried.join("; ") })
+}
+
+/// The parts of an exec call besides the program to run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ExecSpec<'a> {
+    pub target: &'a str,
+    pub interactive: bool,
+    pub user: Option<&'a str>,
+    pub extra: &'a [OsString],
+}
+
+pub(crate) fn is_no_such_container(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("no such container")
+        || m.contains("no such object")
+        || m.contains("no container with name or id")
+        || (m.contains("(notfound)") && m.contains("not found"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::{Custom, Kubectl};
+
+    fn argv(cmd: &Command) -> Vec<String> {
+        std::iter::once(cmd.get_program()).chain(cmd.get_args()).map(|a| a.to_string_lossy().into_owned()).collect()
+    }
+
+    #[test]
+    fn exec_argv_per_runtime() {
+        let extra = vec![OsString::from("--privileged")];
+        let spec = ExecSpec { target: "web", interactive: true, user: Some("1000"), extra: &extra };
+        let mut docker = Engine::new(Runtime::Docker);
+        docker.global_args = vec!["--context".into(), "prod".into()];
+        assert_eq!(
+            argv(&docker.exec(&spec, &[OsStr::new("/bin/sh")])),
+            ["docker", "--context", "prod", "exec", "-i", "-u", "1000", "--privileged", "--", "web", "/bin/sh"]
+        );
+        let podman = Engine::new(Runtime::Podman);
+        let spec = ExecSpec { interactive: false, user: None, extra: &[], ..spec };
+        assert_eq!(
+            argv(&podman.exec(&spec, &[OsStr::new("sh"), OsStr::new("-c"), OsStr::new("x")])),
+            ["podman", "exec", "--", "web", "sh", "-c", "x"]
+        );
+        assert_eq!(argv(&Engine::new(Runtime::Local).exec(&spec, &[OsStr::new("/bin/sh")])), ["/bin/sh"]);
+    }
+
+    #[test]
+    fn kubectl_argv() {
+        let sh = [OsStr::new("/bin/sh"), OsStr::new("/dev/stdin")];
+        let spec = ExecSpec { target: "web-0", interactive: true, user: None, extra: &[] };
+        let plain = Engine::new(Runtime::Kubectl(Kubectl::new()));
+        assert_eq!(argv(&plain.exec(&spec, &sh)), ["kubectl", "exec", "-i", "web-0", "--", "/bin/sh", "/dev/stdin"]);
+        let full = Kubectl::new().context("prod").namespace("jobs").container("worker");
+        let mut cli = Engine::new(Runtime::Kubectl(full));
+        cli.global_args = vec!["--kubeconfig".into(), "/k".into()];
+        let extra = vec![OsString::from("--pod-running-timeout=5s")];
+        let spec = ExecSpec { extra: &extra, ..spec };
+        assert_eq!(
+            argv(&cli.exec(&spec, &sh)),
+            [
+                "kubectl",
+                "--kubeconfig",
+                "/k",
+                "exec",
+                "-i",
+                "--context",
+                "prod",
+                "-n",
+                "jobs",
+                "--pod-running-timeout=5s",
+                "web-0",
+                "-c",
+                "worker",
+                "--",
+                "/bin/sh",
+                "/dev/stdin"
+            ]
+        );
+        // The signalling call: no -i, the script as one argument.
+        let spec = ExecSpec { interactive: false, extra: &[], ..spec };
+        let reap = [OsStr::new("sh"), OsStr::new("-c"), OsStr::new("kill -s INT $1"), OsStr::new("reap")];
+        assert_eq!(
+            argv(&cli.exec(&spec, &reap)),
+            [
+                "kubectl",
+                "--kubeconfig",
+                "/k",
+                "exec",
+                "--context",
+                "prod",
+                "-n",
+                "jobs",
+                "web-0",
+                "-c",
+                "worker",
+                "--",
+                "sh",
+                "-c",
+                "kill -s INT $1",
+                "reap"
+            ]
+        );
+    }
+
+    #[test]
+    fn custom_argv() {
+        let spec = ExecSpec { target: "box1", interactive: true, user: None, extra: &[] };
+        let cmd = [OsStr::new("sh"), OsStr::new("-c"), OsStr::new("echo 'a b'; kill $1"), OsStr::new("x")];
+        let nerdctl = Engine::new(Runtime::Custom(Custom::new("nerdctl", ["exec", "-i", "{target}"])));
+        assert_eq!(
+            argv(&nerdctl.exec(&spec, &cmd)),
+            ["nerdctl", "exec", "-i", "box1", "sh", "-c", "echo 'a b'; kill $1", "x"]
+        );
+        let ssh = Engine::new(Runtime::Custom(Custom::new("ssh", ["-T", "user@{target}"]).remote_shell()));
+        let got = argv(&ssh.exec(&spec, &cmd));
+        assert_eq!(got[..3], ["ssh", "-T", "user@box1"]);
+        // What the remote shell runs is the argv, word for word.
+        let out = Command::new("sh").arg("-c").arg(format!("printf '[%s]' {}", got[3])).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "[sh][-c][echo 'a b'; kill $1][x]");
+    }
+
+    #[test]
+    fn detection_takes_the_override_or_the_first_that_answers() {
+        assert_eq!(detect_among(Some("local"), &[]).unwrap(), Runtime::Local);
+        let err = detect_among(Some("nerd"), &[]).unwrap_err();
+        assert!(matches!(err, Error::InvalidName { what: "runtime", .. }), "{err:?}");
+
+        let missing = |runtime: Runtime| Engine { program: "/nonexistent/engine".into(), ..Engine::new(runtime) };
+        // An engine that does not answer: `false` runs and fails.
+        let silent = Engine { program: "false".into(), ..Engine::new(Runtime::Docker) };
+        let err = detect_among(None, &[missing(Runtime::Podman), silent]).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, Error::NoRuntime { .. }), "{err:?}");
+        assert!(text.contains("podman (podman: program `/nonexistent/engine` not found"), "{text}");
+        assert!(text.contains("docker (docker: engine not answering (`false version"), "{text}");
+        assert!(text.contains("apt-get install podman"), "{text}");
+
+        let local = Engine::new(Runtime::Local);
+        assert_eq!(detect_among(None, &[missing(Runtime::Podman), local]).unwrap(), Runtime::Local);
+    }
+
+    #[test]
+    fn missing_program_is_named_with_a_hint() {
+        let mut cli = Engine::new(Runtime::Docker);
+        cli.program = "/nonexistent/docker".into();
+        let err = cli.probe().unwrap_err();
+        assert!(matches!(err, Error::RuntimeNotFound { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains("/nonexistent/docker") && text.contains("apt-get install docker.io"), "{text}");
+    }
+}

@@ -1,0 +1,133 @@
+//! Shell text and the names boxshell accepts: the bottom layer, used by every other module.
+//!
+//! Everything that puts a value into shell text quotes it with [`quote`]; everything that puts
+//! a name on a command line checks it here first, so that no name can be read as an option and
+//! no value can end a line early.
+
+use crate::error::{Error, Result};
+
+/// Quotes `s` for a POSIX shell, so that the shell reads it back as exactly one word.
+///
+/// ```
+/// assert_eq!(boxshell::quote("it's $HOME"), r#"'it'\''s $HOME'"#);
+/// assert_eq!(boxshell::quote(""), "''");
+/// ```
+pub fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    quote_into(&mut out, s);
+    out
+}
+
+/// Appends `s`, quoted as [`quote`] does, to `out`.
+pub(crate) fn quote_into(out: &mut String, s: &str) {
+    out.push('\'');
+    let mut rest = s;
+    while let Some(at) = rest.find('\'') {
+        out.push_str(&rest[..at]);
+        out.push_str(r"'\''");
+        rest = &rest[at + 1..];
+    }
+    out.push_str(rest);
+    out.push('\'');
+}
+
+/// Checks that a value going to a shell or a CLI holds no NUL byte (which would cut it short).
+/// `what` names the value in the error; the value itself is never shown (it may be a secret).
+pub(crate) fn no_nul(what: &'static str, value: &str) -> Result<()> {
+    if value.contains('\0') { Err(Error::InvalidValue { what, reason: "it contains a NUL byte" }) } else { Ok(()) }
+}
+
+/// Checks a name made of ASCII letters, digits and `extra`, starting with a letter or digit:
+/// such a name cannot be read as an option, and needs no quoting.
+fn plain_name(what: &'static str, name: &str, extra: &[u8], reason: &'static str) -> Result<()> {
+    let ok = name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || extra.contains(&b));
+    if ok { Ok(()) } else { Err(Error::InvalidName { what, value: name.to_string(), reason }) }
+}
+
+/// Checks a container name or id before it goes on a command line.
+pub(crate) fn container_name(name: &str) -> Result<()> {
+    plain_name(
+        "container name",
+        name,
+        b"_.-",
+        "a container name holds only ASCII letters, digits, `_`, `.` and `-`, and starts with a letter or digit",
+    )
+}
+
+/// Checks a session name: of a tmux session, or of a session the `Ops` facade defines.
+pub(crate) fn session_name(name: &str) -> Result<()> {
+    plain_name(
+        "session name",
+        name,
+        b"_-",
+        "a session name holds ASCII letters, digits, `_` and `-`, and starts with a letter or digit",
+    )
+}
+
+/// Checks an environment variable: a name that is not empty and holds no `=` or NUL (what
+/// `execve` takes), and a value without NUL. With `shell`, the name must also be one a shell
+/// can `export`: ASCII letters, digits and `_`, not starting with a digit.
+pub(crate) fn env_var(key: &str, value: &str, shell: bool) -> Result<()> {
+    let reason = if key.is_empty() || key.contains(['=', '\0']) {
+        Some("a name must be non-empty and hold no `=` or NUL")
+    } else if shell
+        && !(key.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+    {
+        Some("a shell variable name holds ASCII letters, digits and `_`, and does not start with a digit")
+    } else {
+        None
+    };
+    if let Some(reason) = reason {
+        return Err(Error::InvalidName { what: "environment variable name", value: key.to_string(), reason });
+    }
+    no_nul("environment value", value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quote_round_trips_through_sh() {
+        for s in ["", "plain", "it's", "'", "''", "a b\tc\nd", "$(echo x) `y` \\ \"z\" *", "é\u{1f600}"] {
+            let out =
+                std::process::Command::new("sh").arg("-c").arg(format!("printf %s {}", quote(s))).output().unwrap();
+            assert_eq!(out.stdout, s.as_bytes(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn names_are_checked() {
+        for ok in ["web", "a", "web-1.prod_x", "3f2a9c"] {
+            container_name(ok).unwrap();
+        }
+        for bad in ["", "-it", "--rm", "a b", "x;y", "$(id)", "a\nb", "é", ".x", "a/b"] {
+            assert!(matches!(container_name(bad), Err(Error::InvalidName { .. })), "{bad:?}");
+        }
+        for ok in ["web", "a_b-1", "3"] {
+            session_name(ok).unwrap();
+        }
+        for bad in ["", "-x", "a.b", "a:b", "a b", "_x", "é"] {
+            assert!(matches!(session_name(bad), Err(Error::InvalidName { .. })), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn environment_is_checked() {
+        for (key, value) in [("A", ""), ("lower.dots-ok", "spaces $(id) 'quotes'\n")] {
+            env_var(key, value, false).unwrap();
+        }
+        for (key, value) in [("", "x"), ("A=B", "x"), ("A\0", "x")] {
+            assert!(matches!(env_var(key, value, false), Err(Error::InvalidName { .. })), "{key:?}={value:?}");
+        }
+        assert!(matches!(env_var("A", "x\0y", false), Err(Error::InvalidValue { .. })));
+        env_var("_A1", "x", true).unwrap();
+        for key in ["1A", "lower.dots-ok", "A-B", "A B"] {
+            assert!(matches!(env_var(key, "x", true), Err(Error::InvalidName { .. })), "{key:?}");
+        }
+        let err = env_var("SECRET", "hunter2\0", true).unwrap_err().to_string();
+        assert!(!err.contains("hunter2") && err.contains("environment value"), "{err}");
+    }
+}
