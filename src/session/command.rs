@@ -1,0 +1,607 @@
+//! A command in flight: [`Cmd`] and [`Running`], and how the session drives one to its end,
+//! stopping it step by step past its deadline.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+
+use super::protocol::{self, Input, Token};
+use super::route::{Completion, End, Kept, Shared, Sink};
+use super::shell::{Abort, Scope};
+use super::{Event, Output, Session, Stream, TICK, lock};
+use crate::error::{Error, Result};
+use crate::text;
+
+/// How many output events a running command may have in flight before the readers wait.
+pub(super) const CHANNEL_CAP: usize = 32;
+
+/// Largest stdin given inline, as `printf` text in the frame (up to four bytes of text per
+/// byte, so the frame fits a pipe's buffer); more goes through an upload exec.
+pub(super) const INLINE_STDIN: usize = 8 << 10;
+
+/// A command being run, for the session's internal bookkeeping.
+pub(super) struct Job {
+    pub(super) seq: u64,
+    pub(super) rx: Receiver<Event>,
+    pub(super) command: String,
+    pub(super) started: Instant,
+    pub(super) deadline: Option<Instant>,
+    /// Aborted after printing nothing for this long.
+    pub(super) idle: Option<Duration>,
+    pub(super) step: Step,
+    pub(super) timed_out: bool,
+    /// The processes a timeout signalled, killed once the command is over if any survive.
+    pub(super) tree: Vec<u32>,
+    /// Signalling failed while stopping it: the container cannot be reached (paused, engine
+    /// gone), so the clean-up after the shell is left to `close`.
+    pub(super) unreachable: bool,
+}
+
+/// Where a timed-out command is on the way to being stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Step {
+    Running,
+    /// SIGINT sent to the shell and the command; SIGKILL at the instant.
+    Interrupted(Instant),
+    /// SIGKILL sent to the command; the shell cannot be recovered if it has not answered by
+    /// the instant, and the whole session is killed.
+    Killed(Instant),
+    /// The shell and its processes were killed; the exec client is killed at the instant.
+    ShellKilled(Instant),
+    /// The exec client was killed; the command is given up at the instant.
+    ClientKilled(Instant),
+}
+
+/// How a job ended.
+pub(super) struct Finish {
+    pub(super) exit_code: i32,
+    pub(super) timed_out: bool,
+    pub(super) duration: Duration,
+    /// Output kept by the readers (for [`Deliver::Keep`]).
+    pub(super) kept: [Kept; 2],
+}
+
+/// The time limits of one command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Limits {
+    pub(super) timeout: Option<Duration>,
+    pub(super) idle: Option<Duration>,
+}
+
+/// How a command's output reaches its waiter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Deliver {
+    /// As events on the job's channel.
+    Events,
+    /// Kept by the readers up to this many bytes per stream, handed over at the end.
+    Keep(usize),
+    /// Into the session's unread buffer.
+    Unread,
+}
+
+impl Session {
+    /// Sends `command` to the shell. Waits for a pending command first.
+    pub(super) fn start(
+        &mut self,
+        command: &str,
+        limits: Limits,
+        stdin: Option<&[u8]>,
+        deliver: Deliver,
+    ) -> Result<Job> {
+        text::no_nul("command", command)?;
+        self.settle()?;
+        if !self.life.is_live() {
+            return Err(self.shell_exited());
+        }
+        let mut text = String::new();
+        let stdin_path;
+        let input = match stdin {
+            None => Input::Null,
+            Some(data) => {
+                let dir = self.temp_dir();
+                stdin_path = format!("{dir}/stdin");
+                if data.len() <= INLINE_STDIN {
+                    let mkdir = (!self.temp_dir_made).then_some(dir.as_str());
+                    text.push_str(&protocol::encode_file(&stdin_path, mkdir, data));
+                } else {
+                    self.upload(&dir, &stdin_path, data)?;
+                }
+                self.temp_dir_made = true;
+                Input::File(&stdin_path)
+            }
+        };
+        let token = Token::random();
+        let known_job = self.reaper.known_job();
+        text.push_str(&protocol::encode_command(self.dialect, command, &token, input, known_job));
+        self.seq += 1;
+        let (done, rx) = crossbeam_channel::bounded(if deliver == Deliver::Events { CHANNEL_CAP } else { 0 });
+        let sink = match deliver {
+            Deliver::Events => Sink::Events(done.clone()),
+            Deliver::Keep(cap) => Sink::Keep(cap),
+            Deliver::Unread => Sink::Unread,
+        };
+        if self.seq > 1 {
+            log::debug!("exec in {} {}: {command}", self.engine.runtime(), self.target);
+        }
+        let job = Job {
+            seq: self.seq,
+            rx,
+            command: command.to_string(),
+            started: Instant::now(),
+            deadline: limits.timeout.map(|t| Instant::now() + t),
+            idle: limits.idle,
+            step: Step::Running,
+            timed_out: false,
+            tree: Vec::new(),
+            unreachable: false,
+        };
+        if !self.shared.begin(job.seq, token.marker(), sink, done, job.idle.is_some()) {
+            self.mark_dead(None, true);
+            return Err(self.shell_exited());
+        }
+        let mut line = lock(&self.line);
+        line.running = Some((job.seq, token));
+        if let Err(e) = line.write(text.as_bytes(), &self.target) {
+            // The shell is gone (EPIPE): its pipes are closing, and waiting for the job finds
+            // out how it ended and what it printed.
+            log::debug!("{e}");
+        }
+        Ok(job)
+    }
+
+    /// Waits for a pending (sent or detached) command, keeping its output as unread.
+    pub(super) fn settle(&mut self) -> Result<()> {
+        if let Some(mut job) = self.pending.take() {
+            let shared = Arc::clone(&self.shared);
+            self.drive(&mut job, None, &mut |ev: Event| shared.push_unread(ev.stream(), ev.bytes()))?;
+        }
+        Ok(())
+    }
+
+    /// Drives `job` until it ends (`Some`) or `until` passes (`None`), gathering its output.
+    pub(super) fn collect(
+        &mut self,
+        job: &mut Job,
+        out: &mut Collector<'_>,
+        until: Option<Instant>,
+    ) -> Result<Option<Output>> {
+        let Some(finish) = self.drive(job, until, &mut |ev| out.push(ev))? else { return Ok(None) };
+        Ok(Some(out.output(job, finish)))
+    }
+
+    /// Receives `job`'s events into `sink` until it ends (`Some`) or `until` passes (`None`),
+    /// stopping it step by step once its deadline has passed.
+    pub(super) fn drive(
+        &mut self,
+        job: &mut Job,
+        until: Option<Instant>,
+        sink: &mut dyn FnMut(Event),
+    ) -> Result<Option<Finish>> {
+        loop {
+            let now = Instant::now();
+            let mut wake = now + TICK;
+            for t in [until, job.next_step(&self.shared)].into_iter().flatten() {
+                wake = wake.min(t);
+            }
+            match job.rx.recv_deadline(wake) {
+                Ok(ev) => sink(ev),
+                Err(RecvTimeoutError::Disconnected) => return Ok(Some(self.finish(job))),
+                Err(RecvTimeoutError::Timeout) => {
+                    // Drain what is already there before acting on the time.
+                    while let Ok(ev) = job.rx.try_recv() {
+                        sink(ev);
+                    }
+                    let now = Instant::now();
+                    if self.life.is_live() && matches!(self.child.try_wait(), Ok(Some(_))) {
+                        // The shell is gone but something it left still holds its pipes open:
+                        // ending what it left closes them; the readers get a grace period.
+                        self.mark_dead(None, !job.unreachable);
+                        job.step = Step::ClientKilled(now + self.timeouts.grace);
+                        continue;
+                    }
+                    if job.next_step(&self.shared).is_some_and(|t| now >= t) {
+                        if self.escalate(job, now) {
+                            return Ok(Some(self.finish(job)));
+                        }
+                        continue;
+                    }
+                    if until.is_some_and(|u| now >= u) {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes the next step against a command past its deadline. True when the command is
+    /// given up for good.
+    pub(super) fn escalate(&mut self, job: &mut Job, now: Instant) -> bool {
+        let grace = self.timeouts.grace;
+        let reaper = Arc::clone(&self.reaper);
+        // When the container cannot be reached to signal (paused, engine gone, CLI hanging),
+        // more attempts would fail the same way: go straight to killing the exec client.
+        let mut unreachable = |e: Error| {
+            log::warn!("stopping `{}` in {}: {e}; killing the exec client", job.command, self.target);
+            job.unreachable = true;
+        };
+        job.step = match job.step {
+            Step::Running | Step::Interrupted(_) => {
+                let (how, next) = if job.step == Step::Running {
+                    job.timed_out = true;
+                    let why = match job.deadline {
+                        Some(deadline) if now >= deadline => "timed out".to_string(),
+                        _ => format!("printed nothing for {:?}", job.idle.unwrap_or_default()),
+                    };
+                    log::warn!("`{}` in {} {why}; interrupting it", job.command, self.target);
+                    (Abort::Interrupt, Step::Interrupted(now + grace))
+                } else {
+                    log::warn!("`{}` did not stop on SIGINT; killing it", job.command);
+                    (Abort::Kill, Step::Killed(now + grace))
+                };
+                match reaper.abort(how) {
+                    Ok(tree) => {
+                        job.tree.extend(tree);
+                        next
+                    }
+                    Err(e) => {
+                        unreachable(e);
+                        Step::ShellKilled(now)
+                    }
+                }
+            }
+            Step::Killed(_) => {
+                log::warn!("the shell in {} does not come back; killing the session", self.target);
+                if let Err(e) = reaper.signal(Scope::Session, "KILL", None) {
+                    unreachable(e);
+                }
+                Step::ShellKilled(now + grace)
+            }
+            Step::ShellKilled(_) => {
+                let _ = self.child.kill();
+                Step::ClientKilled(now + grace)
+            }
+            Step::ClientKilled(_) => {
+                self.shared.abandon(job.seq);
+                self.mark_dead(None, !job.unreachable);
+                return true;
+            }
+        };
+        false
+    }
+
+    /// Books the end of `job` and works out its exit code.
+    pub(super) fn finish(&mut self, job: &mut Job) -> Finish {
+        {
+            let mut line = lock(&self.line);
+            if line.running.is_some_and(|(seq, _)| seq == job.seq) {
+                line.running = None;
+            }
+        }
+        let completion = self.shared.take_completion(job.seq);
+        let duration = job.started.elapsed();
+        let status = match &completion {
+            Some(Completion { stderr: End::Sentinel(err), stdout: End::Sentinel(out), .. }) => {
+                protocol::parse_status(err, out)
+            }
+            Some(Completion { stderr: End::Sentinel(err), .. }) => protocol::parse_status(err, b""),
+            _ => None,
+        };
+        if let Some(status) = status {
+            self.reaper.saw(status);
+        }
+        let shell_gone =
+            !matches!(completion, Some(Completion { stdout: End::Sentinel(_), stderr: End::Sentinel(_), .. }));
+        if shell_gone && self.life.is_live() {
+            self.mark_dead(None, !job.unreachable);
+        } else if !shell_gone && !job.tree.is_empty() {
+            // The command is over, but what ignored its interrupt (background processes do)
+            // must not outlive a timeout.
+            if let Err(e) = self.reaper.signal(Scope::Pids(&job.tree), "KILL", None) {
+                log::warn!("ending what is left of `{}`: {e}", job.command);
+            }
+        }
+        let exit_code = match status {
+            Some(status) => status.code,
+            None => self.life.exit_code().unwrap_or(if job.timed_out { 137 } else { -1 }),
+        };
+        self.metrics.commands += 1;
+        self.metrics.busy += duration;
+        self.metrics.last_used = Instant::now();
+        let kept = completion.map(|c| c.kept).unwrap_or_default();
+        Finish { exit_code, timed_out: job.timed_out, duration, kept }
+    }
+}
+
+impl Job {
+    /// When the next timeout step is due: at the deadline, or once the command has printed
+    /// nothing (as `shared` saw it) for its idle timeout, whichever comes first.
+    pub(super) fn next_step(&self, shared: &Shared) -> Option<Instant> {
+        match self.step {
+            Step::Running => {
+                let idle = self.idle.map(|idle| shared.last_output() + idle);
+                match (self.deadline, idle) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
+            Step::Interrupted(t) | Step::Killed(t) | Step::ShellKilled(t) | Step::ClientKilled(t) => Some(t),
+        }
+    }
+}
+
+/// A per-command output callback.
+pub(super) type ChunkFn<'a> = Box<dyn FnMut(Stream, &[u8]) + 'a>;
+
+/// Gathers a command's output up to a cap, passing every piece to a callback first.
+pub(super) struct Collector<'a> {
+    /// Stdout and stderr.
+    pub(super) kept: [Kept; 2],
+    pub(super) on_chunk: Option<ChunkFn<'a>>,
+}
+
+impl<'a> Collector<'a> {
+    pub(super) fn new(cap: usize, on_chunk: Option<ChunkFn<'a>>) -> Self {
+        Collector { kept: [Kept::new(cap), Kept::new(cap)], on_chunk }
+    }
+
+    pub(super) fn push(&mut self, ev: Event) {
+        let stream = ev.stream();
+        if let Some(f) = self.on_chunk.as_mut() {
+            f(stream, ev.bytes());
+        }
+        self.kept[stream as usize].push(ev.into_bytes());
+    }
+
+    /// The output of `job`: what came as events, or what the readers kept.
+    pub(super) fn output(&mut self, job: &mut Job, finish: Finish) -> Output {
+        let [stdout, stderr] = std::mem::take(&mut self.kept);
+        let [kept_out, kept_err] = finish.kept;
+        let pick = |mine: Kept, readers: Kept| if mine.is_empty() { readers.finish() } else { mine.finish() };
+        let ((stdout, stdout_gap), (stderr, stderr_gap)) = (pick(stdout, kept_out), pick(stderr, kept_err));
+        Output {
+            stdout,
+            stderr,
+            exit_code: finish.exit_code,
+            timed_out: finish.timed_out,
+            truncated: stdout_gap.is_some() || stderr_gap.is_some(),
+            stdout_gap,
+            stderr_gap,
+            duration: finish.duration,
+            // The job is over: its command moves into the output.
+            command: std::mem::take(&mut job.command),
+        }
+    }
+}
+
+/// A command with options, made by [`Session::cmd`].
+///
+/// ```
+/// # fn main() -> boxshell::Result<()> {
+/// use std::time::Duration;
+/// let mut sh = boxshell::Session::builder("-").runtime(boxshell::Runtime::Local).open()?;
+/// let out = sh.cmd("tr a-z A-Z").stdin("shout\n").timeout(Duration::from_secs(5)).run()?;
+/// assert_eq!(out.stdout, b"SHOUT\n");
+/// # Ok(()) }
+/// ```
+#[must_use = "a command does nothing until `run` or `spawn` is called"]
+pub struct Cmd<'s> {
+    pub(super) session: &'s mut Session,
+    pub(super) command: String,
+    pub(super) timeout: Option<Option<Duration>>,
+    pub(super) idle_timeout: Option<Option<Duration>>,
+    pub(super) stdin: Option<Vec<u8>>,
+    pub(super) max_output: Option<usize>,
+    pub(super) on_chunk: Option<ChunkFn<'s>>,
+}
+
+impl std::fmt::Debug for Cmd<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cmd")
+            .field("command", &self.command)
+            .field("timeout", &self.timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("stdin_bytes", &self.stdin.as_ref().map(Vec::len))
+            .field("max_output", &self.max_output)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'s> Cmd<'s> {
+    /// This command's timeout, instead of the session's: `Some(duration)`, or `None` to wait
+    /// for ever.
+    pub fn timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.timeout = Some(timeout.into());
+        self
+    }
+
+    /// This command's idle timeout, instead of the session's: aborted (as on a timeout) once
+    /// it has printed nothing on either stream for this long. `None`: off.
+    pub fn idle_timeout(mut self, idle: impl Into<Option<Duration>>) -> Self {
+        self.idle_timeout = Some(idle.into());
+        self
+    }
+
+    /// Bytes the command reads as its stdin (then EOF), any size. Without this, stdin is empty.
+    /// A few KiB go in the command's frame; more go through a second, short-lived
+    /// `exec -i ... cat` into a temporary file in the container, at the speed of the pipe.
+    pub fn stdin(mut self, data: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(data.into());
+        self
+    }
+
+    /// The cap on bytes kept per stream, instead of the session's.
+    pub fn max_output(mut self, bytes: usize) -> Self {
+        self.max_output = Some(bytes);
+        self
+    }
+
+    /// Calls `f` with every piece of output as it arrives, before it is kept (or dropped past
+    /// the cap). With `max_output(0)`, output is streamed and nothing is kept.
+    pub fn on_chunk(mut self, f: impl FnMut(Stream, &[u8]) + 's) -> Self {
+        self.on_chunk = Some(Box::new(f));
+        self
+    }
+
+    /// Runs the command and waits for it.
+    ///
+    /// # Errors
+    /// As for [`Session::exec`].
+    pub fn run(self) -> Result<Output> {
+        // Without a callback nobody watches the output go by: the readers keep it and wake
+        // the caller once, at the end.
+        let keep = self.on_chunk.is_none();
+        self.start(keep)?.wait()
+    }
+
+    /// Starts the command and returns at once.
+    ///
+    /// # Errors
+    /// As for [`Session::exec`].
+    pub fn spawn(self) -> Result<Running<'s>> {
+        self.start(false)
+    }
+
+    fn start(self, keep: bool) -> Result<Running<'s>> {
+        let session = self.session;
+        let limits = Limits {
+            timeout: self.timeout.unwrap_or(session.timeouts.command),
+            idle: self.idle_timeout.unwrap_or(session.timeouts.idle),
+        };
+        let cap = self.max_output.unwrap_or(session.max_output);
+        let deliver = if keep { Deliver::Keep(cap) } else { Deliver::Events };
+        let job = session.start(&self.command, limits, self.stdin.as_deref(), deliver)?;
+        Ok(Running {
+            session,
+            events: job.rx.clone(),
+            job: Some(job),
+            collector: Collector::new(cap, self.on_chunk),
+            done: None,
+        })
+    }
+}
+
+/// A command that is running; made by [`Session::spawn`] or [`Cmd::spawn`].
+///
+/// Its output arrives as [`Event`]s on [`events`](Running::events), a crossbeam channel that
+/// disconnects once the command has finished and all its output has been delivered.
+/// [`wait`](Running::wait) collects whatever has not been received from it. The command's
+/// timeout is enforced while one of the `wait` methods is waiting.
+///
+/// Dropping a `Running` leaves the command running; the session waits for it (within its
+/// timeout) before the next command and keeps its output for [`Session::read`].
+///
+/// ```
+/// # fn main() -> boxshell::Result<()> {
+/// let mut sh = boxshell::Session::builder("-").runtime(boxshell::Runtime::Local).open()?;
+/// let running = sh.spawn("for i in 1 2 3; do echo $i; done")?;
+/// let mut lines = Vec::new();
+/// for event in running.events() {
+///     lines.extend_from_slice(event.bytes());
+/// }
+/// assert_eq!(lines, b"1\n2\n3\n");
+/// assert_eq!(running.wait()?.exit_code, 0);
+/// # Ok(()) }
+/// ```
+pub struct Running<'s> {
+    pub(super) session: &'s mut Session,
+    pub(super) events: Receiver<Event>,
+    pub(super) job: Option<Job>,
+    pub(super) collector: Collector<'s>,
+    pub(super) done: Option<Output>,
+}
+
+impl std::fmt::Debug for Running<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("command", &self.job.as_ref().map(|j| &j.command))
+            .field("finished", &self.done.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Running<'_> {
+    /// The command's output as it arrives. Receiving from it blocks without a timeout: use
+    /// `recv_timeout`, or the `wait` methods, if the command might not end.
+    pub fn events(&self) -> &Receiver<Event> {
+        &self.events
+    }
+
+    /// Waits for the command to finish (or be stopped by its timeout).
+    ///
+    /// # Errors
+    /// [`Error::Io`] only if stopping a timed-out command fails in an unexpected way.
+    pub fn wait(mut self) -> Result<Output> {
+        match self.run_until(None)? {
+            Some(out) => Ok(out),
+            None => unreachable!("waiting without a limit runs to the end"),
+        }
+    }
+
+    /// Waits up to `timeout` for the command to finish; `None` if it is still running.
+    ///
+    /// # Errors
+    /// As for [`wait`](Running::wait).
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<Output>> {
+        self.wait_until(Some(Instant::now() + timeout))
+    }
+
+    /// The output if the command has finished, without blocking.
+    ///
+    /// # Errors
+    /// As for [`wait`](Running::wait).
+    pub fn try_wait(&mut self) -> Result<Option<Output>> {
+        self.wait_until(Some(Instant::now()))
+    }
+
+    /// Aborts the command as Ctrl-C would; see [`Session::interrupt`].
+    ///
+    /// # Errors
+    /// When the signalling exec fails.
+    pub fn interrupt(&self) -> Result<()> {
+        self.abort(Abort::Interrupt)
+    }
+
+    /// Aborts the command with SIGKILL to its processes; see [`Interrupter::kill`].
+    ///
+    /// # Errors
+    /// When the signalling exec fails.
+    pub fn kill(&self) -> Result<()> {
+        self.abort(Abort::Kill)
+    }
+
+    fn abort(&self, how: Abort) -> Result<()> {
+        match self.job {
+            Some(_) => self.session.reaper.abort(how).map(drop),
+            None => Ok(()),
+        }
+    }
+
+    /// As [`run_until`](Running::run_until), keeping a copy of the output for later calls.
+    fn wait_until(&mut self, until: Option<Instant>) -> Result<Option<Output>> {
+        if let Some(out) = &self.done {
+            return Ok(Some(out.clone()));
+        }
+        let out = self.run_until(until)?;
+        self.done.clone_from(&out);
+        Ok(out)
+    }
+
+    /// Drives the command until it ends (its output, handed over once) or `until` passes.
+    fn run_until(&mut self, until: Option<Instant>) -> Result<Option<Output>> {
+        let Some(job) = self.job.as_mut() else { return Ok(self.done.take()) };
+        let out = self.session.collect(job, &mut self.collector, until)?;
+        if out.is_some() {
+            self.job = None;
+        }
+        Ok(out)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if let Some(job) = self.job.take() {
+            self.session.pending = Some(job);
+        }
+    }
+}
