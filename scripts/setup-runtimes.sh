@@ -4,8 +4,8 @@
 #
 #   sudo scripts/setup-runtimes.sh
 #
-# Result: `docker info` and `podman info` answer, tmux is installed, and both engines hold the
-# image `boxshell-test:latest` (busybox + bash, static).
+# Result: `docker info` and `podman info` answer, tmux and a kubectl client are installed, and
+# both engines hold the image `boxshell-test:latest` (busybox + bash, static).
 set -euo pipefail
 
 IMAGE=${BOXSHELL_TEST_IMAGE:-boxshell-test:latest}
@@ -21,6 +21,9 @@ command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 command -v podman >/dev/null 2>&1 || need+=(podman)
 command -v runc >/dev/null 2>&1 || need+=(runc)
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
+# The real kubectl client (no cluster), for the tests of the argv boxshell builds for it; any
+# kubectl on PATH will do, else Debian's.
+command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
 [ -x /usr/libexec/podman/catatonit ] || need+=(catatonit)
 [ -x /bin/busybox ] || need+=(busybox-static)
 [ -x /bin/bash-static ] || need+=(bash-static)

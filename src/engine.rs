@@ -140,19 +140,11 @@ impl Engine {
     /// [`Error::RuntimeNotFound`] when the program is missing; [`Error::RuntimeUnavailable`]
     /// with the CLI's own words when it runs but its engine does not answer.
     pub fn probe(&self) -> Result<()> {
-        let args: &[&str] = match self.runtime {
-            Runtime::Docker => &["version", "--format", "{{.Server.Version}}"],
-            Runtime::Podman => &["info", "--format", "{{.Host.OCIRuntime.Name}}"],
-            Runtime::Kubectl(_) => &["version", "--request-timeout=5s"],
-            Runtime::Local | Runtime::Custom(_) => {
-                which::which(&self.program).map_err(|e| {
-                    self.spawn_error(&self.program, std::io::Error::new(std::io::ErrorKind::NotFound, e))
-                })?;
-                return Ok(());
-            }
+        let Some(mut cmd) = self.probe_command() else {
+            which::which(&self.program)
+                .map_err(|e| self.spawn_error(&self.program, std::io::Error::new(std::io::ErrorKind::NotFound, e)))?;
+            return Ok(());
         };
-        let mut cmd = self.command();
-        cmd.args(args);
         let out = self.run_command(Op("probe", ""), &mut cmd, None, PROBE_TIMEOUT)?;
         if out.status.success() && !out.stdout.trim_ascii().is_empty() {
             Ok(())
@@ -163,6 +155,20 @@ impl Engine {
                 message: out.message(),
             })
         }
+    }
+
+    /// The call that asks the engine whether it answers; `None` for a local shell or a custom
+    /// CLI, which are only looked for.
+    fn probe_command(&self) -> Option<Command> {
+        let args: &[&str] = match self.runtime {
+            Runtime::Docker => &["version", "--format", "{{.Server.Version}}"],
+            Runtime::Podman => &["info", "--format", "{{.Host.OCIRuntime.Name}}"],
+            Runtime::Kubectl(_) => &["version", "--request-timeout=5s"],
+            Runtime::Local | Runtime::Custom(_) => return None,
+        };
+        let mut cmd = self.command();
+        cmd.args(args);
+        Some(cmd)
     }
 
     /// The program with the global arguments and the environment, ready for a subcommand.
@@ -271,9 +277,9 @@ impl Engine {
         self.container_problem(target, message).unwrap_or(fallback)
     }
 
-    /// What keeps `target` from running commands, if anything: missing, not running, or an
-    /// engine that does not answer. `message` is what the failed call printed.
-    pub(crate) fn container_problem(&self, target: &str, message: &str) -> Option<Error> {
+    /// The call that prints the state of `target` (`running`, `exited`; a pod's `Running`,
+    /// `Pending`); `None` when the runtime has no such call.
+    fn state_command(&self, target: &str) -> Option<Command> {
         let args = match &self.runtime {
             Runtime::Docker | Runtime::Podman => {
                 vec!["inspect", "--type", "container", "--format", "{{.State.Status}}", "--", target]
@@ -287,7 +293,16 @@ impl Engine {
             }
             _ => return None,
         };
-        let status = self.run(Op("inspect", target), &args, PROBE_TIMEOUT);
+        let mut cmd = self.command();
+        cmd.args(args);
+        Some(cmd)
+    }
+
+    /// What keeps `target` from running commands, if anything: missing, not running, or an
+    /// engine that does not answer. `message` is what the failed call printed.
+    pub(crate) fn container_problem(&self, target: &str, message: &str) -> Option<Error> {
+        let mut cmd = self.state_command(target)?;
+        let status = self.run_command(Op("inspect", target), &mut cmd, None, PROBE_TIMEOUT).map(|out| (cmd, out));
         let runtime = self.runtime.to_string();
         let container = target.to_string();
         let message = message.to_string();
@@ -362,6 +377,7 @@ pub(crate) fn is_no_such_container(message: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proc::RunError;
     use crate::runtime::{Custom, Kubectl};
 
     fn argv(cmd: &Command) -> Vec<String> {
@@ -443,6 +459,117 @@ mod tests {
                 "reap"
             ]
         );
+    }
+
+    /// A kubeconfig whose one context, `unreachable` (the current one), points at a closed
+    /// port on loopback: kubectl reads all its flags, then fails to dial. Removed on drop.
+    struct UnreachableCluster(std::path::PathBuf);
+
+    impl UnreachableCluster {
+        fn new() -> UnreachableCluster {
+            let dir = std::env::temp_dir().join(format!("boxshell-kubeconfig-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join("config");
+            std::fs::write(
+                &path,
+                "apiVersion: v1\nkind: Config\n\
+                 clusters:\n- name: unreachable\n  cluster:\n    server: https://127.0.0.1:9\n    insecure-skip-tls-verify: true\n\
+                 users:\n- name: dummy\n  user:\n    token: dummy-token\n\
+                 contexts:\n- name: unreachable\n  context:\n    cluster: unreachable\n    user: dummy\n\
+                 current-context: unreachable\n",
+            )
+            .unwrap();
+            UnreachableCluster(dir)
+        }
+
+        /// kubectl for `k`, with `global` args, reading this kubeconfig (only in its own
+        /// environment).
+        fn cli(&self, k: Kubectl, global: &[&str]) -> Engine {
+            let mut cli = Engine::new(Runtime::Kubectl(k));
+            cli.global_args = global.iter().map(OsString::from).collect();
+            cli.env = vec![("KUBECONFIG".into(), self.0.join("config").into_os_string())];
+            cli
+        }
+    }
+
+    impl Drop for UnreachableCluster {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Runs `cmd` (the real kubectl): `Ok` if kubectl took the argv and got as far as dialling
+    /// the API server, else how it failed.
+    fn dialled(mut cmd: Command) -> std::result::Result<(), String> {
+        let out = match proc::run(&mut cmd, None, Duration::from_secs(20)) {
+            Ok(out) => out,
+            Err(RunError::Spawn(e)) => panic!(
+                "cannot run `kubectl` ({e}): this test needs the real kubectl client on PATH (no \
+                 cluster): `apt-get install kubernetes-client` on Debian, or `sudo \
+                 scripts/setup-runtimes.sh`, or see https://kubernetes.io/docs/tasks/tools/"
+            ),
+            Err(RunError::TimedOut { stderr, .. }) => {
+                return Err(format!("no answer in 20 s: {}", String::from_utf8_lossy(&stderr)));
+            }
+        };
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let usage = ["unknown flag", "unknown shorthand flag", "flag needs an argument", "Usage:", "--help"];
+        if out.status.success()
+            || !stderr.contains("The connection to the server 127.0.0.1:9 was refused")
+            || usage.iter().any(|u| stderr.contains(u))
+            || stderr.lines().any(|l| l.to_ascii_lowercase().starts_with("error"))
+        {
+            return Err(format!("{}: {stderr}", out.status));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn kubectl_accepts_every_argv() {
+        let cluster = UnreachableCluster::new();
+        let sh = OsStr::new("/bin/sh");
+        let launch = [sh, OsStr::new("-c"), OsStr::new(crate::session::protocol::LAUNCH), sh];
+        let reap = ["command", "42", "INT", "", "7", "", "43", "44"];
+        // What follows `--` kubectl passes on unread. The launch and reap scripts are the real
+        // ones; the upload's script is private to `Session::upload`, and this one has its shape.
+        let upload = ["-c", "exec cat >| \"$2\"", "boxshell-upload", "/tmp/.boxshell-x", "/tmp/.boxshell-x/in"];
+        let upload: Vec<&OsStr> = std::iter::once(sh).chain(upload.map(OsStr::new)).collect();
+        let extra = [OsString::from("--pod-running-timeout=5s")];
+        let timeout = ["--request-timeout=5s"];
+        let clis = [
+            cluster.cli(Kubectl::new(), &[]),
+            cluster.cli(Kubectl::new().namespace("jobs"), &timeout),
+            cluster.cli(Kubectl::new().container("main"), &[]),
+            cluster.cli(Kubectl::new().context("unreachable").namespace("jobs").container("main"), &timeout),
+        ];
+        let mut calls = Vec::new();
+        for cli in &clis {
+            let exec = |target, interactive, extra, argv: &[&OsStr]| {
+                cli.exec(&ExecSpec { target, interactive, user: None, extra }, argv)
+            };
+            // The session's shell (with exec args, and into a TYPE/NAME), the upload, the
+            // signalling call (no -i), the probe, the pod's phase.
+            calls.push(exec("web-0", true, &[], &launch));
+            calls.push(exec("deploy/web", true, &extra, &launch));
+            calls.push(exec("web-0", true, &[], &upload));
+            calls.push(cli.reap("web-0", None, "/bin/sh", &reap));
+            calls.push(cli.probe_command().unwrap());
+            calls.push(cli.state_command("web-0").unwrap());
+        }
+        for cmd in calls {
+            let call = proc::describe(&cmd);
+            if let Err(failure) = dialled(cmd) {
+                panic!("`{call}` did not reach the API server: {failure}");
+            }
+        }
+
+        // A malformed argv is told apart: docker's `-u USER` is no flag of `kubectl exec`.
+        let docker_shaped = Engine::new(Runtime::Docker).program("kubectl");
+        let spec = ExecSpec { target: "web-0", interactive: true, user: Some("1000"), extra: &[] };
+        let mut cmd = docker_shaped.exec(&spec, &launch);
+        cmd.envs(cluster.cli(Kubectl::new(), &[]).env);
+        let failure = dialled(cmd).unwrap_err();
+        assert!(failure.contains("unknown shorthand flag: 'u' in -u"), "{failure}");
     }
 
     #[test]

@@ -268,7 +268,7 @@ impl Drop for Fresh {
 }
 
 /// This run's directory for files the tests need on the host.
-fn temp() -> std::path::PathBuf {
+pub fn temp() -> std::path::PathBuf {
     std::env::temp_dir().join(format!("boxshell-it-{}", std::process::id()))
 }
 

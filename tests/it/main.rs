@@ -8,6 +8,7 @@ mod abort;
 mod containers;
 mod faults;
 mod harness;
+mod kubectl_real;
 mod ops;
 mod pool;
 mod security;
@@ -57,6 +58,13 @@ fn main() {
                 Err(reason) => plan.unavailable("tmux", &reason, names(tmux::TESTS)),
             }
             continue;
+        }
+        if name == "kubectl" {
+            // The real kubectl against a cluster that does not answer: no container needed.
+            match kubectl_real::Unreachable::new() {
+                Ok(fx) => plan.add("kubectl_real", &Arc::new(fx), kubectl_real::TESTS),
+                Err(reason) => plan.unavailable("kubectl_real", &reason, names(kubectl_real::TESTS)),
+            }
         }
         let fixture = match name.as_str() {
             "custom" => Some(Fixture::custom(false)),
