@@ -591,6 +591,7 @@ impl Containers {
     /// container run with [`ContainerSpec::tty`]).
     ///
     /// Returns the error that kept it from replacing the process.
+    #[must_use = "attach returns only when it failed: the error says why"]
     pub fn attach(&self, name: &str) -> Error {
         match self.status(name) {
             Ok(status) if status.state == ContainerState::Running => {}

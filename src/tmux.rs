@@ -323,6 +323,7 @@ impl Tmux {
 
     /// Attaches this terminal to the session (`attach-session`), replacing the current
     /// process: on success it never returns. Returns the error that kept it from doing so.
+    #[must_use = "attach returns only when it failed: the error says why"]
     pub fn attach(&self, name: &str) -> Error {
         if let Err(e) = self.require(name) {
             return e;

@@ -415,6 +415,7 @@ impl Ops {
 
     /// Attaches this terminal to session `name`, replacing the current process: on success it
     /// never returns. Returns the error that kept it from doing so.
+    #[must_use = "attach returns only when it failed: the error says why"]
     pub fn attach(&self, name: &str) -> Error {
         match self.locate(name) {
             Ok(Located::Tmux(tmux, _)) => tmux.attach(name),

@@ -562,7 +562,7 @@ impl Running<'_> {
         self.abort(Abort::Interrupt)
     }
 
-    /// Aborts the command with SIGKILL to its processes; see [`Interrupter::kill`].
+    /// Aborts the command with SIGKILL to its processes; see [`Interrupter::kill`](super::Interrupter::kill).
     ///
     /// # Errors
     /// When the signalling exec fails.

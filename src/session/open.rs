@@ -125,7 +125,7 @@ impl SessionBuilder {
     }
 
     /// The default timeout of each command: `Some(duration)`, or `None` to wait for ever.
-    /// Default: 60 seconds. A command can set its own with [`Cmd::timeout`]. A command past
+    /// Default: 60 seconds. A command can set its own with [`Cmd::timeout`](super::Cmd::timeout). A command past
     /// its timeout is aborted as Ctrl-C would abort it at a prompt (see [`Session::interrupt`]).
     pub fn timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
         self.timeouts.command = timeout.into();
@@ -133,8 +133,8 @@ impl SessionBuilder {
     }
 
     /// The default idle timeout of each command: a command that prints nothing on either
-    /// stream for this long is aborted as on a timeout (and its [`Output::timed_out`] is set).
-    /// Default: `None`, off. A command can set its own with [`Cmd::idle_timeout`].
+    /// stream for this long is aborted as on a timeout (and its [`Output::timed_out`](super::Output::timed_out) is set).
+    /// Default: `None`, off. A command can set its own with [`Cmd::idle_timeout`](super::Cmd::idle_timeout).
     pub fn idle_timeout(mut self, idle: impl Into<Option<Duration>>) -> Self {
         self.timeouts.idle = idle.into();
         self
@@ -160,8 +160,8 @@ impl SessionBuilder {
 
     /// The default cap on the bytes kept per stream of each command. Past it, the first half
     /// of the cap is kept from the start of the stream and the rest from its end; the bytes
-    /// between are read and dropped, and [`Output::stdout_gap`] / [`Output::stderr_gap`] say
-    /// where and how many ([`Gap`]). Default: 64 MiB.
+    /// between are read and dropped, and [`Output::stdout_gap`](super::Output::stdout_gap) / [`Output::stderr_gap`](super::Output::stderr_gap) say
+    /// where and how many ([`Gap`](super::Gap)). Default: 64 MiB.
     pub fn max_output(mut self, bytes: usize) -> Self {
         self.max_output = bytes;
         self
