@@ -139,7 +139,7 @@ impl std::fmt::Debug for ContainerSpec {
             .field("image", &self.image)
             .field("name", &self.name)
             .field("command", &self.command)
-            .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field("env", &text::EnvNames(&self.env))
             .field("volumes", &self.volumes)
             .field("ports", &self.ports)
             .finish_non_exhaustive()

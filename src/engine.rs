@@ -66,7 +66,7 @@ impl fmt::Debug for Engine {
             .field("runtime", &self.runtime)
             .field("program", &self.program)
             .field("global_args", &self.global_args)
-            .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field("env", &text::EnvNames(&self.env))
             .finish()
     }
 }

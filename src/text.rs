@@ -85,6 +85,16 @@ pub(crate) fn env_var(key: &str, value: &str, shell: bool) -> Result<()> {
     no_nul("environment value", value)
 }
 
+/// Environment variables as `Debug` shows them everywhere in the crate: their names, never
+/// their values (which are secrets until proven otherwise).
+pub(crate) struct EnvNames<'a, K, V>(pub &'a [(K, V)]);
+
+impl<K: std::fmt::Debug, V> std::fmt::Debug for EnvNames<'_, K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|(k, _)| k)).finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -64,7 +64,7 @@ impl std::fmt::Debug for TmuxSpec {
             .field("name", &self.name)
             .field("command", &self.command)
             .field("workdir", &self.workdir)
-            .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field("env", &text::EnvNames(&self.env))
             .finish()
     }
 }

@@ -66,12 +66,11 @@ pub struct SessionBuilder {
 
 impl std::fmt::Debug for SessionBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Environment values are secrets until proven otherwise: only their names are shown.
         f.debug_struct("SessionBuilder")
             .field("target", &self.target)
             .field("engine", &self.engine)
             .field("shell", &self.shell)
-            .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field("env", &text::EnvNames(&self.env))
             .field("workdir", &self.workdir)
             .field("user", &self.user)
             .finish_non_exhaustive()
@@ -403,10 +402,11 @@ fn handshake(line: &Mutex<Line>, shared: &Shared, setup: &str, timeout: Duration
     let after_boot = |bytes: Vec<u8>| {
         let mut mark = boot.marker().to_vec();
         mark.extend_from_slice(b" boot\n");
-        match bytes.windows(mark.len()).position(|w| w == mark) {
-            Some(at) => bytes[at + mark.len()..].to_vec(),
-            None => bytes,
+        let mut bytes = bytes;
+        if let Some(at) = bytes.windows(mark.len()).position(|w| w == mark) {
+            bytes.drain(..at + mark.len());
         }
+        bytes
     };
     Answer { stdout: after_boot(stdout), stderr: after_boot(stderr), status, timed_out }
 }
