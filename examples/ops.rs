@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use boxshell::{Backend, Ops, Runtime, SessionDef, SessionInfo, Stop};
+use boxshell::{Backend, Ops, Runtime, SessionDef, SessionStatus, Stop, Tmux};
 
 fn main() {
     if let Err(e) = run() {
@@ -23,7 +23,7 @@ fn main() {
 }
 
 fn run() -> boxshell::Result<()> {
-    let mut ops = Ops::new().tmux_socket("boxshell-example").define(
+    let mut ops = Ops::new().tmux(Tmux::new().socket("boxshell-example")).define(
         "ticker",
         SessionDef::tmux("for i in 1 2 3; do echo tick $i; sleep 0.2; done; sleep 600").env("GREETING", "hi"),
     );
@@ -88,7 +88,7 @@ fn demo(ops: &Ops, with_containers: bool) -> boxshell::Result<()> {
     Ok(())
 }
 
-fn print(s: &SessionInfo) {
+fn print(s: &SessionStatus) {
     let backend = match s.backend {
         Backend::Tmux => "tmux",
         Backend::Container => "container",

@@ -50,12 +50,12 @@ fn main() -> boxshell::Result<()> {
     })?;
 
     println!("\n{:<40} {:>8} {:>10} {:>10}", "session", "commands", "busy", "idle");
-    for s in pool.info() {
+    for s in pool.list() {
         println!("{:<40} {:>8} {:>10.1?} {:>10.1?}", format!("{} ({})", s.container, s.id), s.commands, s.busy, s.idle);
     }
 
     println!("\nwaiting for the reaper to close the idle sessions...");
-    while !pool.info().is_empty() {
+    while !pool.list().is_empty() {
         std::thread::sleep(Duration::from_millis(200));
     }
     println!("all closed; {} sandboxes removed on the way out", sandboxes.map_or(0, |s| s.len()));

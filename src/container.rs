@@ -27,7 +27,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::engine::{Engine, Op, is_no_such_container};
+use crate::engine::{ContainerState, Engine, Op, is_no_such_container};
 use crate::error::{Error, Result};
 use crate::proc::{self, Captured};
 use crate::session::{Output, SessionBuilder};
@@ -65,19 +65,6 @@ pub enum Scope {
     All,
 }
 
-/// A container's state, simplified from the engine's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ContainerState {
-    /// Running (or restarting).
-    Running,
-    /// Created but not started, paused, or dead.
-    Stopped,
-    /// Its main process has exited.
-    Exited,
-    /// The engine reports a state boxshell does not know.
-    Unknown,
-}
-
 /// What `inspect` says about a container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -90,7 +77,7 @@ pub struct ContainerStatus {
     pub state: ContainerState,
     /// The state word of the engine: `running`, `exited`, `created`, `paused`, ...
     pub engine_state: String,
-    /// PID of the main process on the host, while running.
+    /// PID of the main process on the host, while running or paused.
     pub pid: Option<u32>,
     /// When it was created.
     pub created: Option<SystemTime>,
@@ -332,7 +319,8 @@ impl Containers {
         Ok(Containers::new(Engine::detect()?))
     }
 
-    /// The deadline of each CLI call (default 60 s; `run` gets ten times this, for a pull).
+    /// The deadline of each CLI call, [`exec`](Containers::exec) included (default 60 s;
+    /// `run` gets ten times this, for a pull).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -365,7 +353,7 @@ impl Containers {
             let message = out.message();
             if message.contains("already in use") {
                 let state = self.status(&name).map(|s| s.engine_state).unwrap_or_else(|_| "unknown".into());
-                return Err(Error::AlreadyExists { backend: self.engine.runtime().to_string(), name, state });
+                return Err(Error::AlreadyExists { via: self.engine.runtime().clone().into(), name, state });
             }
             return Err(self.engine.failed(op, &cmd, message));
         }
@@ -506,14 +494,25 @@ impl Containers {
         Ok(parse_statuses(&out.stdout))
     }
 
-    /// Runs `argv` once in the container (no shell, no stdin) and captures its output, byte
-    /// for byte. Past `timeout` the command's processes in the container are killed and the
-    /// output so far comes back with `timed_out` set.
+    /// Runs `argv` once in the container (no shell, no stdin: the argv goes to the engine as
+    /// given) and captures its output, byte for byte. Past the [timeout](Containers::timeout)
+    /// the command's processes in the container are killed and the output so far comes back
+    /// with `timed_out` set. For shell text, and state kept between commands, open a
+    /// [`session`](Containers::session).
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # fn main() -> boxshell::Result<()> {
+    /// let docker = boxshell::Containers::new(boxshell::Runtime::Docker);
+    /// let out = docker.clone().timeout(Duration::from_secs(5)).exec("db", &["pg_isready"])?;
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// [`Error::ContainerNotFound`], [`Error::ContainerNotRunning`]; [`Error::InvalidValue`]
     /// for an empty argv.
-    pub fn exec<S: AsRef<OsStr>>(&self, name: &str, argv: &[S], timeout: Duration) -> Result<Output> {
+    pub fn exec<S: AsRef<OsStr>>(&self, name: &str, argv: &[S]) -> Result<Output> {
+        let timeout = self.timeout;
         self.engine_only()?;
         text::container_name(name)?;
         if argv.is_empty() {
@@ -532,7 +531,7 @@ impl Containers {
             Err(proc::RunError::TimedOut { stdout, stderr }) => {
                 // The client is dead; what it started in the container is not.
                 let mut reap = self.engine.reap(name, None, "sh", &["environ", "0", "KILL", "", &marker, ""]);
-                if let Err(e) = self.engine.run_command(Op("exec", name), &mut reap, None, self.timeout) {
+                if let Err(e) = self.engine.run_command(Op("exec", name), &mut reap, None, CALL_TIMEOUT) {
                     log::warn!("ending `{command}` after its timeout: {e}");
                 }
                 (None, stdout, stderr, true)
@@ -597,9 +596,10 @@ impl Containers {
             Ok(status) if status.state == ContainerState::Running => {}
             Ok(status) => {
                 return Error::ContainerNotRunning {
-                    runtime: self.engine.runtime().to_string(),
+                    runtime: self.engine.runtime().clone(),
                     container: name.to_string(),
-                    state: status.engine_state,
+                    state: status.state,
+                    engine_state: status.engine_state,
                     message: "attach needs a running container".into(),
                 };
             }
@@ -633,7 +633,7 @@ impl Containers {
             Ok(())
         } else {
             Err(Error::Unsupported {
-                runtime: self.engine.runtime().to_string(),
+                runtime: self.engine.runtime().clone(),
                 what: "container management (docker and podman only)",
             })
         }
@@ -641,7 +641,7 @@ impl Containers {
 
     fn not_found(&self, name: &str, message: &str) -> Error {
         Error::ContainerNotFound {
-            runtime: self.engine.runtime().to_string(),
+            runtime: self.engine.runtime().clone(),
             container: name.to_string(),
             message: message.to_string(),
         }
@@ -720,8 +720,8 @@ impl Container {
     ///
     /// # Errors
     /// As there.
-    pub fn exec<S: AsRef<OsStr>>(&self, argv: &[S], timeout: Duration) -> Result<Output> {
-        self.containers.exec(&self.id, argv, timeout)
+    pub fn exec<S: AsRef<OsStr>>(&self, argv: &[S]) -> Result<Output> {
+        self.containers.exec(&self.id, argv)
     }
 
     /// A builder for a [`Session`](crate::Session) in this container.
@@ -759,13 +759,7 @@ fn parse_statuses(stdout: &[u8]) -> Vec<ContainerStatus> {
 fn parse_status(line: &str) -> Option<ContainerStatus> {
     let f: Vec<&str> = line.split('\x1f').collect();
     let [id, name, engine_state, pid, created, image, exit_code, managed] = f.as_slice() else { return None };
-    let state = match *engine_state {
-        "running" | "restarting" | "stopping" => ContainerState::Running,
-        // Podman says `stopped` between the main process's exit and its clean-up.
-        "exited" | "stopped" => ContainerState::Exited,
-        "created" | "paused" | "dead" | "configured" | "initialized" | "removing" => ContainerState::Stopped,
-        _ => ContainerState::Unknown,
-    };
+    let state = ContainerState::from_engine(engine_state);
     Some(ContainerStatus {
         id: id.to_string(),
         name: name.trim_start_matches('/').to_string(),
@@ -847,7 +841,7 @@ mod tests {
         let s = parse_status(line).unwrap();
         assert_eq!(
             (s.state, s.pid, s.exit_code, s.managed, s.created),
-            (ContainerState::Stopped, Some(42), None, false, None)
+            (ContainerState::Paused, Some(42), None, false, None)
         );
         assert!(parse_status("too\x1ffew").is_none());
     }

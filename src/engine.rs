@@ -13,7 +13,7 @@ use std::fmt;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Via};
 pub(crate) use crate::proc::Op;
 use crate::proc::{self, Caller, Captured};
 use crate::runtime::Runtime;
@@ -150,7 +150,7 @@ impl Engine {
             Ok(())
         } else {
             Err(Error::RuntimeUnavailable {
-                runtime: self.runtime.to_string(),
+                runtime: self.runtime.clone(),
                 command: proc::describe(&cmd),
                 message: out.message(),
             })
@@ -206,7 +206,7 @@ impl Engine {
                     cmd.arg("-i");
                 }
                 cmd.args(k.scope_args()).args(spec.extra).arg(spec.target);
-                if let Some(c) = &k.container {
+                if let Some(c) = k.get_container() {
                     cmd.args(["-c", c]);
                 }
                 cmd.arg("--").args(argv);
@@ -214,8 +214,8 @@ impl Engine {
             }
             Runtime::Custom(c) => {
                 let mut cmd = self.command();
-                cmd.args(c.args.iter().map(|a| a.replace("{target}", spec.target))).args(spec.extra);
-                if c.remote_shell {
+                cmd.args(c.args().iter().map(|a| a.replace("{target}", spec.target))).args(spec.extra);
+                if c.is_remote_shell() {
                     let words: Vec<String> = argv.iter().map(|a| text::quote(&a.to_string_lossy())).collect();
                     cmd.arg(words.join(" "));
                 } else {
@@ -267,8 +267,8 @@ impl Engine {
         self.caller().spawn_error(program, e)
     }
 
-    fn caller(&self) -> Caller<'_> {
-        Caller { backend: self.runtime.name(), hint: self.runtime.install_hint() }
+    fn caller(&self) -> Caller {
+        Caller { via: Via::Runtime(self.runtime.clone()) }
     }
 
     /// Why an exec into `target` failed: the container is missing or not running, the engine
@@ -278,17 +278,22 @@ impl Engine {
     }
 
     /// The call that prints the state of `target` (`running`, `exited`; a pod's `Running`,
-    /// `Pending`); `None` when the runtime has no such call.
+    /// `Pending`); `None` when the runtime has no such call. For a kubectl `TYPE/NAME`
+    /// target, which kubectl resolves to a pod itself, the call only says that it exists.
     fn state_command(&self, target: &str) -> Option<Command> {
         let args = match &self.runtime {
             Runtime::Docker | Runtime::Podman => {
                 vec!["inspect", "--type", "container", "--format", "{{.State.Status}}", "--", target]
             }
-            // A pod; `TYPE/NAME` targets are resolved by kubectl itself.
-            Runtime::Kubectl(k) if !target.contains('/') => {
-                let mut args = vec!["get", "pod"];
+            Runtime::Kubectl(k) => {
+                let (kind, format) = match self.resolves_target(target) {
+                    true => (None, "name"),
+                    false => (Some("pod"), "jsonpath={.status.phase}"),
+                };
+                let mut args = vec!["get"];
+                args.extend(kind);
                 args.extend(k.scope_args());
-                args.extend(["-o", "jsonpath={.status.phase}", "--", target]);
+                args.extend(["-o", format, "--", target]);
                 args
             }
             _ => return None,
@@ -298,19 +303,32 @@ impl Engine {
         Some(cmd)
     }
 
+    /// Whether the CLI resolves `target` to a container itself: kubectl's `TYPE/NAME`.
+    fn resolves_target(&self, target: &str) -> bool {
+        matches!(self.runtime, Runtime::Kubectl(_)) && target.contains('/')
+    }
+
     /// What keeps `target` from running commands, if anything: missing, not running, or an
     /// engine that does not answer. `message` is what the failed call printed.
     pub(crate) fn container_problem(&self, target: &str, message: &str) -> Option<Error> {
         let mut cmd = self.state_command(target)?;
         let status = self.run_command(Op("inspect", target), &mut cmd, None, PROBE_TIMEOUT).map(|out| (cmd, out));
-        let runtime = self.runtime.to_string();
+        let runtime = self.runtime.clone();
         let container = target.to_string();
         let message = message.to_string();
         Some(match status {
+            // `TYPE/NAME` exists: kubectl exec picks its pod, and says what is wrong with it.
+            Ok((_, out)) if out.status.success() && self.resolves_target(target) => return None,
             Ok((cmd, out)) if out.status.success() => match String::from_utf8_lossy(&out.stdout).trim() {
-                "running" | "Running" => return None,
-                state if !state.is_empty() && state.len() <= 20 && state.bytes().all(|b| b.is_ascii_alphabetic()) => {
-                    Error::ContainerNotRunning { runtime, container, state: state.to_lowercase(), message }
+                word if ContainerState::from_engine(word) == ContainerState::Running => return None,
+                word if !word.is_empty() && word.len() <= 20 && word.bytes().all(|b| b.is_ascii_alphabetic()) => {
+                    Error::ContainerNotRunning {
+                        runtime,
+                        container,
+                        state: ContainerState::from_engine(word),
+                        engine_state: word.to_lowercase(),
+                        message,
+                    }
                 }
                 _ => Error::RuntimeUnavailable {
                     runtime,
@@ -334,6 +352,36 @@ impl Engine {
             }
             Err(e) => e,
         })
+    }
+}
+
+/// A container's state, simplified from the engine's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ContainerState {
+    /// Running (or restarting).
+    Running,
+    /// Paused: its processes are frozen, not gone.
+    Paused,
+    /// Created but not started, or dead.
+    Stopped,
+    /// Its main process has exited.
+    Exited,
+    /// The engine reports a state boxshell does not know.
+    Unknown,
+}
+
+impl ContainerState {
+    /// The state for the engine's word (docker's and podman's `State.Status`, a pod's phase).
+    pub(crate) fn from_engine(word: &str) -> ContainerState {
+        match word.to_ascii_lowercase().as_str() {
+            "running" | "restarting" | "stopping" => ContainerState::Running,
+            "paused" => ContainerState::Paused,
+            // Podman says `stopped` between the main process's exit and its clean-up.
+            "exited" | "stopped" | "succeeded" | "failed" => ContainerState::Exited,
+            "created" | "dead" | "configured" | "initialized" | "removing" | "pending" => ContainerState::Stopped,
+            _ => ContainerState::Unknown,
+        }
     }
 }
 
@@ -548,13 +596,14 @@ mod tests {
                 cli.exec(&ExecSpec { target, interactive, user: None, extra }, argv)
             };
             // The session's shell (with exec args, and into a TYPE/NAME), the upload, the
-            // signalling call (no -i), the probe, the pod's phase.
+            // signalling call (no -i), the probe, the pod's phase, a TYPE/NAME's existence.
             calls.push(exec("web-0", true, &[], &launch));
             calls.push(exec("deploy/web", true, &extra, &launch));
             calls.push(exec("web-0", true, &[], &upload));
             calls.push(cli.reap("web-0", None, "/bin/sh", &reap));
             calls.push(cli.probe_command().unwrap());
             calls.push(cli.state_command("web-0").unwrap());
+            calls.push(cli.state_command("deploy/web").unwrap());
         }
         for cmd in calls {
             let call = proc::describe(&cmd);

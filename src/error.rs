@@ -1,6 +1,10 @@
 //! The one error type of the crate.
 
+use std::fmt;
 use std::io;
+
+use crate::engine::ContainerState;
+use crate::runtime::Runtime;
 
 /// Shorthand for `Result<T, boxshell::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -15,10 +19,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// The program of a runtime or backend (docker, podman, tmux, a local shell) is not
     /// installed: not on `PATH`, or the given path is missing.
-    #[error("{runtime}: program `{program}` not found: {reason}. {hint}")]
+    #[error("{via}: program `{program}` not found: {reason}. {hint}")]
     RuntimeNotFound {
-        /// Runtime or backend name, e.g. `docker` or `tmux`.
-        runtime: String,
+        /// The runtime or tmux server whose program it is.
+        via: Via,
         /// The program that was looked for.
         program: String,
         /// Why it could not be started.
@@ -31,8 +35,8 @@ pub enum Error {
     /// unreachable, no permission).
     #[error("{runtime}: engine not answering (`{command}`): {message}")]
     RuntimeUnavailable {
-        /// Runtime name.
-        runtime: String,
+        /// The runtime.
+        runtime: Runtime,
         /// The command that was tried.
         command: String,
         /// What the CLI printed.
@@ -51,8 +55,8 @@ pub enum Error {
     /// The container does not exist.
     #[error("{runtime}: container `{container}` not found: {message}")]
     ContainerNotFound {
-        /// Runtime name.
-        runtime: String,
+        /// The runtime.
+        runtime: Runtime,
         /// Container name or id.
         container: String,
         /// What the CLI printed.
@@ -60,32 +64,35 @@ pub enum Error {
     },
 
     /// The container exists but is not running (stopped, exited, created or paused).
-    #[error("{runtime}: container `{container}` is not running ({state}): {message}")]
+    #[error("{runtime}: container `{container}` is not running ({engine_state}): {message}")]
     ContainerNotRunning {
-        /// Runtime name.
-        runtime: String,
+        /// The runtime.
+        runtime: Runtime,
         /// Container name or id.
         container: String,
-        /// The state the engine reports, e.g. `exited`.
-        state: String,
+        /// Its state: stopped, exited or paused.
+        state: ContainerState,
+        /// The state word of the engine, e.g. `exited` or `created`.
+        engine_state: String,
         /// What the CLI printed.
         message: String,
     },
 
     /// A tmux session, or a session the [`Ops`](crate::Ops) facade manages, does not exist.
-    #[error("{backend}: no session `{name}`")]
+    #[error("{via}: no session `{name}`")]
     NotFound {
-        /// `tmux`, `container` or `ops`.
-        backend: String,
+        /// Where it was looked for: a tmux server, or [`Via::Ops`] (neither a tmux session
+        /// nor a container, nor defined).
+        via: Via,
         /// The session name.
         name: String,
     },
 
     /// A session or container of that name exists already.
-    #[error("{backend}: `{name}` already exists ({state})")]
+    #[error("{via}: `{name}` already exists ({state})")]
     AlreadyExists {
-        /// `tmux`, `docker` or `podman`.
-        backend: String,
+        /// The runtime or tmux server that has it.
+        via: Via,
         /// The name.
         name: String,
         /// Its state, e.g. `running`.
@@ -102,7 +109,7 @@ pub enum Error {
     /// A configuration file (or configuration given in code) is wrong.
     #[error("{path}: {key}: {message}")]
     Config {
-        /// The file, or `<builder>` for configuration given in code.
+        /// The file, or `<definition>` for a [`SessionDef`](crate::SessionDef) given in code.
         path: String,
         /// The key at fault, dotted (`ops.sessions.web.image`).
         key: String,
@@ -135,8 +142,8 @@ pub enum Error {
     /// The runtime cannot do what was asked, e.g. `user` with the local runtime.
     #[error("{runtime}: {what} is not supported")]
     Unsupported {
-        /// Runtime name.
-        runtime: String,
+        /// The runtime.
+        runtime: Runtime,
         /// The option or operation.
         what: &'static str,
     },
@@ -144,8 +151,8 @@ pub enum Error {
     /// The session's shell could not be started in the container, or did not get ready.
     #[error("{runtime}: could not open a shell in `{container}` (`{command}`): {message}")]
     Open {
-        /// Runtime name.
-        runtime: String,
+        /// The runtime.
+        runtime: Runtime,
         /// Container name or id (`-` for the local runtime).
         container: String,
         /// The command line that was run.
@@ -158,8 +165,8 @@ pub enum Error {
     /// so the session cannot run more commands.
     #[error("{runtime}: the shell of the session in `{container}` has exited{}", code.map(|c| format!(" with code {c}")).unwrap_or_default())]
     ShellExited {
-        /// Runtime name.
-        runtime: String,
+        /// The runtime.
+        runtime: Runtime,
         /// Container name or id.
         container: String,
         /// The shell's exit code, when known.
@@ -181,10 +188,10 @@ pub enum Error {
 
     /// An operation through a runtime CLI or tmux failed (start, stop, attach, logs, ...);
     /// holds the command line and what the CLI printed.
-    #[error("{backend}: {operation} `{name}` failed (`{command}`): {message}")]
+    #[error("{via}: {operation} `{name}` failed (`{command}`): {message}")]
     Failed {
-        /// `docker`, `podman`, `tmux`, ...
-        backend: String,
+        /// The runtime or tmux server the operation went through.
+        via: Via,
         /// What was being done: `start`, `stop`, `attach`, `logs`, ...
         operation: &'static str,
         /// The container or session it was done to.
@@ -193,6 +200,16 @@ pub enum Error {
         command: String,
         /// What the CLI printed (or how it ended, if it printed nothing).
         message: String,
+    },
+
+    /// [`Session::read_file`](crate::Session::read_file) on a file larger than the session's
+    /// output cap.
+    #[error("file `{path}` is larger than the output cap of {max_output} bytes")]
+    FileTooLarge {
+        /// The file.
+        path: String,
+        /// The cap ([`SessionBuilder::max_output`](crate::SessionBuilder::max_output)).
+        max_output: usize,
     },
 
     /// An I/O error talking to a child process.
@@ -211,15 +228,75 @@ impl Error {
         Error::Io { context: context.into(), source }
     }
 
-    /// The error for `program` (of `backend`) that could not be started: missing or not
+    /// The error for `program` (of `via`) that could not be started: missing or not
     /// executable is [`Error::RuntimeNotFound`] with how to install it; anything else is I/O.
-    pub(crate) fn spawn(backend: &str, program: &std::ffi::OsStr, hint: &'static str, e: io::Error) -> Error {
+    pub(crate) fn spawn(via: Via, program: &std::ffi::OsStr, e: io::Error) -> Error {
         let program = program.to_string_lossy().into_owned();
         match e.kind() {
             io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied => {
-                Error::RuntimeNotFound { runtime: backend.to_string(), program, reason: e.to_string(), hint }
+                let hint = via.install_hint();
+                Error::RuntimeNotFound { via, program, reason: e.to_string(), hint }
             }
-            _ => Error::io(format!("{backend}: starting `{program}`"), e),
+            _ => Error::io(format!("{via}: starting `{program}`"), e),
         }
+    }
+}
+
+/// What an error went through: a container runtime's CLI, a tmux server, or the
+/// [`Ops`](crate::Ops) facade's definitions. Shown as `docker`, `tmux`, `tmux -L bots`, `ops`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Via {
+    /// A runtime's CLI (or the local shell).
+    Runtime(Runtime),
+    /// tmux, on its default server (`None`) or the socket named (`tmux -L NAME`).
+    Tmux(Option<String>),
+    /// The facade, for a name that is no session it knows.
+    Ops,
+}
+
+impl Via {
+    fn install_hint(&self) -> &'static str {
+        match self {
+            Via::Runtime(runtime) => runtime.install_hint(),
+            Via::Tmux(_) => "Install tmux (`apt-get install tmux`)",
+            Via::Ops => "",
+        }
+    }
+}
+
+impl fmt::Display for Via {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Via::Runtime(runtime) => write!(f, "{runtime}"),
+            Via::Tmux(None) => f.write_str("tmux"),
+            Via::Tmux(Some(socket)) => write!(f, "tmux -L {socket}"),
+            Via::Ops => f.write_str("ops"),
+        }
+    }
+}
+
+impl From<Runtime> for Via {
+    fn from(runtime: Runtime) -> Via {
+        Via::Runtime(runtime)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Past 128 bytes, clippy's `result_large_err` fires in every caller's code.
+    #[test]
+    fn errors_stay_small() {
+        assert!(std::mem::size_of::<Error>() <= 128, "{}", std::mem::size_of::<Error>());
+        assert_eq!(std::mem::size_of::<Runtime>(), 16);
+    }
+
+    #[test]
+    fn via_shows_where() {
+        let shown = [Via::Runtime(Runtime::Podman), Via::Tmux(None), Via::Tmux(Some("bots".into())), Via::Ops]
+            .map(|v| v.to_string());
+        assert_eq!(shown, ["podman", "tmux", "tmux -L bots", "ops"]);
     }
 }

@@ -13,13 +13,11 @@ mod session;
 mod text;
 mod tmux;
 
-pub use container::{
-    Container, ContainerSpec, ContainerState, ContainerStatus, Containers, Logs, MANAGED_LABEL, Scope, Stop, Volumes,
-};
-pub use engine::Engine;
-pub use error::{Error, Result};
-pub use ops::{Backend, CommandLine, Ops, SessionDef, SessionInfo, State};
-pub use pool::{Pool, PoolBuilder, Pooled, PooledInfo};
+pub use container::{Container, ContainerSpec, ContainerStatus, Containers, Logs, MANAGED_LABEL, Scope, Stop, Volumes};
+pub use engine::{ContainerState, Engine};
+pub use error::{Error, Result, Via};
+pub use ops::{Backend, CommandLine, Ops, SessionDef, SessionStatus, State};
+pub use pool::{Pool, PoolBuilder, Pooled, PooledStatus};
 pub use runtime::{Custom, Kubectl, Runtime};
 pub use session::{Cmd, Event, Gap, Interrupter, Metrics, Output, Running, Session, SessionBuilder, Stream, Unread};
 /// What the fuzz target drives (`cargo fuzz`, which builds with `--cfg fuzzing`). Not API.
@@ -55,5 +53,5 @@ fn assert_thread_safety() {
     send_sync::<Tmux>();
     send_sync::<Ops>();
     send_sync::<Pool>();
-    send_sync::<PooledInfo>();
+    send_sync::<PooledStatus>();
 }

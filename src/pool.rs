@@ -21,7 +21,7 @@
 //!     .reap_every(Duration::from_secs(30))
 //!     .build();
 //! let out = pool.get_or_create("sandbox-7")?.exec("ls /work")?;
-//! for s in pool.info() {
+//! for s in pool.list() {
 //!     println!("{} {} commands, idle {:?}", s.container, s.commands, s.idle);
 //! }
 //! # Ok(()) }
@@ -50,7 +50,7 @@ pub struct Pool {
 
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pool").field("sessions", &self.info().len()).finish_non_exhaustive()
+        f.debug_struct("Pool").field("sessions", &self.list().len()).finish_non_exhaustive()
     }
 }
 
@@ -85,14 +85,14 @@ struct SlotState {
     waiting: usize,
     /// Close the session when it comes back instead of keeping it.
     close_on_return: bool,
-    /// What `info` shows while the session is out.
-    last: Option<PooledInfo>,
+    /// What `list` shows while the session is out.
+    last: Option<PooledStatus>,
 }
 
-/// One pooled session, as [`Pool::info`] reports it.
+/// One pooled session, as [`Pool::list`] reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct PooledInfo {
+pub struct PooledStatus {
     /// The session's id.
     pub id: uuid::Uuid,
     /// The container (the key it is pooled under).
@@ -261,8 +261,8 @@ impl Pool {
 
     /// Every session in the pool: id, container, runtime, alive, commands, busy time, uptime,
     /// idle time.
-    pub fn info(&self) -> Vec<PooledInfo> {
-        let mut info: Vec<PooledInfo> = self
+    pub fn list(&self) -> Vec<PooledStatus> {
+        let mut list: Vec<PooledStatus> = self
             .slots()
             .iter()
             .filter_map(|(container, slot)| {
@@ -274,8 +274,8 @@ impl Pool {
                 }
             })
             .collect();
-        info.sort_by(|a, b| a.container.cmp(&b.container));
-        info
+        list.sort_by(|a, b| a.container.cmp(&b.container));
+        list
     }
 
     /// The slots as they are now, so that each can be locked without holding the map.
@@ -325,9 +325,9 @@ impl Drop for Inner {
     }
 }
 
-fn describe(container: &str, s: &mut Session, in_use: bool) -> PooledInfo {
+fn describe(container: &str, s: &mut Session, in_use: bool) -> PooledStatus {
     let m: Metrics = s.metrics();
-    PooledInfo {
+    PooledStatus {
         id: s.id(),
         container: container.to_string(),
         runtime: s.runtime().clone(),

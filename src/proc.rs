@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Via};
 
 /// Stack size of reader threads.
 const READER_STACK: usize = 64 * 1024;
@@ -91,15 +91,13 @@ pub(crate) enum RunError {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Op<'a>(pub &'static str, pub &'a str);
 
-/// The program behind one-shot calls, for their errors: the backend's name, and how to
-/// install the program when it is missing.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Caller<'a> {
-    pub backend: &'a str,
-    pub hint: &'static str,
+/// The program behind one-shot calls, for their errors.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    pub via: Via,
 }
 
-impl Caller<'_> {
+impl Caller {
     /// Runs `cmd` with `stdin` and a deadline, as `op`: a program that cannot be started is
     /// [`Error::RuntimeNotFound`] with the hint, a deadline passed is [`Error::Failed`] with
     /// what it printed so far. A non-zero exit is not an error here: callers read
@@ -125,7 +123,7 @@ impl Caller<'_> {
     /// [`Error::Failed`] for `op` run as `cmd`.
     pub(crate) fn failed(&self, op: Op<'_>, cmd: &Command, message: String) -> Error {
         Error::Failed {
-            backend: self.backend.to_string(),
+            via: self.via.clone(),
             operation: op.0,
             name: op.1.to_string(),
             command: describe(cmd),
@@ -135,7 +133,7 @@ impl Caller<'_> {
 
     /// The error for a program that could not be started.
     pub(crate) fn spawn_error(&self, program: &OsStr, e: io::Error) -> Error {
-        Error::spawn(self.backend, program, self.hint, e)
+        Error::spawn(self.via.clone(), program, e)
     }
 }
 

@@ -32,14 +32,15 @@ pub enum Runtime {
 /// let rt = Runtime::Kubectl(Kubectl::new().context("prod").namespace("jobs").container("worker"));
 /// assert_eq!(rt.name(), "kubectl");
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct Kubectl {
-    /// `--context`.
-    pub context: Option<String>,
-    /// `-n`.
-    pub namespace: Option<String>,
-    /// `-c`, for pods with several containers.
-    pub container: Option<String>,
+// Boxed, like `Custom`, so that a `Runtime` (carried by errors) stays two words.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Kubectl(Box<KubectlPlace>);
+
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+struct KubectlPlace {
+    context: Option<String>,
+    namespace: Option<String>,
+    container: Option<String>,
 }
 
 impl Kubectl {
@@ -48,34 +49,59 @@ impl Kubectl {
         Kubectl::default()
     }
 
-    /// The kubeconfig context.
+    /// The kubeconfig context (`--context`).
     pub fn context(mut self, context: impl Into<String>) -> Self {
-        self.context = Some(context.into());
+        self.0.context = Some(context.into());
         self
     }
 
-    /// The namespace.
+    /// The namespace (`-n`).
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.namespace = Some(namespace.into());
+        self.0.namespace = Some(namespace.into());
         self
     }
 
-    /// The container in the pod.
+    /// The container in the pod (`-c`), for pods with several containers.
     pub fn container(mut self, container: impl Into<String>) -> Self {
-        self.container = Some(container.into());
+        self.0.container = Some(container.into());
         self
+    }
+
+    /// The context, if one was given.
+    pub fn get_context(&self) -> Option<&str> {
+        self.0.context.as_deref()
+    }
+
+    /// The namespace, if one was given.
+    pub fn get_namespace(&self) -> Option<&str> {
+        self.0.namespace.as_deref()
+    }
+
+    /// The container, if one was given.
+    pub fn get_container(&self) -> Option<&str> {
+        self.0.container.as_deref()
     }
 
     /// `--context C -n NS`, as given.
     pub(crate) fn scope_args(&self) -> Vec<&str> {
         let mut args = Vec::new();
-        if let Some(c) = &self.context {
+        if let Some(c) = &self.0.context {
             args.extend(["--context", c]);
         }
-        if let Some(n) = &self.namespace {
+        if let Some(n) = &self.0.namespace {
             args.extend(["-n", n]);
         }
         args
+    }
+}
+
+impl fmt::Debug for Kubectl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Kubectl")
+            .field("context", &self.0.context)
+            .field("namespace", &self.0.namespace)
+            .field("container", &self.0.container)
+            .finish()
     }
 }
 
@@ -90,11 +116,14 @@ impl Kubectl {
 /// let ssh = Runtime::Custom(Custom::new("ssh", ["-T", "{target}"]).remote_shell());
 /// assert_eq!(ssh.name(), "ssh");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Custom {
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Custom(Box<CustomCli>);
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct CustomCli {
     program: String,
-    pub(crate) args: Vec<String>,
-    pub(crate) remote_shell: bool,
+    args: Vec<String>,
+    remote_shell: bool,
 }
 
 impl Custom {
@@ -104,19 +133,43 @@ impl Custom {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Custom { program: program.into(), args: args.into_iter().map(Into::into).collect(), remote_shell: false }
+        Custom(Box::new(CustomCli {
+            program: program.into(),
+            args: args.into_iter().map(Into::into).collect(),
+            remote_shell: false,
+        }))
     }
 
     /// The CLI passes the command to a shell on the other side (as `ssh` does): the argv is
     /// sent as one line, each word quoted.
     pub fn remote_shell(mut self) -> Self {
-        self.remote_shell = true;
+        self.0.remote_shell = true;
         self
     }
 
     /// The program.
     pub fn program(&self) -> &str {
-        &self.program
+        &self.0.program
+    }
+
+    /// The argument template.
+    pub fn args(&self) -> &[String] {
+        &self.0.args
+    }
+
+    /// Whether the CLI hands the command to a remote shell.
+    pub fn is_remote_shell(&self) -> bool {
+        self.0.remote_shell
+    }
+}
+
+impl fmt::Debug for Custom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Custom")
+            .field("program", &self.0.program)
+            .field("args", &self.0.args)
+            .field("remote_shell", &self.0.remote_shell)
+            .finish()
     }
 }
 
@@ -143,7 +196,7 @@ impl Runtime {
             Runtime::Podman => "podman",
             Runtime::Local => "local",
             Runtime::Kubectl(_) => "kubectl",
-            Runtime::Custom(c) => &c.program,
+            Runtime::Custom(c) => c.program(),
         }
     }
 
@@ -163,7 +216,7 @@ impl Runtime {
             Runtime::Podman => "podman",
             Runtime::Local => "sh",
             Runtime::Kubectl(_) => "kubectl",
-            Runtime::Custom(c) => &c.program,
+            Runtime::Custom(c) => c.program(),
         }
     }
 

@@ -1,7 +1,7 @@
 //! tmux sessions for local long-lived processes: start, stop, send keys, logs, status, list,
 //! exists, attach.
 //!
-//! Every call runs the tmux binary with an argv built as a vector and a deadline. Sessions are
+//! Every call runs the tmux program with an argv built as a vector and a deadline. Sessions are
 //! addressed as `=NAME` so that `web` never matches `web2` by prefix. Sessions started here keep
 //! their pane when the command ends (`remain-on-exit`), so its output and exit code can still
 //! be read; [`Tmux::stop`] removes them.
@@ -19,26 +19,23 @@
 //! # Ok(()) }
 //! ```
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::container::Stop;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Via};
 use crate::proc::{Caller, Captured, Op};
 use crate::text;
 
 /// Deadline of each tmux call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The program behind every call, for errors.
-const CALLER: Caller<'static> = Caller { backend: "tmux", hint: "Install tmux (`apt-get install tmux`)" };
-
-/// A tmux server: its binary and socket.
+/// A tmux server: its program and socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tmux {
-    binary: OsString,
+    program: OsString,
     socket: Option<String>,
 }
 
@@ -137,13 +134,18 @@ const STATUS_FORMAT: &str = "#{session_name}\x1f#{session_created}\x1f#{session_
 impl Tmux {
     /// `tmux` on `PATH`, its default socket.
     pub fn new() -> Tmux {
-        Tmux { binary: "tmux".into(), socket: None }
+        Tmux { program: "tmux".into(), socket: None }
     }
 
-    /// Another tmux binary.
-    pub fn binary(mut self, binary: impl Into<OsString>) -> Self {
-        self.binary = binary.into();
+    /// Another tmux program (a name on `PATH` or a path).
+    pub fn program(mut self, program: impl Into<OsString>) -> Self {
+        self.program = program.into();
         self
+    }
+
+    /// The tmux program.
+    pub fn get_program(&self) -> &OsStr {
+        &self.program
     }
 
     /// A socket of its own (`tmux -L NAME`), so these sessions stay apart from others.
@@ -153,7 +155,7 @@ impl Tmux {
     }
 
     /// The socket name, if one was given.
-    pub fn socket_name(&self) -> Option<&str> {
+    pub fn get_socket(&self) -> Option<&str> {
         self.socket.as_deref()
     }
 
@@ -169,7 +171,7 @@ impl Tmux {
                 TmuxState::Running => "running".to_string(),
                 TmuxState::Exited(code) => format!("exited with {code}"),
             };
-            return Err(Error::AlreadyExists { backend: "tmux".into(), name: spec.name.clone(), state });
+            return Err(Error::AlreadyExists { via: self.via(), name: spec.name.clone(), state });
         }
         let mut args: Vec<OsString> = ["new-session", "-d", "-s", &spec.name].map(OsString::from).to_vec();
         if let Some(dir) = &spec.workdir {
@@ -331,7 +333,7 @@ impl Tmux {
         let mut cmd = self.command();
         cmd.args(["attach-session", "-t", &format!("={name}")]);
         let e = cmd.exec();
-        CALLER.failed(Op("attach", name), &cmd, e.to_string())
+        self.caller().failed(Op("attach", name), &cmd, e.to_string())
     }
 
     fn require(&self, name: &str) -> Result<()> {
@@ -339,7 +341,7 @@ impl Tmux {
     }
 
     fn command(&self) -> Command {
-        let mut cmd = Command::new(&self.binary);
+        let mut cmd = Command::new(&self.program);
         if let Some(socket) = &self.socket {
             cmd.args(["-L", socket]);
         }
@@ -352,14 +354,14 @@ impl Tmux {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let out = CALLER.call(Op(operation, name), &mut cmd, None, CALL_TIMEOUT)?;
+            let out = self.caller().call(Op(operation, name), &mut cmd, None, CALL_TIMEOUT)?;
             match out.status.success() {
                 true => return Ok(out),
                 // The server ended (its last session was just killed, by anyone) while this
                 // call reached it: the call did nothing, and the next one finds no server or
                 // starts one.
                 false if attempts < 3 && out.message().contains("server exited unexpectedly") => continue,
-                false => return Err(CALLER.failed(Op(operation, name), &cmd, out.message())),
+                false => return Err(self.caller().failed(Op(operation, name), &cmd, out.message())),
             }
         }
     }
@@ -387,11 +389,16 @@ impl Tmux {
     }
 
     fn not_found(&self, name: &str) -> Error {
-        let backend = match &self.socket {
-            Some(socket) => format!("tmux -L {socket}"),
-            None => "tmux".into(),
-        };
-        Error::NotFound { backend, name: name.to_string() }
+        Error::NotFound { via: self.via(), name: name.to_string() }
+    }
+
+    /// This server, for errors.
+    fn via(&self) -> Via {
+        Via::Tmux(self.socket.clone())
+    }
+
+    fn caller(&self) -> Caller {
+        Caller { via: self.via() }
     }
 }
 
@@ -446,8 +453,8 @@ mod tests {
     }
 
     #[test]
-    fn missing_binary_is_named_with_a_hint() {
-        let err = Tmux::new().binary("/nonexistent/tmux").list().unwrap_err();
+    fn missing_program_is_named_with_a_hint() {
+        let err = Tmux::new().program("/nonexistent/tmux").list().unwrap_err();
         assert!(matches!(err, Error::RuntimeNotFound { .. }), "{err:?}");
         assert!(err.to_string().contains("apt-get install tmux"), "{err}");
     }

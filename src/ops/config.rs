@@ -32,6 +32,7 @@ use toml::{Table, Value};
 use super::{Backend, CommandLine, Ops, SessionDef};
 use crate::error::{Error, Result};
 use crate::runtime::Runtime;
+use crate::tmux::Tmux;
 
 const OPS_KEYS: &[&str] = &["default_backend", "tmux_binary", "socket_name", "container_runtime", "sessions"];
 const SESSION_KEYS: &[&str] =
@@ -71,12 +72,14 @@ impl Ops {
         if let Some(b) = r.string(ops_table, "ops", "default_backend")? {
             ops = ops.default_backend(r.backend("ops.default_backend", &b)?);
         }
+        let mut tmux = Tmux::new();
         if let Some(t) = r.string(ops_table, "ops", "tmux_binary")? {
-            ops = ops.tmux_binary(t);
+            tmux = tmux.program(t);
         }
         if let Some(s) = r.string(ops_table, "ops", "socket_name")? {
-            ops = ops.tmux_socket(s);
+            tmux = tmux.socket(s);
         }
+        ops = ops.tmux(tmux);
         if let Some(rt) = r.string(ops_table, "ops", "container_runtime")? {
             ops = ops.runtime(r.runtime("ops.container_runtime", &rt)?);
         }
@@ -184,12 +187,12 @@ impl Reader<'_> {
                 ));
             }
         };
-        def.working_dir = self.string(t, at, "working_dir")?;
+        def.workdir = self.string(t, at, "working_dir")?;
         def.image = self.string(t, at, "image")?;
         def.volumes = self.strings(t, at, "volumes")?;
         def.ports = self.strings(t, at, "ports")?;
         def.log_volume = self.string(t, at, "log_volume")?;
-        def.socket_name = self.string(t, at, "socket_name")?;
+        def.socket = self.string(t, at, "socket_name")?;
         if let Some(rt) = self.string(t, at, "runtime")? {
             def.runtime = Some(self.runtime(&Self::key(at, "runtime"), &rt)?.into());
         }
@@ -261,15 +264,14 @@ runtime = "docker"
     fn a_full_file_loads() {
         let ops = Ops::from_toml(FULL, "ops.toml").unwrap();
         assert_eq!(ops.default_backend, Backend::Container);
-        assert_eq!(ops.tmux_binary, "/usr/bin/tmux");
-        assert_eq!(ops.tmux_socket.as_deref(), Some("ops"));
+        assert_eq!(ops.tmux, Tmux::new().program("/usr/bin/tmux").socket("ops"));
         assert_eq!(ops.engine, Some(Runtime::Podman.into()));
         let bot = &ops.definitions()["bot"];
         assert_eq!(bot.backend, Some(Backend::Tmux));
         assert_eq!(bot.command, Some(CommandLine::Shell("python3 bot.py".into())));
-        assert_eq!(bot.working_dir.as_deref(), Some("/srv/bot"));
+        assert_eq!(bot.workdir.as_deref(), Some("/srv/bot"));
         assert_eq!(bot.env.get("QUOTED").map(String::as_str), Some("it's \"x\""));
-        assert_eq!(bot.socket_name.as_deref(), Some("bots"));
+        assert_eq!(bot.socket.as_deref(), Some("bots"));
         let db = &ops.definitions()["db"];
         assert_eq!(db.backend, None, "the default backend applies");
         assert_eq!(db.command, Some(CommandLine::Argv(vec!["postgres".into(), "-c".into(), "fsync=off".into()])));

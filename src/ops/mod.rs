@@ -8,7 +8,7 @@
 //! use boxshell::{Backend, Ops, SessionDef, State, Stop};
 //!
 //! let ops = Ops::new()
-//!     .define("bot", SessionDef::tmux("python3 bot.py").working_dir("/srv/bot"))
+//!     .define("bot", SessionDef::tmux("python3 bot.py").workdir("/srv/bot"))
 //!     .define("db", SessionDef::container("postgres:16").port("5432:5432").env("POSTGRES_PASSWORD", "x"));
 //! ops.start("bot")?;
 //! for s in ops.list()? {
@@ -26,13 +26,12 @@
 mod config;
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
-use crate::container::{ContainerSpec, ContainerState, Containers, Logs, Scope, Stop, Volumes};
-use crate::engine::Engine;
-use crate::error::{Error, Result};
+use crate::container::{ContainerSpec, Containers, Logs, Scope, Stop, Volumes};
+use crate::engine::{ContainerState, Engine};
+use crate::error::{Error, Result, Via};
 use crate::text::quote;
 use crate::tmux::{Tmux, TmuxSpec, TmuxState, TmuxStatus};
 
@@ -56,12 +55,15 @@ impl std::fmt::Display for Backend {
 
 /// The state of a session, across backends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum State {
     /// Its process runs.
     Running,
-    /// A container that exists but does not run (created, paused, dead).
+    /// A paused container: its processes are frozen.
+    Paused,
+    /// A container that exists but does not run (created, dead).
     Stopped,
-    /// Its process has exited; see [`SessionInfo::exit_code`].
+    /// Its process has exited; see [`SessionStatus::exit_code`].
     Exited,
     /// Defined, but not started.
     Defined,
@@ -72,7 +74,7 @@ pub enum State {
 /// A session as the facade sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct SessionInfo {
+pub struct SessionStatus {
     /// Its name.
     pub name: String,
     /// Where it lives.
@@ -108,7 +110,7 @@ pub struct SessionDef {
     /// The command; default: the shell (tmux) or the image's command (container).
     pub command: Option<CommandLine>,
     /// Directory to start in.
-    pub working_dir: Option<String>,
+    pub workdir: Option<String>,
     /// Environment variables.
     pub env: BTreeMap<String, String>,
     /// Image, for a container (required there).
@@ -122,7 +124,7 @@ pub struct SessionDef {
     /// Container runtime; default: the facade's.
     pub runtime: Option<Engine>,
     /// tmux socket name (`-L`); default: tmux's default socket.
-    pub socket_name: Option<String>,
+    pub socket: Option<String>,
 }
 
 impl std::fmt::Debug for SessionDef {
@@ -130,14 +132,14 @@ impl std::fmt::Debug for SessionDef {
         f.debug_struct("SessionDef")
             .field("backend", &self.backend)
             .field("command", &self.command)
-            .field("working_dir", &self.working_dir)
+            .field("workdir", &self.workdir)
             .field("env", &self.env.keys().collect::<Vec<_>>())
             .field("image", &self.image)
             .field("volumes", &self.volumes)
             .field("ports", &self.ports)
             .field("log_volume", &self.log_volume)
             .field("runtime", &self.runtime)
-            .field("socket_name", &self.socket_name)
+            .field("socket", &self.socket)
             .finish()
     }
 }
@@ -174,8 +176,8 @@ impl SessionDef {
     }
 
     /// Directory to start in.
-    pub fn working_dir(mut self, dir: impl Into<String>) -> Self {
-        self.working_dir = Some(dir.into());
+    pub fn workdir(mut self, dir: impl Into<String>) -> Self {
+        self.workdir = Some(dir.into());
         self
     }
 
@@ -211,8 +213,8 @@ impl SessionDef {
     }
 
     /// The tmux socket (`-L`).
-    pub fn socket_name(mut self, socket: impl Into<String>) -> Self {
-        self.socket_name = Some(socket.into());
+    pub fn socket(mut self, socket: impl Into<String>) -> Self {
+        self.socket = Some(socket.into());
         self
     }
 
@@ -225,11 +227,11 @@ impl SessionDef {
         }
         take(&mut self.backend, over.backend);
         take(&mut self.command, over.command);
-        take(&mut self.working_dir, over.working_dir);
+        take(&mut self.workdir, over.workdir);
         take(&mut self.image, over.image);
         take(&mut self.log_volume, over.log_volume);
         take(&mut self.runtime, over.runtime);
-        take(&mut self.socket_name, over.socket_name);
+        take(&mut self.socket, over.socket);
         self.env.extend(over.env);
         if !over.volumes.is_empty() {
             self.volumes = over.volumes;
@@ -246,8 +248,7 @@ impl SessionDef {
 #[derive(Debug)]
 pub struct Ops {
     default_backend: Backend,
-    tmux_binary: OsString,
-    tmux_socket: Option<String>,
+    tmux: Tmux,
     engine: Option<Engine>,
     detected: OnceLock<std::result::Result<Engine, String>>,
     sessions: BTreeMap<String, SessionDef>,
@@ -265,8 +266,7 @@ impl Ops {
     pub fn new() -> Ops {
         Ops {
             default_backend: Backend::Tmux,
-            tmux_binary: "tmux".into(),
-            tmux_socket: None,
+            tmux: Tmux::new(),
             engine: None,
             detected: OnceLock::new(),
             sessions: BTreeMap::new(),
@@ -279,16 +279,15 @@ impl Ops {
         self
     }
 
-    /// The tmux binary.
-    pub fn tmux_binary(mut self, binary: impl Into<OsString>) -> Self {
-        self.tmux_binary = binary.into();
-        self
-    }
-
-    /// The tmux socket (`-L`) for names not defined and for definitions that name none;
-    /// default: tmux's default socket.
-    pub fn tmux_socket(mut self, socket: impl Into<String>) -> Self {
-        self.tmux_socket = Some(socket.into());
+    /// The tmux server: its program, and the socket (`-L`) for names not defined and for
+    /// definitions that name none. Default: `tmux` on `PATH`, tmux's default socket.
+    ///
+    /// ```
+    /// use boxshell::{Ops, Tmux};
+    /// let ops = Ops::new().tmux(Tmux::new().program("/usr/bin/tmux").socket("ops"));
+    /// ```
+    pub fn tmux(mut self, tmux: Tmux) -> Self {
+        self.tmux = tmux;
         self
     }
 
@@ -314,7 +313,7 @@ impl Ops {
     ///
     /// # Errors
     /// As [`start_with`](Ops::start_with).
-    pub fn start(&self, name: &str) -> Result<SessionInfo> {
+    pub fn start(&self, name: &str) -> Result<SessionStatus> {
         self.start_with(name, SessionDef::default())
     }
 
@@ -324,11 +323,11 @@ impl Ops {
     /// # Errors
     /// [`Error::AlreadyExists`] if it runs; [`Error::Config`] for a container without an image;
     /// the backend's errors otherwise.
-    pub fn start_with(&self, name: &str, overrides: SessionDef) -> Result<SessionInfo> {
+    pub fn start_with(&self, name: &str, overrides: SessionDef) -> Result<SessionStatus> {
         let def = self.sessions.get(name).cloned().unwrap_or_default().overridden_by(overrides);
         match def.backend.unwrap_or(self.default_backend) {
             Backend::Tmux => {
-                let tmux = self.tmux(def.socket_name.as_deref());
+                let tmux = self.tmux_on(def.socket.as_deref());
                 if let Ok(TmuxStatus { state: TmuxState::Exited(_), .. }) = tmux.status(name) {
                     log::info!("replacing exited tmux session {name}");
                     tmux.stop(name, Stop::Kill)?;
@@ -341,7 +340,7 @@ impl Ops {
                     }
                     None => {}
                 }
-                if let Some(dir) = def.working_dir {
+                if let Some(dir) = def.workdir {
                     spec = spec.workdir(dir);
                 }
                 for (k, v) in def.env {
@@ -359,7 +358,7 @@ impl Ops {
                 if let Ok(status) = containers.status(name) {
                     if status.state == ContainerState::Running {
                         return Err(Error::AlreadyExists {
-                            backend: containers.engine().to_string(),
+                            via: containers.engine().runtime().clone().into(),
                             name: name.to_string(),
                             state: status.engine_state,
                         });
@@ -373,7 +372,7 @@ impl Ops {
                     Some(CommandLine::Argv(argv)) => spec = spec.command(argv),
                     None => {}
                 }
-                if let Some(dir) = def.working_dir {
+                if let Some(dir) = def.workdir {
                     spec = spec.workdir(dir);
                 }
                 for (k, v) in def.env {
@@ -429,7 +428,7 @@ impl Ops {
     ///
     /// # Errors
     /// [`Error::NotFound`] for a name neither defined nor found; [`Error::Ambiguous`].
-    pub fn status(&self, name: &str) -> Result<SessionInfo> {
+    pub fn status(&self, name: &str) -> Result<SessionStatus> {
         match self.locate(name) {
             Ok(Located::Tmux(_, status)) => Ok(tmux_info(status)),
             Ok(Located::Container(_, status)) => Ok(container_info(status)),
@@ -477,14 +476,14 @@ impl Ops {
     ///
     /// # Errors
     /// Errors of a backend that is installed but fails.
-    pub fn list(&self) -> Result<Vec<SessionInfo>> {
-        let mut found: Vec<SessionInfo> = Vec::new();
+    pub fn list(&self) -> Result<Vec<SessionStatus>> {
+        let mut found: Vec<SessionStatus> = Vec::new();
         let mut sockets: Vec<Option<&str>> = vec![None];
-        sockets.extend(self.sessions.values().filter_map(|d| d.socket_name.as_deref()).map(Some));
+        sockets.extend(self.sessions.values().filter_map(|d| d.socket.as_deref()).map(Some));
         sockets.sort();
         sockets.dedup();
         for socket in sockets {
-            match self.tmux(socket).list() {
+            match self.tmux_on(socket).list() {
                 Ok(sessions) => found.extend(sessions.into_iter().map(tmux_info)),
                 Err(e @ Error::RuntimeNotFound { .. }) => log::warn!("listing sessions without tmux: {e}"),
                 Err(e) => return Err(e),
@@ -503,9 +502,9 @@ impl Ops {
         Ok(found)
     }
 
-    fn defined(&self, name: &str) -> SessionInfo {
+    fn defined(&self, name: &str) -> SessionStatus {
         let def = &self.sessions[name];
-        SessionInfo {
+        SessionStatus {
             name: name.to_string(),
             backend: def.backend.unwrap_or(self.default_backend),
             state: State::Defined,
@@ -516,11 +515,11 @@ impl Ops {
         }
     }
 
-    fn tmux(&self, socket: Option<&str>) -> Tmux {
-        let tmux = Tmux::new().binary(self.tmux_binary.clone());
-        match socket.or(self.tmux_socket.as_deref()) {
-            Some(s) => tmux.socket(s),
-            None => tmux,
+    /// The tmux server of `socket`, else of the facade's socket.
+    fn tmux_on(&self, socket: Option<&str>) -> Tmux {
+        match socket {
+            Some(s) => self.tmux.clone().socket(s),
+            None => self.tmux.clone(),
         }
     }
 
@@ -540,7 +539,7 @@ impl Ops {
         if let Some(def) = self.sessions.get(name) {
             return match def.backend.unwrap_or(self.default_backend) {
                 Backend::Tmux => {
-                    let tmux = self.tmux(def.socket_name.as_deref());
+                    let tmux = self.tmux_on(def.socket.as_deref());
                     let status = tmux.status(name)?;
                     Ok(Located::Tmux(tmux, status))
                 }
@@ -554,7 +553,7 @@ impl Ops {
                 }
             };
         }
-        let tmux = self.tmux(None);
+        let tmux = self.tmux_on(None);
         let in_tmux = match tmux.status(name) {
             Ok(status) => Some(status),
             Err(Error::NotFound { .. } | Error::RuntimeNotFound { .. }) => None,
@@ -583,25 +582,34 @@ enum Located {
 }
 
 fn not_found(name: &str) -> Error {
-    Error::NotFound { backend: "ops".into(), name: name.to_string() }
+    Error::NotFound { via: Via::Ops, name: name.to_string() }
 }
 
-fn tmux_info(s: TmuxStatus) -> SessionInfo {
+fn tmux_info(s: TmuxStatus) -> SessionStatus {
     let (state, exit_code) = match s.state {
         TmuxState::Running => (State::Running, None),
         TmuxState::Exited(code) => (State::Exited, Some(code)),
     };
-    SessionInfo { name: s.name, backend: Backend::Tmux, state, pid: s.pid, created: s.created, image: None, exit_code }
+    SessionStatus {
+        name: s.name,
+        backend: Backend::Tmux,
+        state,
+        pid: s.pid,
+        created: s.created,
+        image: None,
+        exit_code,
+    }
 }
 
-fn container_info(s: crate::container::ContainerStatus) -> SessionInfo {
+fn container_info(s: crate::container::ContainerStatus) -> SessionStatus {
     let state = match s.state {
         ContainerState::Running => State::Running,
+        ContainerState::Paused => State::Paused,
         ContainerState::Stopped => State::Stopped,
         ContainerState::Exited => State::Exited,
         ContainerState::Unknown => State::Unknown,
     };
-    SessionInfo {
+    SessionStatus {
         name: s.name,
         backend: Backend::Container,
         state,
@@ -618,12 +626,12 @@ mod tests {
 
     #[test]
     fn overrides_win_and_environments_merge() {
-        let file = SessionDef::container("img:1").env("A", "file").env("B", "file").port("1:1").working_dir("/f");
+        let file = SessionDef::container("img:1").env("A", "file").env("B", "file").port("1:1").workdir("/f");
         let args = SessionDef { image: Some("img:2".into()), ..SessionDef::default() }.env("B", "args");
         let merged = file.overridden_by(args);
         assert_eq!(merged.image.as_deref(), Some("img:2"));
         assert_eq!(merged.backend, Some(Backend::Container));
-        assert_eq!(merged.working_dir.as_deref(), Some("/f"));
+        assert_eq!(merged.workdir.as_deref(), Some("/f"));
         assert_eq!(merged.ports, ["1:1"]);
         assert_eq!(merged.env.get("A").map(String::as_str), Some("file"));
         assert_eq!(merged.env.get("B").map(String::as_str), Some("args"));

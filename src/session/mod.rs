@@ -347,17 +347,12 @@ impl Session {
     /// Reads the file `path` in the container, through the session's shell.
     ///
     /// # Errors
-    /// [`Error::CommandFailed`] when the file cannot be read (or holds more than the output
-    /// cap), or as for [`exec`](Session::exec).
+    /// [`Error::CommandFailed`] when the file cannot be read, [`Error::FileTooLarge`] when it
+    /// holds more than the output cap, or as for [`exec`](Session::exec).
     pub fn read_file(&mut self, path: &str) -> Result<Vec<u8>> {
         let out = self.cmd(format!("cat -- {}", text::quote(path))).run()?.check()?;
         if out.truncated {
-            return Err(Error::CommandFailed {
-                command: out.command,
-                exit_code: 0,
-                timed_out: false,
-                stderr: format!("file larger than the output cap of {} bytes", self.max_output),
-            });
+            return Err(Error::FileTooLarge { path: path.to_string(), max_output: self.max_output });
         }
         Ok(out.stdout)
     }

@@ -227,7 +227,7 @@ impl SessionBuilder {
         let setup = setup_command(&self.env, self.workdir.as_deref());
         let answer = handshake(&line, &shared, &setup, self.timeouts.open, &target);
         let open_error = |message: String| Error::Open {
-            runtime: runtime.to_string(),
+            runtime: runtime.clone(),
             container: target.clone(),
             command: command_line.clone(),
             message,
@@ -311,7 +311,7 @@ impl SessionBuilder {
         validate_target(runtime, &self.target)?;
         if self.user.is_some() && !runtime.manages_containers() {
             return Err(Error::Unsupported {
-                runtime: runtime.to_string(),
+                runtime: runtime.clone(),
                 what: "`user` (only docker and podman exec take one)",
             });
         }

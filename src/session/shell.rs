@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::protocol::{self, Dialect, Token};
 use super::route::Shared;
 use super::{Life, Session, lock};
-use crate::engine::{Engine, ExecSpec, Op, REAP_SCRIPT};
+use crate::engine::{ContainerState, Engine, ExecSpec, Op, REAP_SCRIPT};
 use crate::error::{Error, Result};
 use crate::proc;
 use crate::text;
@@ -250,7 +250,7 @@ impl Session {
     /// [`Error::ShellExited`], with the shell's exit code when known.
     pub(super) fn shell_exited(&self) -> Error {
         Error::ShellExited {
-            runtime: self.engine.runtime().to_string(),
+            runtime: self.engine.runtime().clone(),
             container: self.target.clone(),
             code: self.life.exit_code(),
         }
@@ -284,7 +284,7 @@ impl Session {
         match self.reaper.signal(Scope::Session, "KILL", dir.as_deref()) {
             Ok(_) | Err(Error::ContainerNotFound { .. }) => Ok(()),
             // A stopped container has no processes left; a paused one still has them all.
-            Err(Error::ContainerNotRunning { state, .. }) if state != "paused" => Ok(()),
+            Err(Error::ContainerNotRunning { state, .. }) if state != ContainerState::Paused => Ok(()),
             Err(e) => {
                 log::warn!("cleaning up after the session in {}: {e}", self.target);
                 Err(e)

@@ -85,7 +85,7 @@ fn env_values_arrive_and_stay_off_argv(fx: &Fixture) -> R {
     let value = "it's \"quoted\" $(id) `id` with spaces\tand\ttabs";
     let name = unique("bx-env");
     let box_ = c.run(&sleeper(&name).env("SECRET", value).env("EMPTY", "")).map(|b| b.remove_on_drop())?;
-    let out = box_.exec(&["sh", "-c", "printf '%s|%s' \"$SECRET\" \"${EMPTY-unset}\""], Duration::from_secs(20))?;
+    let out = box_.exec(&["sh", "-c", "printf '%s|%s' \"$SECRET\" \"${EMPTY-unset}\""])?;
     assert_eq!(out.stdout_str(), format!("{value}|"));
     assert!(inspect(fx, &name, "{{json .Config.Env}}").contains("SECRET="));
     Ok(())
@@ -219,33 +219,29 @@ fn names_errors_and_exists(fx: &Fixture) -> R {
 
 fn exec_once_is_exact_and_times_out_cleanly(fx: &Fixture) -> R {
     let c = containers(fx);
-    let out =
-        c.exec(&fx.container, &["sh", "-c", "printf 'a\\000b\\377'; printf err >&2; exit 3"], Duration::from_secs(20))?;
+    let out = c.exec(&fx.container, &["sh", "-c", "printf 'a\\000b\\377'; printf err >&2; exit 3"])?;
     assert_eq!((out.stdout.as_slice(), out.stderr.as_slice(), out.exit_code), (&b"a\0b\xff"[..], &b"err"[..], 3));
     assert!(!out.timed_out);
     // Arguments arrive literally: no shell in between.
-    let out = c.exec(&fx.container, &["printf", "%s|", "a b", "$(id)", "'q'"], Duration::from_secs(20))?;
+    let out = c.exec(&fx.container, &["printf", "%s|", "a b", "$(id)", "'q'"])?;
     assert_eq!(out.stdout, b"a b|$(id)|'q'|");
     // A timeout kills what the exec started inside the container.
     let t = tag();
     let start = Instant::now();
-    let out =
-        c.exec(&fx.container, &["sh", "-c", &format!("echo started; sleep {t}; echo never")], Duration::from_secs(1))?;
+    let quick = c.clone().timeout(Duration::from_secs(1));
+    let out = quick.exec(&fx.container, &["sh", "-c", &format!("echo started; sleep {t}; echo never")])?;
     assert!(out.timed_out && start.elapsed() < Duration::from_secs(10), "{out:?}");
     assert_eq!(out.stdout, b"started\n");
     ensure!(fx.wait_gone(&format!("sleep {t}")).is_empty(), "sleep {t} outlived the exec timeout");
     // A program that does not exist is the command failing, not an error of the container.
-    let out = c.exec(&fx.container, &["/no/such/program"], Duration::from_secs(20))?;
+    let out = c.exec(&fx.container, &["/no/such/program"])?;
     assert!(out.exit_code == 126 || out.exit_code == 127, "{out:?}");
     // A container that is not there, or not running.
     let missing = unique("bx-gone");
-    ensure!(
-        matches!(c.exec(&missing, &["true"], Duration::from_secs(20)), Err(Error::ContainerNotFound { .. })),
-        "missing"
-    );
+    ensure!(matches!(c.exec(&missing, &["true"]), Err(Error::ContainerNotFound { .. })), "missing");
     let stopped = unique("bx-stopped");
     engine(&fx.runtime, &["create", "--label", LABEL, "--name", &stopped, &image(), "true"]);
-    let r = c.exec(&stopped, &["true"], Duration::from_secs(20));
+    let r = c.exec(&stopped, &["true"]);
     remove_container(&fx.runtime, &stopped);
     ensure!(matches!(r, Err(Error::ContainerNotRunning { .. })), "{r:?}");
     Ok(())
@@ -275,9 +271,9 @@ fn copy_in_and_out(fx: &Fixture) -> R {
     let result = contain(|| -> R {
         c.copy_in(&name, &dir.join("file.bin"), "/tmp/in.bin")?;
         c.copy_in(&name, &dir.join("tree"), "/tmp/tree")?;
-        let out = c.exec(&name, &["cat", "/tmp/in.bin"], Duration::from_secs(20))?;
+        let out = c.exec(&name, &["cat", "/tmp/in.bin"])?;
         ensure!(out.stdout == data, "copied file differs ({} bytes)", out.stdout.len());
-        let out = c.exec(&name, &["cat", "/tmp/tree/sub/leaf.txt"], Duration::from_secs(20))?;
+        let out = c.exec(&name, &["cat", "/tmp/tree/sub/leaf.txt"])?;
         ensure!(out.stdout == b"leaf\n", "{out:?}");
         c.copy_out(&name, "/tmp/tree", &dir.join("back"))?;
         ensure!(std::fs::read(dir.join("back/sub/leaf.txt"))? == b"leaf\n", "copied out");
@@ -349,7 +345,7 @@ fn volumes_and_log_volume(fx: &Fixture) -> R {
         // The shell creates the file before `cat` fills it: wait for the content, not the name.
         let log = || std::fs::read(logs.join("app.log")).unwrap_or_default();
         ensure!(eventually(|| log() == b"from host\n"), "log volume: {:?}", String::from_utf8_lossy(&log()));
-        let out = v.exec(&["sh", "-c", "echo x > /data/new 2>/dev/null || echo read-only"], Duration::from_secs(20))?;
+        let out = v.exec(&["sh", "-c", "echo x > /data/new 2>/dev/null || echo read-only"])?;
         ensure!(out.stdout == b"read-only\n", "{out:?}");
         Ok(())
     });

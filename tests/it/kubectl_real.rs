@@ -64,29 +64,33 @@ fn out_text(bytes: &[u8]) -> String {
 }
 
 fn open_on_an_unreachable_cluster_is_runtime_unavailable(fx: &Unreachable) -> R {
-    let result = Session::builder("web-0")
-        .runtime(
-            Engine::new(Runtime::Kubectl(Kubectl::new().namespace("jobs").container("main")))
-                .env("KUBECONFIG", &fx.kubeconfig),
-        )
-        .open();
-    let err = match result {
-        Ok(_) => return Err("a session opened on a cluster that does not answer".into()),
-        Err(e) => e,
-    };
-    let Error::RuntimeUnavailable { runtime, command, message } = &err else {
-        return Err(format!("expected RuntimeUnavailable, got {err:?}").into());
-    };
-    ensure!(runtime == "kubectl", "{err:?}");
-    // kubectl's own words, with the address it dialled.
-    ensure!(
-        message.contains("The connection to the server 127.0.0.1:9 was refused"),
-        "no word from kubectl about the connection: {err}"
-    );
-    // Every call was well-formed: kubectl got as far as dialling.
-    for usage in ["unknown flag", "unknown shorthand flag", "flag needs an argument", "must be specified", "Usage:"] {
-        ensure!(!message.contains(usage), "kubectl rejected an argv ({usage:?}): {err}");
+    // A pod, and a `TYPE/NAME` that kubectl resolves to a pod itself.
+    for (target, query) in [("web-0", "kubectl get pod -n jobs -o"), ("deploy/web", "kubectl get -n jobs -o name")] {
+        let result = Session::builder(target)
+            .runtime(
+                Engine::new(Runtime::Kubectl(Kubectl::new().namespace("jobs").container("main")))
+                    .env("KUBECONFIG", &fx.kubeconfig),
+            )
+            .open();
+        let err = match result {
+            Ok(_) => return Err(format!("a session opened in {target} on a cluster that does not answer").into()),
+            Err(e) => e,
+        };
+        let Error::RuntimeUnavailable { runtime, command, message } = &err else {
+            return Err(format!("{target}: expected RuntimeUnavailable, got {err:?}").into());
+        };
+        ensure!(matches!(runtime, boxshell::Runtime::Kubectl(_)), "{err:?}");
+        // kubectl's own words, with the address it dialled.
+        ensure!(
+            message.contains("The connection to the server 127.0.0.1:9 was refused"),
+            "{target}: no word from kubectl about the connection: {err}"
+        );
+        // Every call was well-formed: kubectl got as far as dialling.
+        for usage in ["unknown flag", "unknown shorthand flag", "flag needs an argument", "must be specified", "Usage:"]
+        {
+            ensure!(!message.contains(usage), "kubectl rejected an argv ({usage:?}): {err}");
+        }
+        ensure!(command.starts_with(query), "{err:?}");
     }
-    ensure!(command.starts_with("kubectl get pod -n jobs -o"), "{err:?}");
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use boxshell::{Backend, Error, Ops, SessionDef, State, Stop};
+use boxshell::{Backend, Error, Ops, SessionDef, State, Stop, Via};
 
 use crate::ensure;
 use crate::harness::{Fixture, LABEL, TmuxFixture, cli, contain, engine, eventually, image, remove_container, unique};
@@ -17,7 +17,7 @@ pub struct OpsFixture {
 
 impl OpsFixture {
     fn ops(&self) -> Ops {
-        Ops::new().tmux_socket(&self.tmux.socket).runtime(self.containers.runtime.clone())
+        Ops::new().tmux(boxshell::Tmux::new().socket(&self.tmux.socket)).runtime(self.containers.runtime.clone())
     }
 
     fn container_status(&self, name: &str) -> Option<String> {
@@ -115,7 +115,7 @@ fn defined_sessions_are_listed_as_defined(fx: &OpsFixture) -> R {
     assert_eq!(ops.status(&c)?.state, State::Defined);
     assert!(!ops.exists(&c)?);
     ensure!(matches!(ops.stop(&c, Stop::Kill), Err(Error::NotFound { .. })), "stop of a defined session");
-    ensure!(matches!(ops.status("ops-nowhere"), Err(Error::NotFound { .. })), "undefined, missing");
+    ensure!(matches!(ops.status("ops-nowhere"), Err(Error::NotFound { via: Via::Ops, .. })), "undefined, missing");
     // A container definition without an image cannot start.
     let ops = fx.ops().define("noimage", SessionDef { backend: Some(Backend::Container), ..SessionDef::default() });
     ensure!(matches!(ops.start("noimage"), Err(Error::Config { .. })), "no image");

@@ -57,7 +57,7 @@ fn pool_reuses_the_session_and_its_state(fx: &Fixture) -> R {
     assert_eq!(sh.id(), id);
     assert_eq!(sh.exec("echo $PWD $POOLED")?.stdout, b"/tmp yes\n");
     drop(sh);
-    let info = pool.info();
+    let info = pool.list();
     assert_eq!(info.len(), 1);
     let i = &info[0];
     assert_eq!(
@@ -97,7 +97,7 @@ fn pool_never_interleaves_one_container(fx: &Fixture) -> R {
         }
         Ok(())
     })?;
-    let info = pool.info();
+    let info = pool.list();
     ensure!(info.len() == 1 && info[0].commands == threads * per, "{info:?}");
     Ok(())
 }
@@ -119,7 +119,7 @@ fn pool_opens_once_under_a_race(fx: &Fixture) -> R {
         handles.into_iter().map(|h| h.join().expect("thread")).collect()
     });
     ensure!(pids.iter().all(|p| p == &pids[0]), "several shells: {pids:?}");
-    ensure!(pool.info().len() == 1, "{:?}", pool.info());
+    ensure!(pool.list().len() == 1, "{:?}", pool.list());
     Ok(())
 }
 
@@ -145,7 +145,7 @@ fn pool_runs_containers_in_parallel(fx: &Fixture) -> R {
         ensure!(took < Duration::from_millis(1000), "waited for the other container: {took:?}");
         Ok(())
     })?;
-    ensure!(pool.info().len() == 2, "{:?}", pool.info());
+    ensure!(pool.list().len() == 2, "{:?}", pool.list());
     Ok(())
 }
 
@@ -158,7 +158,7 @@ fn pool_replaces_a_dead_session(fx: &Fixture) -> R {
         id
     };
     // The dead session was not kept.
-    ensure!(pool.info().iter().all(|i| i.id != first), "{:?}", pool.info());
+    ensure!(pool.list().iter().all(|i| i.id != first), "{:?}", pool.list());
     let mut sh = pool.get_or_create(&fx.container)?;
     ensure!(sh.id() != first, "the dead session was handed out again");
     assert_eq!(sh.exec("echo alive")?.stdout, b"alive\n");
@@ -175,7 +175,7 @@ fn pool_reaps_idle_but_not_in_use(fx: &Fixture) -> R {
     std::thread::sleep(Duration::from_millis(600));
     // Idle and back in the pool: reaped. Idle but held by a caller: kept.
     assert_eq!(pool.reap_idle(), 1);
-    let info = pool.info();
+    let info = pool.list();
     ensure!(info.len() == 1 && info[0].container == other && info[0].in_use, "{info:?}");
     ensure!(fx.wait_gone(&format!("sleep {t}")).is_empty(), "reaping left the background job");
     assert_eq!(busy.exec("echo still")?.stdout, b"still\n");
@@ -191,10 +191,10 @@ fn pool_background_reaper_stops_with_the_pool(fx: &Fixture) -> R {
         .build();
     pool.get_or_create(&fx.container)?.exec("true")?;
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !pool.info().is_empty() && Instant::now() < deadline {
+    while !pool.list().is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    ensure!(pool.info().is_empty(), "the reaper did not close the idle session");
+    ensure!(pool.list().is_empty(), "the reaper did not close the idle session");
     let clone = pool.clone();
     drop(pool);
     drop(clone);
@@ -228,9 +228,9 @@ fn pool_close_while_in_use_and_close_all(fx: &Fixture) -> R {
     sh.exec("true")?;
     drop(sh);
     pool.get_or_create(&other)?.exec("true")?;
-    assert_eq!(pool.info().len(), 2);
+    assert_eq!(pool.list().len(), 2);
     pool.close_all();
-    assert!(pool.info().is_empty(), "{:?}", pool.info());
+    assert!(pool.list().is_empty(), "{:?}", pool.list());
     assert!(!pool.close("never-opened"));
     Ok(())
 }

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use boxshell::{Error, Event, Runtime, Session, Stream};
+use boxshell::{ContainerState, Error, Event, Runtime, Session, Stream};
 use libtest_mimic::Failed;
 
 use crate::ensure;
@@ -550,6 +550,15 @@ fn files_round_trip(fx: &Fixture) -> R {
         }
         other => return Err(format!("expected CommandFailed, got {other:?}").into()),
     }
+    // Larger than the cap: its own error, naming the file and the cap.
+    let mut capped = fx.builder().max_output(49_999).open()?;
+    match capped.read_file(&path) {
+        Err(e @ Error::FileTooLarge { max_output: 49_999, .. }) => {
+            ensure!(e.to_string().contains(&path) && e.to_string().contains("49999"), "{e}")
+        }
+        other => return Err(format!("expected FileTooLarge, got {other:?}").into()),
+    }
+    ensure!(capped.read_file(&path).is_err() && capped.exec("true")?.exit_code == 0, "the session goes on");
     sh.exec(&format!("rm -f {}", boxshell::quote(&path)))?.check()?;
     Ok(())
 }
@@ -627,7 +636,15 @@ fn stopped_container_is_named(fx: &Fixture) -> R {
         let err = fx.builder_for(&name).open().unwrap_err();
         crate::harness::remove_container(&fx.engine, &name);
         let text = err.to_string();
-        ensure!(matches!(err, Error::ContainerNotRunning { .. }), "{err:?}");
+        let Error::ContainerNotRunning { runtime, container, state: typed, engine_state, .. } = &err else {
+            return Err(format!("expected ContainerNotRunning, got {err:?}").into());
+        };
+        let expected = if verb == "create" { ContainerState::Stopped } else { ContainerState::Exited };
+        ensure!(
+            (runtime, container.as_str(), *typed, engine_state.as_str())
+                == (&fx.runtime, name.as_str(), expected, state),
+            "{err:?}"
+        );
         ensure!(text.contains(&name) && text.contains(state) && text.contains(fx.runtime.name()), "{text}");
     }
     Ok(())

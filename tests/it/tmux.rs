@@ -3,7 +3,7 @@
 use std::io::Read;
 use std::time::{Duration, Instant, SystemTime};
 
-use boxshell::{Error, Keys, Stop, TmuxSpec, TmuxState};
+use boxshell::{Error, Keys, Stop, TmuxSpec, TmuxState, Via};
 
 use crate::ensure;
 use crate::harness::{TmuxFixture, cmdline, eventually, spawn_helper, unique};
@@ -149,6 +149,7 @@ fn errors_name_the_session(fx: &TmuxFixture) -> R {
     let n = name();
     match tmux.status(&n) {
         Err(e @ Error::NotFound { .. }) => {
+            ensure!(matches!(&e, Error::NotFound { via: Via::Tmux(Some(s)), .. } if *s == fx.socket), "{e:?}");
             ensure!(e.to_string().contains(&n) && e.to_string().contains(&fx.socket), "{e}")
         }
         other => return Err(format!("expected NotFound, got {other:?}").into()),
@@ -167,7 +168,7 @@ fn errors_name_the_session(fx: &TmuxFixture) -> R {
         Err(Error::Io { .. }) => {}
         other => return Err(format!("expected Io, got {other:?}").into()),
     }
-    let missing = boxshell::Tmux::new().binary("/nonexistent/tmux").socket(&fx.socket);
+    let missing = boxshell::Tmux::new().program("/nonexistent/tmux").socket(&fx.socket);
     ensure!(matches!(missing.status(&n), Err(Error::RuntimeNotFound { .. })), "missing binary");
     tmux.stop(&n, Stop::Kill)?;
     Ok(())
