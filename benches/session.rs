@@ -5,6 +5,8 @@
 //!   driven by a minimal marker loop on one thread) and beside one new exec per command;
 //! - throughput of 200 MB of stdout, beside raw `exec -i ... head -c`;
 //! - session open time, beside a bare `exec -i ... true`;
+//! - 64 MiB into a file through `write_file`, `Cmd::stdin` and `Running::write_stdin`, beside
+//!   raw `exec -i ... cat >FILE`; and out through `read_file`, beside raw `exec ... cat FILE`;
 //! - the cost of aborting a command at its timeout (from the deadline to the answer to the next
 //!   command), beside one bare `exec ... true`, the second exec an abort signals through.
 //!
@@ -42,6 +44,7 @@ fn main() {
         round_trip(&target);
         new_exec_per_command(&target);
         throughput(&target);
+        file_throughput(&target);
         open_time(&target);
         interrupt_cost(&target);
     }
@@ -256,6 +259,60 @@ fn throughput(target: &Target) {
         rate(o) / rate(f),
         "≥ 0.90×",
     );
+    sh.close().expect("close");
+}
+
+fn file_throughput(target: &Target) {
+    const LEN: usize = 64 << 20;
+    const FILE: &str = "/tmp/boxshell-bench-file";
+    let data: Vec<u8> = (0..LEN).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let mut sh = target.session();
+    let timed = |f: &mut dyn FnMut()| {
+        let start = Instant::now();
+        f();
+        start.elapsed()
+    };
+    let mut times: [Vec<Duration>; 6] = Default::default();
+    for _ in 0..3 {
+        // The floors: one exec that pipes into `cat`, one that `cat`s out.
+        times[0].push(timed(&mut || {
+            let mut child = target
+                .command(true, &["sh", "-c", &format!("cat > {FILE}")])
+                .stdin(Stdio::piped())
+                .spawn()
+                .expect("spawn");
+            child.stdin.take().expect("stdin").write_all(&data).expect("write");
+            assert!(child.wait().expect("wait").success());
+        }));
+        times[1].push(timed(&mut || sh.write_file(FILE, &data).expect("write_file")));
+        times[2].push(timed(&mut || {
+            let cmd = format!("cat > {FILE}");
+            assert!(sh.cmd(cmd.as_str()).stdin(data.clone()).run().expect("stdin").success());
+        }));
+        times[3].push(timed(&mut || {
+            let cmd = format!("cat > {FILE}");
+            let mut running = sh.cmd(cmd.as_str()).interactive().spawn().expect("spawn");
+            running.write_stdin(&data).expect("write_stdin");
+            assert!(running.wait().expect("wait").success());
+        }));
+        times[4].push(timed(&mut || {
+            let out = target.command(false, &["cat", FILE]).stderr(Stdio::null()).output().expect("cat");
+            assert_eq!(out.stdout.len(), LEN);
+        }));
+        times[5].push(timed(&mut || assert_eq!(sh.read_file(FILE).expect("read_file").len(), LEN)));
+    }
+    let [raw_in, write_file, stdin, write_stdin, raw_out, read_file] = times.map(|t| stats(t).0);
+    let rate = |d: Duration| format!("{:.0} MB/s", LEN as f64 / d.as_secs_f64() / 1e6);
+    let ratio = |ours: Duration, floor: Duration| floor.as_secs_f64() / ours.as_secs_f64();
+    for (measure, ours) in [
+        ("64 MiB in: write_file", write_file),
+        ("64 MiB in: cmd().stdin()", stdin),
+        ("64 MiB in: write_stdin", write_stdin),
+    ] {
+        row(&target.runtime, measure, rate(ours), rate(raw_in), ratio(ours, raw_in), "≥ 0.70×");
+    }
+    row(&target.runtime, "64 MiB out: read_file", rate(read_file), rate(raw_out), ratio(read_file, raw_out), "≥ 0.70×");
+    sh.exec(&format!("rm -f {FILE}")).expect("rm");
     sh.close().expect("close");
 }
 

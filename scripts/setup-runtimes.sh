@@ -28,6 +28,8 @@ command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
 [ -x /bin/busybox ] || need+=(busybox-static)
 [ -x /bin/bash-static ] || need+=(bash-static)
 command -v ps >/dev/null 2>&1 || need+=(procps)
+# A real REPL for the tests of interactive commands on the local runtime.
+command -v python3 >/dev/null 2>&1 || need+=(python3-minimal)
 if [ ${#need[@]} -gt 0 ]; then
     log "installing ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -2,9 +2,11 @@
 
 use std::fmt;
 use std::io;
+use std::time::Duration;
 
 use crate::engine::ContainerState;
 use crate::runtime::Runtime;
+use crate::session::{Output, Stream};
 
 /// Shorthand for `Result<T, boxshell::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -210,6 +212,40 @@ pub enum Error {
         path: String,
         /// The cap ([`SessionBuilder::max_output`](crate::SessionBuilder::max_output)).
         max_output: usize,
+    },
+
+    /// Input could not be written to a running command: it was not started with
+    /// [`Cmd::interactive`](crate::Cmd::interactive), its stdin was closed, or its input no
+    /// longer reaches it.
+    #[error("command `{command}`: cannot write to its stdin: {reason}")]
+    StdinClosed {
+        /// The command.
+        command: String,
+        /// Why.
+        reason: String,
+    },
+
+    /// [`Running::expect`](crate::Running::expect) did not see what it waited for in time.
+    /// The command goes on.
+    #[error("command `{command}`: the awaited output did not appear on {stream:?} within {waited:?} ({} bytes seen: {:?})", seen.len(), String::from_utf8_lossy(&seen[seen.len().saturating_sub(200)..]))]
+    ExpectTimeout {
+        /// The command.
+        command: String,
+        /// The stream watched.
+        stream: Stream,
+        /// What the stream showed meanwhile (not consumed: the next `expect` sees it too).
+        seen: Vec<u8>,
+        /// How long it waited.
+        waited: Duration,
+    },
+
+    /// The command ended before what was asked of it (an expect, a write to its stdin)
+    /// could happen. Holds its output and exit code, which [`Running::wait`](crate::Running::wait)
+    /// also returns.
+    #[error("command `{}` ended (exit code {}{})", output.command, output.exit_code, if output.timed_out { ", timed out" } else { "" })]
+    CommandEnded {
+        /// Its output.
+        output: Box<Output>,
     },
 
     /// An I/O error talking to a child process.

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
+use super::input::Feeder;
 use super::protocol::{self, Input, Token};
 use super::route::{Completion, End, Kept, Shared, Sink};
 use super::shell::{Abort, Scope};
@@ -36,6 +37,19 @@ pub(super) struct Job {
     /// Signalling failed while stopping it: the container cannot be reached (paused, engine
     /// gone), so the clean-up after the shell is left to `close`.
     pub(super) unreachable: bool,
+    /// The live stdin of an interactive command.
+    pub(super) feeder: Option<Feeder>,
+}
+
+/// What a command reads on stdin.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Stdin<'a> {
+    /// Nothing: EOF at once.
+    Empty,
+    /// These bytes, then EOF.
+    Bytes(&'a [u8]),
+    /// What [`Running::write_stdin`] writes, until [`Running::close_stdin`].
+    Live,
 }
 
 /// Where a timed-out command is on the way to being stopped.
@@ -82,13 +96,7 @@ pub(super) enum Deliver {
 
 impl Session {
     /// Sends `command` to the shell. Waits for a pending command first.
-    pub(super) fn start(
-        &mut self,
-        command: &str,
-        limits: Limits,
-        stdin: Option<&[u8]>,
-        deliver: Deliver,
-    ) -> Result<Job> {
+    pub(super) fn start(&mut self, command: &str, limits: Limits, stdin: Stdin<'_>, deliver: Deliver) -> Result<Job> {
         text::no_nul("command", command)?;
         self.settle()?;
         if !self.life.is_live() {
@@ -96,9 +104,10 @@ impl Session {
         }
         let mut text = String::new();
         let stdin_path;
+        let mut feeder = None;
         let input = match stdin {
-            None => Input::Null,
-            Some(data) => {
+            Stdin::Empty => Input::Null,
+            Stdin::Bytes(data) => {
                 let dir = self.temp_dir();
                 stdin_path = format!("{dir}/stdin");
                 if data.len() <= INLINE_STDIN {
@@ -107,6 +116,13 @@ impl Session {
                 } else {
                     self.upload(&dir, &stdin_path, data)?;
                 }
+                self.temp_dir_made = true;
+                Input::File(&stdin_path)
+            }
+            Stdin::Live => {
+                let dir = self.temp_dir();
+                stdin_path = format!("{dir}/in-{}", self.seq + 1);
+                feeder = Some(self.feeder(&dir, &stdin_path)?);
                 self.temp_dir_made = true;
                 Input::File(&stdin_path)
             }
@@ -135,6 +151,7 @@ impl Session {
             timed_out: false,
             tree: Vec::new(),
             unreachable: false,
+            feeder,
         };
         if !self.shared.begin(job.seq, token.marker(), sink, done, job.idle.is_some()) {
             self.mark_dead(None, true);
@@ -154,7 +171,10 @@ impl Session {
     pub(super) fn settle(&mut self) -> Result<()> {
         if let Some(mut job) = self.pending.take() {
             let shared = Arc::clone(&self.shared);
-            self.drive(&mut job, None, &mut |ev: Event| shared.push_unread(ev.stream(), ev.bytes()))?;
+            self.drive(&mut job, None, &mut |ev: Event| {
+                shared.push_unread(ev.stream(), ev.bytes());
+                false
+            })?;
         }
         Ok(())
     }
@@ -166,17 +186,24 @@ impl Session {
         out: &mut Collector<'_>,
         until: Option<Instant>,
     ) -> Result<Option<Output>> {
-        let Some(finish) = self.drive(job, until, &mut |ev| out.push(ev))? else { return Ok(None) };
+        let Some(finish) = self.drive(job, until, &mut |ev| {
+            out.push(ev);
+            false
+        })?
+        else {
+            return Ok(None);
+        };
         Ok(Some(out.output(job, finish)))
     }
 
-    /// Receives `job`'s events into `sink` until it ends (`Some`) or `until` passes (`None`),
-    /// stopping it step by step once its deadline has passed.
+    /// Receives `job`'s events into `sink` until it ends (`Some`), `until` passes or `sink`
+    /// says it has what it waited for (`None`), stopping the command step by step once its
+    /// deadline has passed.
     pub(super) fn drive(
         &mut self,
         job: &mut Job,
         until: Option<Instant>,
-        sink: &mut dyn FnMut(Event),
+        sink: &mut dyn FnMut(Event) -> bool,
     ) -> Result<Option<Finish>> {
         loop {
             let now = Instant::now();
@@ -185,12 +212,18 @@ impl Session {
                 wake = wake.min(t);
             }
             match job.rx.recv_deadline(wake) {
-                Ok(ev) => sink(ev),
+                Ok(ev) => {
+                    if sink(ev) {
+                        return Ok(None);
+                    }
+                }
                 Err(RecvTimeoutError::Disconnected) => return Ok(Some(self.finish(job))),
                 Err(RecvTimeoutError::Timeout) => {
                     // Drain what is already there before acting on the time.
                     while let Ok(ev) = job.rx.try_recv() {
-                        sink(ev);
+                        if sink(ev) {
+                            return Ok(None);
+                        }
                     }
                     let now = Instant::now();
                     if self.life.is_live() && matches!(self.child.try_wait(), Ok(Some(_))) {
@@ -272,6 +305,9 @@ impl Session {
 
     /// Books the end of `job` and works out its exit code.
     pub(super) fn finish(&mut self, job: &mut Job) -> Finish {
+        if let Some(mut feeder) = job.feeder.take() {
+            feeder.end(self.timeouts.grace);
+        }
         {
             let mut line = lock(&self.line);
             if line.running.is_some_and(|(seq, _)| seq == job.seq) {
@@ -347,10 +383,22 @@ impl<'a> Collector<'a> {
 
     pub(super) fn push(&mut self, ev: Event) {
         let stream = ev.stream();
-        if let Some(f) = self.on_chunk.as_mut() {
-            f(stream, ev.bytes());
-        }
+        self.tap(stream, ev.bytes());
         self.kept[stream as usize].push(ev.into_bytes());
+    }
+
+    /// Shows `bytes` to the callback, without keeping them.
+    fn tap(&mut self, stream: Stream, bytes: &[u8]) {
+        if let Some(f) = self.on_chunk.as_mut() {
+            f(stream, bytes);
+        }
+    }
+
+    /// Keeps `bytes` the callback has seen already.
+    fn keep(&mut self, stream: Stream, bytes: Vec<u8>) {
+        if !bytes.is_empty() {
+            self.kept[stream as usize].push(bytes);
+        }
     }
 
     /// The output of `job`: what came as events, or what the readers kept.
@@ -391,6 +439,7 @@ pub struct Cmd<'s> {
     pub(super) timeout: Option<Option<Duration>>,
     pub(super) idle_timeout: Option<Option<Duration>>,
     pub(super) stdin: Option<Vec<u8>>,
+    pub(super) interactive: bool,
     pub(super) max_output: Option<usize>,
     pub(super) on_chunk: Option<ChunkFn<'s>>,
 }
@@ -402,6 +451,7 @@ impl std::fmt::Debug for Cmd<'_> {
             .field("timeout", &self.timeout)
             .field("idle_timeout", &self.idle_timeout)
             .field("stdin_bytes", &self.stdin.as_ref().map(Vec::len))
+            .field("interactive", &self.interactive)
             .field("max_output", &self.max_output)
             .finish_non_exhaustive()
     }
@@ -427,6 +477,34 @@ impl<'s> Cmd<'s> {
     /// `exec -i ... cat` into a temporary file in the container, at the speed of the pipe.
     pub fn stdin(mut self, data: impl Into<Vec<u8>>) -> Self {
         self.stdin = Some(data.into());
+        self
+    }
+
+    /// Gives the command a live stdin: what [`Running::write_stdin`] writes, until
+    /// [`Running::close_stdin`] (or [`Running::wait`]) closes it. Bytes given with
+    /// [`stdin`](Cmd::stdin) are written first.
+    ///
+    /// The input goes through a FIFO in the container, fed by a second `exec -i` that starts
+    /// with the command (one exec's start-up: tens of milliseconds on docker, about a hundred
+    /// on podman). Everything else holds as for any command: timeouts, interrupts, the output
+    /// cap, events, streams apart and byte for byte.
+    ///
+    /// ```
+    /// # fn main() -> boxshell::Result<()> {
+    /// use std::time::Duration;
+    /// use boxshell::Stream;
+    /// let mut sh = boxshell::Session::builder("-").runtime(boxshell::Runtime::Local).open()?;
+    /// let mut r = sh.cmd("while read -r x; do echo \"got $x\"; done").interactive().spawn()?;
+    /// r.write_stdin(b"one\n")?;
+    /// assert_eq!(r.expect(Stream::Stdout, b"got one\n", Duration::from_secs(5))?, b"got one\n");
+    /// r.write_stdin(b"two\n")?;
+    /// r.close_stdin()?;
+    /// let out = r.wait()?;
+    /// assert_eq!((out.stdout.as_slice(), out.exit_code), (&b"got two\n"[..], 0));
+    /// # Ok(()) }
+    /// ```
+    pub fn interactive(mut self) -> Self {
+        self.interactive = true;
         self
     }
 
@@ -470,14 +548,25 @@ impl<'s> Cmd<'s> {
         };
         let cap = self.max_output.unwrap_or(session.max_output);
         let deliver = if keep { Deliver::Keep(cap) } else { Deliver::Events };
-        let job = session.start(&self.command, limits, self.stdin.as_deref(), deliver)?;
-        Ok(Running {
+        let stdin = match (&self.stdin, self.interactive) {
+            (_, true) => Stdin::Live,
+            (Some(data), false) => Stdin::Bytes(data),
+            (None, false) => Stdin::Empty,
+        };
+        let job = session.start(&self.command, limits, stdin, deliver)?;
+        let mut running = Running {
             session,
             events: job.rx.clone(),
             job: Some(job),
             collector: Collector::new(cap, self.on_chunk),
+            held: Default::default(),
+            cap,
             done: None,
-        })
+        };
+        if let (Some(data), true) = (&self.stdin, self.interactive) {
+            running.write_stdin(data)?;
+        }
+        Ok(running)
     }
 }
 
@@ -508,6 +597,11 @@ pub struct Running<'s> {
     pub(super) events: Receiver<Event>,
     pub(super) job: Option<Job>,
     pub(super) collector: Collector<'s>,
+    /// Output received by [`expect`](Running::expect) and not consumed by it: searched by
+    /// the next `expect`, handed to `wait` first.
+    held: [Vec<u8>; 2],
+    /// The output cap per stream.
+    cap: usize,
     pub(super) done: Option<Output>,
 }
 
@@ -527,11 +621,15 @@ impl Running<'_> {
         &self.events
     }
 
-    /// Waits for the command to finish (or be stopped by its timeout).
+    /// Waits for the command to finish (or be stopped by its timeout). An interactive
+    /// command's stdin is closed first: nothing can write to it any more.
     ///
     /// # Errors
     /// [`Error::Io`] only if stopping a timed-out command fails in an unexpected way.
     pub fn wait(mut self) -> Result<Output> {
+        if let Some(feeder) = self.job.as_mut().and_then(|job| job.feeder.as_mut()) {
+            feeder.close();
+        }
         match self.run_until(None)? {
             Some(out) => Ok(out),
             None => unreachable!("waiting without a limit runs to the end"),
@@ -589,6 +687,7 @@ impl Running<'_> {
 
     /// Drives the command until it ends (its output, handed over once) or `until` passes.
     fn run_until(&mut self, until: Option<Instant>) -> Result<Option<Output>> {
+        self.release_held();
         let Some(job) = self.job.as_mut() else { return Ok(self.done.take()) };
         let out = self.session.collect(job, &mut self.collector, until)?;
         if out.is_some() {
@@ -596,11 +695,262 @@ impl Running<'_> {
         }
         Ok(out)
     }
+
+    /// Writes `data` to the stdin of a command started with [`Cmd::interactive`], and
+    /// returns once it is on its way to the container (in the exec client's pipe). Output
+    /// that arrives meanwhile is kept, as by [`expect`](Running::expect), so a command that
+    /// echoes its input cannot block the write. A command that does not read blocks the
+    /// write up to the command's timeout, which is enforced meanwhile.
+    ///
+    /// # Errors
+    /// [`Error::CommandEnded`] when the command has ended (with its output);
+    /// [`Error::StdinClosed`] when the command is not interactive, its stdin was closed, or
+    /// its input no longer reaches it.
+    pub fn write_stdin(&mut self, data: &[u8]) -> Result<()> {
+        let mut sent = 0usize;
+        for chunk in data.chunks(crate::proc::CHUNK) {
+            let mut chunk = chunk.to_vec();
+            loop {
+                match self.feeder()?.offer(chunk, PUMP) {
+                    Ok(None) => break,
+                    Ok(Some(back)) => {
+                        chunk = back;
+                        self.receive(Some(Instant::now()), None, &mut |_| false)?;
+                    }
+                    Err(()) => return Err(self.stdin_broken(None)),
+                }
+            }
+            sent += 1;
+        }
+        while sent > 0 {
+            match self.feeder()?.ack(PUMP) {
+                Some(Ok(())) => sent -= 1,
+                Some(Err(e)) => return Err(self.stdin_broken(Some(e))),
+                None => {
+                    self.receive(Some(Instant::now()), None, &mut |_| false)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the stdin of a command started with [`Cmd::interactive`]: it reads EOF once it
+    /// has read what was written. Closing it again does nothing.
+    ///
+    /// # Errors
+    /// [`Error::StdinClosed`] when the command is not interactive.
+    pub fn close_stdin(&mut self) -> Result<()> {
+        match self.job.as_mut().map(|job| job.feeder.as_mut()) {
+            Some(Some(feeder)) => {
+                feeder.close();
+                Ok(())
+            }
+            Some(None) => Err(self.stdin_closed("the command was not started with `Cmd::interactive`")),
+            // Over: its stdin went with it.
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until `needle` appears on `stream` and returns that stream's output up to and
+    /// including it; [`wait`](Running::wait) and later calls no longer see those bytes. What
+    /// came after it, on either stream, is kept for the next `expect` and for `wait`.
+    ///
+    /// ```
+    /// # fn main() -> boxshell::Result<()> {
+    /// use std::time::Duration;
+    /// use boxshell::Stream;
+    /// let mut sh = boxshell::Session::builder("-").runtime(boxshell::Runtime::Local).open()?;
+    /// let mut r = sh.cmd("printf 'login: '; read -r u; echo \"hi $u\" >&2").interactive().spawn()?;
+    /// r.expect(Stream::Stdout, b"login: ", Duration::from_secs(5))?;
+    /// r.write_stdin(b"ann\n")?;
+    /// assert_eq!(r.expect(Stream::Stderr, b"\n", Duration::from_secs(5))?, b"hi ann\n");
+    /// assert_eq!(r.wait()?.exit_code, 0);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::ExpectTimeout`] when `needle` has not appeared within `timeout`, with what the
+    /// stream showed meanwhile; the command goes on and can be driven further.
+    /// [`Error::CommandEnded`] when the command ends first, with its exit code and output.
+    pub fn expect(&mut self, stream: Stream, needle: &[u8], timeout: Duration) -> Result<Vec<u8>> {
+        let mut scanned = 0usize;
+        self.expect_with(stream, timeout, |seen| {
+            let found = find(seen, needle, scanned.saturating_sub(needle.len().saturating_sub(1)));
+            scanned = seen.len();
+            found
+        })
+    }
+
+    /// As [`expect`](Running::expect), with `matcher` deciding where the awaited output ends:
+    /// it is called with all of `stream`'s output not consumed yet, each time more has come,
+    /// and returns the length of the part to consume (a prompt, a whole line, a count of
+    /// records), or `None` to wait for more.
+    ///
+    /// ```
+    /// # fn main() -> boxshell::Result<()> {
+    /// use std::time::Duration;
+    /// use boxshell::Stream;
+    /// let mut sh = boxshell::Session::builder("-").runtime(boxshell::Runtime::Local).open()?;
+    /// let mut r = sh.cmd("seq 1 5").interactive().spawn()?;
+    /// // The first three lines, whatever pieces they come in.
+    /// let lines = |seen: &[u8]| {
+    ///     seen.iter().enumerate().filter(|(_, b)| **b == b'\n').nth(2).map(|(i, _)| i + 1)
+    /// };
+    /// assert_eq!(r.expect_with(Stream::Stdout, Duration::from_secs(5), lines)?, b"1\n2\n3\n");
+    /// assert_eq!(r.wait()?.stdout, b"4\n5\n");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`expect`](Running::expect).
+    pub fn expect_with(
+        &mut self,
+        stream: Stream,
+        timeout: Duration,
+        mut matcher: impl FnMut(&[u8]) -> Option<usize>,
+    ) -> Result<Vec<u8>> {
+        let s = stream as usize;
+        let deadline = Instant::now() + timeout;
+        let mut found = if self.held[s].is_empty() { None } else { matcher(&self.held[s]) };
+        if found.is_none() {
+            let mut len = self.held[s].len();
+            let ended = self.receive(Some(deadline), Some(stream), &mut |held| {
+                if held[s].len() == len {
+                    return false;
+                }
+                len = held[s].len();
+                found = matcher(&held[s]);
+                found.is_some()
+            })?;
+            if ended && found.is_none() {
+                return Err(self.ended());
+            }
+        }
+        let result = match found {
+            Some(end) => Ok(self.held[s].drain(..end.min(self.held[s].len())).collect()),
+            None if self.job.is_none() => Err(self.ended()),
+            None => Err(Error::ExpectTimeout {
+                command: self.command().to_string(),
+                stream,
+                seen: self.held[s].clone(),
+                waited: timeout,
+            }),
+        };
+        self.trim_held(s);
+        result
+    }
+
+    /// Receives the command's output into `held` until `until` passes, the command ends
+    /// (`true`) or `stop` says it has what it waited for. `held` of streams other than
+    /// `expected` is trimmed to the cap as it grows, the oldest bytes going to the collector.
+    fn receive(
+        &mut self,
+        until: Option<Instant>,
+        expected: Option<Stream>,
+        stop: &mut dyn FnMut(&[Vec<u8>; 2]) -> bool,
+    ) -> Result<bool> {
+        let Some(job) = self.job.as_mut() else { return Ok(true) };
+        let (held, collector, cap) = (&mut self.held, &mut self.collector, self.cap);
+        let finish = self.session.drive(job, until, &mut |ev| {
+            let stream = ev.stream();
+            collector.tap(stream, ev.bytes());
+            let buf = &mut held[stream as usize];
+            buf.extend_from_slice(ev.bytes());
+            if Some(stream) != expected && buf.len() > cap {
+                collector.keep(stream, buf.drain(..buf.len() - cap).collect());
+            }
+            stop(held)
+        })?;
+        let Some(finish) = finish else { return Ok(false) };
+        self.release_held();
+        if let Some(mut job) = self.job.take() {
+            self.done = Some(self.collector.output(&mut job, finish));
+        }
+        Ok(true)
+    }
+
+    /// Keeps no more than the cap of `held[s]`, the oldest bytes going to the collector.
+    fn trim_held(&mut self, s: usize) {
+        let buf = &mut self.held[s];
+        if buf.len() > self.cap {
+            let stream = if s == 0 { Stream::Stdout } else { Stream::Stderr };
+            self.collector.keep(stream, buf.drain(..buf.len() - self.cap).collect());
+        }
+    }
+
+    /// Hands what `expect` kept over to the collector, before what comes later.
+    fn release_held(&mut self) {
+        for (stream, buf) in [Stream::Stdout, Stream::Stderr].into_iter().zip(&mut self.held) {
+            self.collector.keep(stream, std::mem::take(buf));
+        }
+    }
+
+    /// The live stdin, if the command is running, interactive, and its stdin open.
+    fn feeder(&self) -> Result<&Feeder> {
+        match self.job.as_ref().map(|job| job.feeder.as_ref()) {
+            None => Err(self.ended()),
+            Some(None) => Err(self.stdin_closed("the command was not started with `Cmd::interactive`")),
+            Some(Some(feeder)) if !feeder.is_open() => Err(self.stdin_closed("its stdin was closed")),
+            Some(Some(feeder)) => Ok(feeder),
+        }
+    }
+
+    /// The error for input that could not be written: the command ended, or it runs but its
+    /// feeder has stopped (killed from outside).
+    fn stdin_broken(&mut self, cause: Option<std::io::Error>) -> Error {
+        // Let the command's end, if it is one, arrive.
+        let _ = self.receive(Some(Instant::now() + PUMP), None, &mut |_| false);
+        match (&self.job, cause) {
+            (None, _) => self.ended(),
+            (Some(_), Some(e)) => self.stdin_closed(format!("its input no longer reaches it: {e}")),
+            (Some(_), None) => self.stdin_closed("its input no longer reaches it"),
+        }
+    }
+
+    fn stdin_closed(&self, reason: impl Into<String>) -> Error {
+        Error::StdinClosed { command: self.command().to_string(), reason: reason.into() }
+    }
+
+    /// [`Error::CommandEnded`] with the output, once the command has ended.
+    fn ended(&self) -> Error {
+        match &self.done {
+            Some(out) => Error::CommandEnded { output: Box::new(out.clone()) },
+            None => self.stdin_closed("the command has ended"),
+        }
+    }
+
+    /// The command line.
+    fn command(&self) -> &str {
+        match (&self.job, &self.done) {
+            (Some(job), _) => &job.command,
+            (None, Some(out)) => &out.command,
+            (None, None) => "",
+        }
+    }
+}
+
+/// How long a write or an expect waits on its own before it lets the command's output in and
+/// its deadline act.
+const PUMP: Duration = Duration::from_millis(20);
+
+/// The end of the first `needle` in `haystack` at or after `from`.
+fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    haystack.get(from..)?.windows(needle.len()).position(|w| w == needle).map(|i| from + i + needle.len())
 }
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        if let Some(job) = self.job.take() {
+        if let Some(mut job) = self.job.take() {
+            if let Some(feeder) = job.feeder.as_mut() {
+                feeder.close();
+            }
+            // What `expect` kept and nobody consumed is unread output, as the rest will be.
+            for (stream, buf) in [Stream::Stdout, Stream::Stderr].into_iter().zip(&self.held) {
+                self.session.shared.push_unread(stream, buf);
+            }
             self.session.pending = Some(job);
         }
     }

@@ -18,9 +18,11 @@
 //! dropped the rest of its frame.
 //!
 //! Bytes for a command's stdin go inline, as `printf` text in the frame, when they are few;
-//! more go through a second `exec -i ... cat` into a file in the container, at pipe speed.
+//! more go through a second `exec -i ... cat` into a file in the container, at pipe speed
+//! ([`input`]). An interactive command reads a FIFO that a second exec feeds while it runs.
 
 mod command;
+mod input;
 mod open;
 mod output;
 pub(crate) mod protocol;
@@ -33,7 +35,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use self::command::{Cmd, Running};
-use self::command::{Deliver, Job, Limits};
+use self::command::{Deliver, Job, Limits, Stdin};
 pub use self::open::SessionBuilder;
 use self::open::Timeouts;
 pub use self::output::{Event, Gap, Output, Stream};
@@ -226,6 +228,7 @@ impl Session {
             timeout: None,
             idle_timeout: None,
             stdin: None,
+            interactive: false,
             max_output: None,
             on_chunk: None,
         }
@@ -246,7 +249,7 @@ impl Session {
     /// As for [`exec`](Session::exec).
     pub fn send(&mut self, command: &str) -> Result<()> {
         let limits = Limits { timeout: self.timeouts.command, idle: self.timeouts.idle };
-        let job = self.start(command, limits, None, Deliver::Unread)?;
+        let job = self.start(command, limits, Stdin::Empty, Deliver::Unread)?;
         self.pending = Some(job);
         Ok(())
     }
@@ -260,7 +263,10 @@ impl Session {
     pub fn read(&mut self) -> Result<Unread> {
         if let Some(mut job) = self.pending.take() {
             let shared = Arc::clone(&self.shared);
-            let mut keep = |ev: Event| shared.push_unread(ev.stream(), ev.bytes());
+            let mut keep = |ev: Event| {
+                shared.push_unread(ev.stream(), ev.bytes());
+                false
+            };
             if self.drive(&mut job, Some(Instant::now()), &mut keep)?.is_none() {
                 self.pending = Some(job);
             }

@@ -1,7 +1,6 @@
 //! The running shell: its stdin, the reaper that signals its processes from outside, and the
 //! end of its life (exit, clean-up, close).
 
-use std::ffi::OsStr;
 use std::io::Write;
 use std::process::ChildStdin;
 use std::sync::{Arc, Mutex};
@@ -10,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::protocol::{self, Dialect, Token};
 use super::route::Shared;
 use super::{Life, Session, lock};
-use crate::engine::{ContainerState, Engine, ExecSpec, Op, REAP_SCRIPT};
+use crate::engine::{ContainerState, Engine, Op, REAP_SCRIPT};
 use crate::error::{Error, Result};
 use crate::proc;
 use crate::text;
@@ -28,6 +27,8 @@ pub(super) enum Scope<'a> {
     Session,
     /// These processes, if still in the session, and their descendants.
     Pids(&'a [u32]),
+    /// Every process whose environment holds this `NAME=VALUE`, and its descendants.
+    Environ(&'a str),
 }
 
 /// The shell's stdin, and the command it is running: shared with [`Interrupter`]s, which
@@ -144,9 +145,13 @@ impl Reaper {
             Scope::Command(shell) => ("command", shell, &[][..]),
             Scope::Session => ("session", "", &[][..]),
             Scope::Pids(pids) => ("pids", "", pids),
+            Scope::Environ(_) => ("environ", "", &[][..]),
         };
         let pid = self.pid.to_string();
-        let mark = lock(&self.watermark).arg();
+        let mark = match scope {
+            Scope::Environ(mark) => mark.to_string(),
+            _ => lock(&self.watermark).arg(),
+        };
         let mut args = vec![scope_arg, &pid, signal, shell_signals, &mark, remove_dir.unwrap_or("")];
         let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
         args.extend(pids.iter().map(String::as_str));
@@ -217,32 +222,6 @@ impl Interrupter {
 }
 
 impl Session {
-    /// The session's directory for temporary files in the container.
-    pub(super) fn temp_dir(&self) -> String {
-        format!("{}/.boxshell-{}", self.tmp_dir, self.id.simple())
-    }
-
-    /// Writes `data` to `path` in the container (creating `dir`, mode 700, if needed) through a
-    /// second exec that pipes it into `cat`, as the session's user.
-    pub(super) fn upload(&self, dir: &str, path: &str, data: &[u8]) -> Result<()> {
-        const SCRIPT: &str = "umask 077 && { [ -d \"$1\" ] || mkdir -m 700 -- \"$1\"; } && exec cat >| \"$2\"";
-        let argv = [self.shell.as_str(), "-c", SCRIPT, "boxshell-upload", dir, path].map(OsStr::new);
-        let user = self.reaper.user.as_deref();
-        let spec = ExecSpec { target: &self.target, interactive: true, user, extra: &[] };
-        let mut cmd = self.engine.exec(&spec, &argv);
-        // Generous: a second per MiB beyond the time a shell may take to start.
-        let timeout = self.timeouts.open + Duration::from_secs(data.len() as u64 >> 20);
-        let op = Op("upload", &self.target);
-        let out = self.engine.run_command(op, &mut cmd, Some(data), timeout)?;
-        if out.status.success() {
-            return Ok(());
-        }
-        let message = out.message();
-        let fallback =
-            self.engine.failed(op, &cmd, format!("writing {} bytes of stdin to {path}: {message}", data.len()));
-        Err(self.engine.diagnose(&self.target, &message, fallback))
-    }
-
     pub(super) fn write(&mut self, bytes: &[u8]) -> Result<()> {
         lock(&self.line).write(bytes, &self.target)
     }

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use boxshell::{Error, Output, Session};
+use boxshell::{Error, Output, Session, Stream};
 
 use crate::ensure;
 use crate::harness::{Fixture, tag};
@@ -141,8 +141,11 @@ fn every_interrupt_handle_aborts(fx: &Fixture) -> R {
             s.check_after(fx, &command, &[t])?;
         }
         // A loop of built-ins has no process to kill: the shell's SIGINT alone ends it.
-        let running = s.sh.spawn("echo go; while :; do :; done; echo never")?;
-        std::thread::sleep(Duration::from_millis(500));
+        let mut running = s.sh.spawn("echo go; while :; do :; done; echo never")?;
+        // Once the loop runs (on a loaded machine the shell may not have read the command
+        // after a fixed pause), consuming nothing of what it printed.
+        running.expect_with(Stream::Stdout, Duration::from_secs(20), |seen| seen.starts_with(b"go\n").then_some(0))?;
+        std::thread::sleep(Duration::from_millis(100));
         running.kill()?;
         let out = running.wait()?;
         aborted(&shell, "a killed loop of built-ins", &out, b"go\n", false)?;

@@ -209,18 +209,25 @@ impl Fixture {
 
     /// Waits until no process starting with `needle` is left, up to 5 s; returns those left.
     pub fn wait_gone(&self, needle: &str) -> Vec<String> {
-        self.wait_for(needle, |found| found.is_empty())
+        self.wait_for(|| self.processes(needle), |found| found.is_empty())
+    }
+
+    /// Waits until no process whose command line holds `needle` is left, up to 5 s; returns
+    /// those left.
+    pub fn wait_gone_containing(&self, needle: &str) -> Vec<String> {
+        let find = || self.processes("").into_iter().filter(|l| l.contains(needle)).collect();
+        self.wait_for(find, |found| found.is_empty())
     }
 
     /// Waits until a process starting with `needle` runs, up to 5 s; returns those found.
     pub fn wait_present(&self, needle: &str) -> Vec<String> {
-        self.wait_for(needle, |found| !found.is_empty())
+        self.wait_for(|| self.processes(needle), |found| !found.is_empty())
     }
 
-    fn wait_for(&self, needle: &str, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+    fn wait_for(&self, find: impl Fn() -> Vec<String>, done: impl Fn(&[String]) -> bool) -> Vec<String> {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            let found = self.processes(needle);
+            let found = find();
             if done(&found) || Instant::now() > deadline {
                 return found;
             }

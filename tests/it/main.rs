@@ -8,6 +8,7 @@ mod abort;
 mod containers;
 mod faults;
 mod harness;
+mod interactive;
 mod kubectl_real;
 mod ops;
 mod pool;
@@ -100,11 +101,15 @@ fn main() {
                     plan.add(&format!("{prefix}-{shell_name}"), &with, session::TESTS);
                 }
                 plan.add(&prefix, &fx, abort::TESTS);
+                plan.add(&prefix, &fx, interactive::TESTS);
                 plan.add(&prefix, &fx, sizes::TESTS);
                 plan.add(&prefix, &fx, pool::TESTS);
                 plan.add(&prefix, &fx, security::TESTS);
                 if runtime.manages_containers() || runtime == Runtime::Local {
                     plan.add(&prefix, &fx, faults::TESTS);
+                }
+                if runtime == Runtime::Local {
+                    plan.add(&prefix, &fx, interactive::LOCAL_TESTS);
                 }
                 if runtime.is_container() && classifies {
                     plan.add(&prefix, &fx, session::CONTAINER_TESTS);
@@ -133,11 +138,15 @@ fn main() {
             Err(reason) => {
                 let mut all = names(session::TESTS);
                 all.extend(names(abort::TESTS));
+                all.extend(names(interactive::TESTS));
                 all.extend(names(sizes::TESTS));
                 all.extend(names(pool::TESTS));
                 all.extend(names(security::TESTS));
                 if runtime.manages_containers() || runtime == Runtime::Local {
                     all.extend(names(faults::TESTS));
+                }
+                if runtime == Runtime::Local {
+                    all.extend(names(interactive::LOCAL_TESTS));
                 }
                 if runtime.manages_containers() {
                     all.extend(names(faults::ENGINE_TESTS));

@@ -91,7 +91,7 @@ fn output_past_the_cap_keeps_head_and_tail(fx: &Fixture) -> R {
 
 /// `len` pseudo-random bytes (xorshift), every 4096th a `-`, which dash's and bash's `printf`
 /// would take for the start of an option.
-fn data(len: usize, seed: u64) -> Vec<u8> {
+pub fn data(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
     (0..len)
         .map(|i| {
