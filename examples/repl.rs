@@ -2,7 +2,7 @@
 //!
 //! Runs in the container named by `BOXSHELL_CONTAINER` (through the runtime that
 //! `Runtime::detect` finds), else in a shell on this host. The REPL is `python3 -i` where the
-//! target has python3, else an interactive `sh`: both print their prompt on stderr, read one
+//! target has python3, else an interactive bash: both print their prompt on stderr, read one
 //! line at a time from a stdin that stays open, and answer on stdout.
 
 use std::time::Duration;
@@ -23,7 +23,11 @@ fn main() -> boxshell::Result<()> {
     let (repl, prompt, lines): (&str, &[u8], [&str; 3]) = if python {
         ("python3 -i -q", b">>> ", ["x = 6 * 7", "print(x)", "print(sum(range(x)))"])
     } else {
-        ("PS1='repl> ' sh -i", b"repl> ", ["x=$((6 * 7))", "echo $x", "seq 1 $x | paste -sd+ | bc"])
+        (
+            "PS1='repl> ' bash --norc --noprofile -i",
+            b"repl> ",
+            ["x=$((6 * 7))", "echo $x", "seq 1 $x | paste -sd+ | bc"],
+        )
     };
     // The command's stdin stays open: each line is written while it runs.
     let mut r = sh.cmd(repl).interactive().timeout(Duration::from_secs(60)).spawn()?;
