@@ -102,14 +102,18 @@ impl Session {
                 }
             }
         });
-        let threads: Vec<JoinHandle<()>> = [reader, writer].into_iter().filter_map(io::Result::ok).collect();
+        let (mut threads, mut failed) = (Vec::new(), None);
+        for thread in [reader, writer] {
+            match thread {
+                Ok(handle) => threads.push(handle),
+                Err(e) => failed = failed.or(Some(e)),
+            }
+        }
         let mut feeder =
             Feeder { tx: Some(tx), acks, child, threads, mark, reaper: Arc::clone(&self.reaper), ended: false };
-        if feeder.threads.len() < 2 {
-            return Err(Error::io(
-                format!("{}: starting the feeder's threads", self.target),
-                io::ErrorKind::Other.into(),
-            ));
+        if let Some(e) = failed {
+            // Dropping the feeder ends it.
+            return Err(Error::io(format!("{}: starting the threads of a command's stdin", self.target), e));
         }
         let message = match said.recv_timeout(self.timeouts.open) {
             Ok(None) => return Ok(feeder),

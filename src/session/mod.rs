@@ -27,6 +27,7 @@ mod open;
 mod output;
 pub(crate) mod protocol;
 mod route;
+mod running;
 mod shell;
 
 use std::process::Child;
@@ -34,13 +35,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub use self::command::{Cmd, Running};
 use self::command::{Deliver, Job, Limits, Stdin};
 pub use self::open::SessionBuilder;
 use self::open::Timeouts;
 pub use self::output::{Event, Gap, Output, Stream};
 use self::protocol::Dialect;
 use self::route::Shared;
+pub use self::running::{Cmd, Running};
 pub use self::shell::Interrupter;
 use self::shell::{Abort, Line, Reaper};
 use crate::engine::Engine;
@@ -95,7 +96,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A persistent shell in a container (or on this host), that runs one command at a time.
 /// A persistent shell in a container (or on this host), that runs one command at a time.
 ///
 /// State carries over between commands: the working directory, exported and shell variables,

@@ -1,0 +1,546 @@
+//! A command with options ([`Cmd`]) and a command in flight ([`Running`]): waiting for it,
+//! interrupting it, and driving an interactive one (its stdin, `expect`).
+
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+
+use super::command::{ChunkFn, Collector, Deliver, Job, Limits, Stdin};
+use super::input::Feeder;
+use super::shell::Abort;
+use super::{Event, Output, Session, Stream};
+use crate::error::{Error, Result};
+
+/// A command with options, made by [`Session::cmd`].
+///
+/// ```
+/// # fn main() -> boxshell::Result<()> {
+/// use std::time::Duration;
+/// let mut sh = boxshell::Session::builder("-").runtime(boxshell::Runtime::Local).open()?;
+/// let out = sh.cmd("tr a-z A-Z").stdin("shout\n").timeout(Duration::from_secs(5)).run()?;
+/// assert_eq!(out.stdout, b"SHOUT\n");
+/// # Ok(()) }
+/// ```
+#[must_use = "a command does nothing until `run` or `spawn` is called"]
+pub struct Cmd<'s> {
+    pub(super) session: &'s mut Session,
+    pub(super) command: String,
+    pub(super) timeout: Option<Option<Duration>>,
+    pub(super) idle_timeout: Option<Option<Duration>>,
+    pub(super) stdin: Option<Vec<u8>>,
+    pub(super) interactive: bool,
+    pub(super) max_output: Option<usize>,
+    pub(super) on_chunk: Option<ChunkFn<'s>>,
+}
+
+impl std::fmt::Debug for Cmd<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cmd")
+            .field("command", &self.command)
+            .field("timeout", &self.timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("stdin_bytes", &self.stdin.as_ref().map(Vec::len))
+            .field("interactive", &self.interactive)
+            .field("max_output", &self.max_output)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'s> Cmd<'s> {
+    /// This command's timeout, instead of the session's: `Some(duration)`, or `None` to wait
+    /// for ever.
+    pub fn timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.timeout = Some(timeout.into());
+        self
+    }
+
+    /// This command's idle timeout, instead of the session's: aborted (as on a timeout) once
+    /// it has printed nothing on either stream for this long. `None`: off.
+    pub fn idle_timeout(mut self, idle: impl Into<Option<Duration>>) -> Self {
+        self.idle_timeout = Some(idle.into());
+        self
+    }
+
+    /// Bytes the command reads as its stdin (then EOF), any size. Without this, stdin is empty.
+    /// A few KiB go in the command's frame; more go through a second, short-lived
+    /// `exec -i ... cat` into a temporary file in the container, at the speed of the pipe.
+    pub fn stdin(mut self, data: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(data.into());
+        self
+    }
+
+    /// Gives the command a live stdin: what [`Running::write_stdin`] writes, until
+    /// [`Running::close_stdin`] (or [`Running::wait`]) closes it. Bytes given with
+    /// [`stdin`](Cmd::stdin) are written first.
+    ///
+    /// The input goes through a FIFO in the container, fed by a second `exec -i` that starts
+    /// with the command (one exec's start-up: tens of milliseconds on docker, about a hundred
+    /// on podman). Everything else holds as for any command: timeouts, interrupts, the output
+    /// cap, events, streams apart and byte for byte.
+    ///
+    /// ```
+    /// # fn main() -> boxshell::Result<()> {
+    /// use std::time::Duration;
+    /// use boxshell::Stream;
+    /// let mut sh = boxshell::Session::builder("-").runtime(boxshell::Runtime::Local).open()?;
+    /// let mut r = sh.cmd("while read -r x; do echo \"got $x\"; done").interactive().spawn()?;
+    /// r.write_stdin(b"one\n")?;
+    /// assert_eq!(r.expect(Stream::Stdout, b"got one\n", Duration::from_secs(5))?, b"got one\n");
+    /// r.write_stdin(b"two\n")?;
+    /// r.close_stdin()?;
+    /// let out = r.wait()?;
+    /// assert_eq!((out.stdout.as_slice(), out.exit_code), (&b"got two\n"[..], 0));
+    /// # Ok(()) }
+    /// ```
+    pub fn interactive(mut self) -> Self {
+        self.interactive = true;
+        self
+    }
+
+    /// The cap on bytes kept per stream, instead of the session's.
+    pub fn max_output(mut self, bytes: usize) -> Self {
+        self.max_output = Some(bytes);
+        self
+    }
+
+    /// Calls `f` with every piece of output as it arrives, before it is kept (or dropped past
+    /// the cap). With `max_output(0)`, output is streamed and nothing is kept.
+    pub fn on_chunk(mut self, f: impl FnMut(Stream, &[u8]) + 's) -> Self {
+        self.on_chunk = Some(Box::new(f));
+        self
+    }
+
+    /// Runs the command and waits for it.
+    ///
+    /// # Errors
+    /// As for [`Session::exec`].
+    pub fn run(self) -> Result<Output> {
+        // Without a callback nobody watches the output go by: the readers keep it and wake
+        // the caller once, at the end.
+        let keep = self.on_chunk.is_none();
+        self.start(keep)?.wait()
+    }
+
+    /// Starts the command and returns at once.
+    ///
+    /// # Errors
+    /// As for [`Session::exec`].
+    pub fn spawn(self) -> Result<Running<'s>> {
+        self.start(false)
+    }
+
+    fn start(self, keep: bool) -> Result<Running<'s>> {
+        let session = self.session;
+        let limits = Limits {
+            timeout: self.timeout.unwrap_or(session.timeouts.command),
+            idle: self.idle_timeout.unwrap_or(session.timeouts.idle),
+        };
+        let cap = self.max_output.unwrap_or(session.max_output);
+        let deliver = if keep { Deliver::Keep(cap) } else { Deliver::Events };
+        let stdin = match (&self.stdin, self.interactive) {
+            (_, true) => Stdin::Live,
+            (Some(data), false) => Stdin::Bytes(data),
+            (None, false) => Stdin::Empty,
+        };
+        let job = session.start(&self.command, limits, stdin, deliver)?;
+        let mut running = Running {
+            session,
+            events: job.rx.clone(),
+            job: Some(job),
+            collector: Collector::new(cap, self.on_chunk),
+            held: Default::default(),
+            cap,
+            done: None,
+        };
+        if let (Some(data), true) = (&self.stdin, self.interactive) {
+            running.write_stdin(data)?;
+        }
+        Ok(running)
+    }
+}
+
+/// A command that is running; made by [`Session::spawn`] or [`Cmd::spawn`].
+///
+/// Its output arrives as [`Event`]s on [`events`](Running::events), a crossbeam channel that
+/// disconnects once the command has finished and all its output has been delivered.
+/// [`wait`](Running::wait) collects whatever has not been received from it. The command's
+/// timeout is enforced while one of the `wait` methods is waiting.
+///
+/// Dropping a `Running` leaves the command running; the session waits for it (within its
+/// timeout) before the next command and keeps its output for [`Session::read`].
+///
+/// ```
+/// # fn main() -> boxshell::Result<()> {
+/// let mut sh = boxshell::Session::builder("-").runtime(boxshell::Runtime::Local).open()?;
+/// let running = sh.spawn("for i in 1 2 3; do echo $i; done")?;
+/// let mut lines = Vec::new();
+/// for event in running.events() {
+///     lines.extend_from_slice(event.bytes());
+/// }
+/// assert_eq!(lines, b"1\n2\n3\n");
+/// assert_eq!(running.wait()?.exit_code, 0);
+/// # Ok(()) }
+/// ```
+pub struct Running<'s> {
+    pub(super) session: &'s mut Session,
+    pub(super) events: Receiver<Event>,
+    pub(super) job: Option<Job>,
+    pub(super) collector: Collector<'s>,
+    /// Output received by [`expect`](Running::expect) and not consumed by it: searched by
+    /// the next `expect`, handed to `wait` first.
+    held: [Vec<u8>; 2],
+    /// The output cap per stream.
+    cap: usize,
+    pub(super) done: Option<Output>,
+}
+
+impl std::fmt::Debug for Running<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("command", &self.job.as_ref().map(|j| &j.command))
+            .field("finished", &self.done.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Running<'_> {
+    /// The command's output as it arrives. Receiving from it blocks without a timeout: use
+    /// `recv_timeout`, or the `wait` methods, if the command might not end.
+    pub fn events(&self) -> &Receiver<Event> {
+        &self.events
+    }
+
+    /// Waits for the command to finish (or be stopped by its timeout). An interactive
+    /// command's stdin is closed first: nothing can write to it any more.
+    ///
+    /// # Errors
+    /// [`Error::Io`] only if stopping a timed-out command fails in an unexpected way.
+    pub fn wait(mut self) -> Result<Output> {
+        if let Some(feeder) = self.job.as_mut().and_then(|job| job.feeder.as_mut()) {
+            feeder.close();
+        }
+        match self.run_until(None)? {
+            Some(out) => Ok(out),
+            None => unreachable!("waiting without a limit runs to the end"),
+        }
+    }
+
+    /// Waits up to `timeout` for the command to finish; `None` if it is still running.
+    ///
+    /// # Errors
+    /// As for [`wait`](Running::wait).
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<Output>> {
+        self.wait_until(Some(Instant::now() + timeout))
+    }
+
+    /// The output if the command has finished, without blocking.
+    ///
+    /// # Errors
+    /// As for [`wait`](Running::wait).
+    pub fn try_wait(&mut self) -> Result<Option<Output>> {
+        self.wait_until(Some(Instant::now()))
+    }
+
+    /// Aborts the command as Ctrl-C would; see [`Session::interrupt`].
+    ///
+    /// # Errors
+    /// When the signalling exec fails.
+    pub fn interrupt(&self) -> Result<()> {
+        self.abort(Abort::Interrupt)
+    }
+
+    /// Aborts the command with SIGKILL to its processes; see [`Interrupter::kill`](super::Interrupter::kill).
+    ///
+    /// # Errors
+    /// When the signalling exec fails.
+    pub fn kill(&self) -> Result<()> {
+        self.abort(Abort::Kill)
+    }
+
+    fn abort(&self, how: Abort) -> Result<()> {
+        match self.job {
+            Some(_) => self.session.reaper.abort(how).map(drop),
+            None => Ok(()),
+        }
+    }
+
+    /// As [`run_until`](Running::run_until), keeping a copy of the output for later calls.
+    fn wait_until(&mut self, until: Option<Instant>) -> Result<Option<Output>> {
+        if let Some(out) = &self.done {
+            return Ok(Some(out.clone()));
+        }
+        let out = self.run_until(until)?;
+        self.done.clone_from(&out);
+        Ok(out)
+    }
+
+    /// Drives the command until it ends (its output, handed over once) or `until` passes.
+    fn run_until(&mut self, until: Option<Instant>) -> Result<Option<Output>> {
+        self.release_held();
+        let Some(job) = self.job.as_mut() else { return Ok(self.done.take()) };
+        let out = self.session.collect(job, &mut self.collector, until)?;
+        if out.is_some() {
+            self.job = None;
+        }
+        Ok(out)
+    }
+
+    /// Writes `data` to the stdin of a command started with [`Cmd::interactive`], and
+    /// returns once it is on its way to the container (in the exec client's pipe). Output
+    /// that arrives meanwhile is kept, as by [`expect`](Running::expect), so a command that
+    /// echoes its input cannot block the write. A command that does not read blocks the
+    /// write up to the command's timeout, which is enforced meanwhile.
+    ///
+    /// # Errors
+    /// [`Error::CommandEnded`] when the command has ended (with its output);
+    /// [`Error::StdinClosed`] when the command is not interactive, its stdin was closed, or
+    /// its input no longer reaches it.
+    pub fn write_stdin(&mut self, data: &[u8]) -> Result<()> {
+        let mut sent = 0usize;
+        for chunk in data.chunks(crate::proc::CHUNK) {
+            let mut chunk = chunk.to_vec();
+            loop {
+                match self.feeder()?.offer(chunk, PUMP) {
+                    Ok(None) => break,
+                    Ok(Some(back)) => {
+                        chunk = back;
+                        self.receive(Some(Instant::now()), None, &mut |_| false)?;
+                    }
+                    Err(()) => return Err(self.stdin_broken(None)),
+                }
+            }
+            sent += 1;
+        }
+        while sent > 0 {
+            match self.feeder()?.ack(PUMP) {
+                Some(Ok(())) => sent -= 1,
+                Some(Err(e)) => return Err(self.stdin_broken(Some(e))),
+                None => {
+                    self.receive(Some(Instant::now()), None, &mut |_| false)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the stdin of a command started with [`Cmd::interactive`]: it reads EOF once it
+    /// has read what was written. Closing it again does nothing.
+    ///
+    /// # Errors
+    /// [`Error::StdinClosed`] when the command is not interactive.
+    pub fn close_stdin(&mut self) -> Result<()> {
+        match self.job.as_mut().map(|job| job.feeder.as_mut()) {
+            Some(Some(feeder)) => {
+                feeder.close();
+                Ok(())
+            }
+            Some(None) => Err(self.stdin_closed(NOT_INTERACTIVE)),
+            // Over: its stdin went with it.
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until `needle` appears on `stream` and returns that stream's output up to and
+    /// including it; [`wait`](Running::wait) and later calls no longer see those bytes. What
+    /// came after it, on either stream, is kept for the next `expect` and for `wait`.
+    ///
+    /// ```
+    /// # fn main() -> boxshell::Result<()> {
+    /// use std::time::Duration;
+    /// use boxshell::Stream;
+    /// let mut sh = boxshell::Session::builder("-").runtime(boxshell::Runtime::Local).open()?;
+    /// let mut r = sh.cmd("printf 'login: '; read -r u; echo \"hi $u\" >&2").interactive().spawn()?;
+    /// r.expect(Stream::Stdout, b"login: ", Duration::from_secs(5))?;
+    /// r.write_stdin(b"ann\n")?;
+    /// assert_eq!(r.expect(Stream::Stderr, b"\n", Duration::from_secs(5))?, b"hi ann\n");
+    /// assert_eq!(r.wait()?.exit_code, 0);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::ExpectTimeout`] when `needle` has not appeared within `timeout`, with what the
+    /// stream showed meanwhile; the command goes on and can be driven further.
+    /// [`Error::CommandEnded`] when the command ends first, with its exit code and output.
+    pub fn expect(&mut self, stream: Stream, needle: &[u8], timeout: Duration) -> Result<Vec<u8>> {
+        let mut scanned = 0usize;
+        self.expect_with(stream, timeout, |seen| {
+            let found = find(seen, needle, scanned.saturating_sub(needle.len().saturating_sub(1)));
+            scanned = seen.len();
+            found
+        })
+    }
+
+    /// As [`expect`](Running::expect), with `matcher` deciding where the awaited output ends:
+    /// it is called with all of `stream`'s output not consumed yet, each time more has come,
+    /// and returns the length of the part to consume (a prompt, a whole line, a count of
+    /// records), or `None` to wait for more.
+    ///
+    /// ```
+    /// # fn main() -> boxshell::Result<()> {
+    /// use std::time::Duration;
+    /// use boxshell::Stream;
+    /// let mut sh = boxshell::Session::builder("-").runtime(boxshell::Runtime::Local).open()?;
+    /// let mut r = sh.cmd("seq 1 5").interactive().spawn()?;
+    /// // The first three lines, whatever pieces they come in.
+    /// let lines = |seen: &[u8]| {
+    ///     seen.iter().enumerate().filter(|(_, b)| **b == b'\n').nth(2).map(|(i, _)| i + 1)
+    /// };
+    /// assert_eq!(r.expect_with(Stream::Stdout, Duration::from_secs(5), lines)?, b"1\n2\n3\n");
+    /// assert_eq!(r.wait()?.stdout, b"4\n5\n");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`expect`](Running::expect).
+    pub fn expect_with(
+        &mut self,
+        stream: Stream,
+        timeout: Duration,
+        mut matcher: impl FnMut(&[u8]) -> Option<usize>,
+    ) -> Result<Vec<u8>> {
+        let s = stream as usize;
+        let deadline = Instant::now() + timeout;
+        let mut found = if self.held[s].is_empty() { None } else { matcher(&self.held[s]) };
+        if found.is_none() {
+            let mut len = self.held[s].len();
+            let ended = self.receive(Some(deadline), Some(stream), &mut |held| {
+                if held[s].len() == len {
+                    return false;
+                }
+                len = held[s].len();
+                found = matcher(&held[s]);
+                found.is_some()
+            })?;
+            if ended && found.is_none() {
+                return Err(self.ended());
+            }
+        }
+        let result = match found {
+            Some(end) => Ok(self.held[s].drain(..end.min(self.held[s].len())).collect()),
+            None if self.job.is_none() => Err(self.ended()),
+            None => Err(Error::ExpectTimeout {
+                command: self.command().to_string(),
+                stream,
+                seen: self.held[s].clone(),
+                waited: timeout,
+            }),
+        };
+        self.trim_held(stream);
+        result
+    }
+
+    /// Receives the command's output into `held` until `until` passes, the command ends
+    /// (`true`) or `stop` says it has what it waited for. `held` of streams other than
+    /// `expected` is trimmed to the cap as it grows, the oldest bytes going to the collector.
+    fn receive(
+        &mut self,
+        until: Option<Instant>,
+        expected: Option<Stream>,
+        stop: &mut dyn FnMut(&[Vec<u8>; 2]) -> bool,
+    ) -> Result<bool> {
+        let Some(job) = self.job.as_mut() else { return Ok(true) };
+        let (held, collector, cap) = (&mut self.held, &mut self.collector, self.cap);
+        let finish = self.session.drive(job, until, &mut |ev| {
+            let stream = ev.stream();
+            collector.tap(stream, ev.bytes());
+            let buf = &mut held[stream as usize];
+            buf.extend_from_slice(ev.bytes());
+            if Some(stream) != expected {
+                collector.keep_excess(stream, buf, cap);
+            }
+            stop(held)
+        })?;
+        let Some(finish) = finish else { return Ok(false) };
+        self.release_held();
+        if let Some(mut job) = self.job.take() {
+            self.done = Some(self.collector.output(&mut job, finish));
+        }
+        Ok(true)
+    }
+
+    /// Keeps no more than the cap of what `stream` holds, the oldest bytes going to the
+    /// collector.
+    fn trim_held(&mut self, stream: Stream) {
+        self.collector.keep_excess(stream, &mut self.held[stream as usize], self.cap);
+    }
+
+    /// Hands what `expect` kept over to the collector, before what comes later.
+    fn release_held(&mut self) {
+        for (stream, buf) in [Stream::Stdout, Stream::Stderr].into_iter().zip(&mut self.held) {
+            self.collector.keep(stream, std::mem::take(buf));
+        }
+    }
+
+    /// The live stdin, if the command is running, interactive, and its stdin open.
+    fn feeder(&self) -> Result<&Feeder> {
+        match self.job.as_ref().map(|job| job.feeder.as_ref()) {
+            None => Err(self.ended()),
+            Some(None) => Err(self.stdin_closed(NOT_INTERACTIVE)),
+            Some(Some(feeder)) if !feeder.is_open() => Err(self.stdin_closed("its stdin was closed")),
+            Some(Some(feeder)) => Ok(feeder),
+        }
+    }
+
+    /// The error for input that could not be written: the command ended, or it runs but its
+    /// feeder has stopped (killed from outside).
+    fn stdin_broken(&mut self, cause: Option<std::io::Error>) -> Error {
+        // Let the command's end, if it is one, arrive.
+        let _ = self.receive(Some(Instant::now() + PUMP), None, &mut |_| false);
+        match (&self.job, cause) {
+            (None, _) => self.ended(),
+            (Some(_), Some(e)) => self.stdin_closed(format!("its input no longer reaches it: {e}")),
+            (Some(_), None) => self.stdin_closed("its input no longer reaches it"),
+        }
+    }
+
+    fn stdin_closed(&self, reason: impl Into<String>) -> Error {
+        Error::StdinClosed { command: self.command().to_string(), reason: reason.into() }
+    }
+
+    /// [`Error::CommandEnded`] with the output, once the command has ended.
+    fn ended(&self) -> Error {
+        match &self.done {
+            Some(out) => Error::CommandEnded { output: Box::new(out.clone()) },
+            None => self.stdin_closed("the command has ended"),
+        }
+    }
+
+    /// The command line.
+    fn command(&self) -> &str {
+        match (&self.job, &self.done) {
+            (Some(job), _) => &job.command,
+            (None, Some(out)) => &out.command,
+            (None, None) => "",
+        }
+    }
+}
+
+/// Why a command that is not interactive takes no input.
+const NOT_INTERACTIVE: &str = "the command was not started with `Cmd::interactive`";
+
+/// How long a write or an expect waits on its own before it lets the command's output in and
+/// its deadline act.
+const PUMP: Duration = Duration::from_millis(20);
+
+/// The end of the first `needle` in `haystack` at or after `from`.
+fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    haystack.get(from..)?.windows(needle.len()).position(|w| w == needle).map(|i| from + i + needle.len())
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if let Some(mut job) = self.job.take() {
+            if let Some(feeder) = job.feeder.as_mut() {
+                feeder.close();
+            }
+            // What `expect` kept and nobody consumed is unread output, as the rest will be.
+            for (stream, buf) in [Stream::Stdout, Stream::Stderr].into_iter().zip(&self.held) {
+                self.session.shared.push_unread(stream, buf);
+            }
+            self.session.pending = Some(job);
+        }
+    }
+}
