@@ -32,14 +32,14 @@
 //! shell answered with at start, and ends with a call of a function the bootstrap defined:
 //!
 //! ```text
-//! Posix: \command eval 'CMD' 2>&8 7>&- 8>&-; \__boxshell_end T1 T2 KNOWN
+//! Posix: __boxshell_busy=1; \command eval 'CMD' 2>&8 7>&- 8>&-; \__boxshell_end T1 T2 KNOWN
 //! Bash:  __boxshell_busy=1; \command . /dev/stdin <<'DELIM' 2>&8 7>&- 8>&-
 //!        { \exec 0</dev/null; } 2>/dev/null; CMD
 //!        DELIM
 //!        \__boxshell_end T1 T2 KNOWN
 //!
 //! __boxshell_end() { \command printf '\037bx%s%s %d %s\n' "$1" "$2" "$?" "${!:-0}" >&8;
-//!     [bash: __boxshell_busy=;] \exec >&7;
+//!     __boxshell_busy=; \exec >&7;
 //!     case ${!:-0} in "$3") \command printf '\037bx%s%s\n' "$1" "$2";;
 //!     *) (read the boot time); \command printf '\037bx%s%s %s\n' "$1" "$2" TIME;; esac; }
 //! ```
@@ -86,6 +86,16 @@
 //! have handled the interrupt): a `WINCH` trap, armed only while a command runs, re-raises
 //! SIGINT in the shell once that child is gone.
 //!
+//! dash and busybox do not get to answer SIGINT where it lands: their handler jumps out of
+//! whatever C code it interrupts, and busybox (static glibc) interrupted inside `malloc`
+//! waits for the allocator's lock forever, a hang seen about once in two hundred aborts of a
+//! loop of built-ins on a loaded machine. So the bootstrap gives them an `INT` trap, which the
+//! shell runs between two commands. While a command runs (`__boxshell_busy` is set), the trap
+//! removes itself and raises SIGINT in the shell, whose handler now jumps from a known place
+//! and abandons the line as above; the recovery line sets the trap again. Idle, it does
+//! nothing. The trap is visible to `trap`. A command that sets an `INT` trap of its own
+//! replaces it, as it would have replaced the shell's own handling of SIGINT before.
+//!
 //! # Scanning
 //!
 //! [`Scanner`] finds a sentinel in a byte stream cut at arbitrary points. Everything before it
@@ -118,6 +128,13 @@ pub(crate) enum Dialect {
 /// The trap that makes bash abandon a command after a child that ignored SIGINT was killed.
 const BASH_WINCH_TRAP: &str = "trap '[ \"${__boxshell_busy-}\" = 1 ] && { __boxshell_busy=; kill -INT $$; }' WINCH";
 
+/// The trap that makes dash and busybox abandon a command at a safe point: without it their
+/// SIGINT handler jumps out of whatever code it lands in, and busybox landing in `malloc`
+/// deadlocks for good. The trap runs between two commands, and while a command runs it
+/// removes itself (the recovery line sets it again) and raises SIGINT for
+/// the shell's own handler, which then jumps from a known place. Its trace goes nowhere.
+const POSIX_INT_TRAP: &str = "\\command trap 'case ${__boxshell_busy-} in 1) { __boxshell_busy= __boxshell_rearm=1; \\command trap - INT; \\command kill -s INT $$; } 2>/dev/null;; esac' INT";
+
 /// The first lines written to a new session's shell (see the module docs). They work in
 /// every dialect, as the dialect is not known yet, define [`END`], and end by printing
 /// `boot`'s sentinel with the word `boot` on both streams: what precedes it is the shell's
@@ -128,12 +145,11 @@ pub(crate) fn bootstrap(boot: &Token) -> String {
     format!(
         "exec 7>&1 8>&2 2>/dev/null; \
          if [ -n \"${{BASH_VERSION-}}\" ]; then set +H; unset HISTFILE PROMPT_COMMAND; {BASH_WINCH_TRAP}; \
-         else exec 0</dev/null; fi; PS1= PS2=; \
+         else exec 0</dev/null; {POSIX_INT_TRAP}; fi; PS1= PS2=; \
          if [ -n \"${{BOXSHELL_SAVED_ENV+x}}\" ]; then export ENV=\"$BOXSHELL_SAVED_ENV\"; unset BOXSHELL_SAVED_ENV; fi\n\
-         if [ -n \"${{BASH_VERSION-}}\" ]; then {bash_end}; else {posix_end}; fi; \
+         {end}; \
          \\command printf '\\037bx%s%s boot\\n' {a} {b} >&7; \\command printf '\\037bx%s%s boot\\n' {a} {b} >&8\n",
-        bash_end = end_function(Dialect::Bash),
-        posix_end = end_function(Dialect::Posix),
+        end = end_function(),
     )
 }
 
@@ -146,10 +162,9 @@ const END: &str = "__boxshell_end";
 /// once: dash spends some 40 instructions per character reading a frame, and these are some
 /// 300 characters a command would otherwise carry. Each sentinel is one `printf`: one write,
 /// so the reader sees it in one read.
-fn end_function(dialect: Dialect) -> String {
-    let idle = if dialect == Dialect::Bash { " __boxshell_busy=;" } else { "" };
+fn end_function() -> String {
     format!(
-        "{END}() {{ \\command printf '\\037bx%s%s %d %s\\n' \"$1\" \"$2\" \"$?\" \"${{!:-0}}\" >&8;{idle} \\exec >&7; \
+        "{END}() {{ \\command printf '\\037bx%s%s %d %s\\n' \"$1\" \"$2\" \"$?\" \"${{!:-0}}\" >&8; __boxshell_busy=; \\exec >&7; \
          case ${{!:-0}} in \"$3\") \\command printf '\\037bx%s%s\\n' \"$1\" \"$2\";; \
          *) \\command read -r __bx_up _ </proc/uptime || :; \\command printf '\\037bx%s%s %s\\n' \"$1\" \"$2\" \"${{__bx_up-}}\"; \
          unset __bx_up;; esac; }}"
@@ -244,7 +259,7 @@ pub(crate) fn encode_command(
     let mut text = String::with_capacity(command.len() * 5 / 4 + 400);
     match dialect {
         Dialect::Posix => {
-            text.push_str("\\command eval ");
+            text.push_str("__boxshell_busy=1; \\command eval ");
             quote_into(&mut text, command);
             // A POSIX shell's own stdin is /dev/null already: redirecting it for each command
             // would cost an open (a fifth of a local round trip).
@@ -280,14 +295,16 @@ pub(crate) fn encode_command(
 /// left redirected.
 pub(crate) fn encode_recovery(dialect: Dialect, token: &Token) -> String {
     let (a, b) = token.halves();
-    let (idle, stdin) = match dialect {
-        Dialect::Posix => ("", " 0</dev/null"),
-        Dialect::Bash => (" __boxshell_busy=;", ""),
+    let (rearm, stdin) = match dialect {
+        Dialect::Posix => {
+            (format!(" case ${{__boxshell_rearm-}} in 1) __boxshell_rearm=; {POSIX_INT_TRAP};; esac;"), " 0</dev/null")
+        }
+        Dialect::Bash => (String::new(), ""),
     };
     format!(
-        "\\command printf '\\037bx%s%s %d %s\\n' {a} {b} \"$?\" \"${{!:-0}}\" >&8;{idle} \\exec{stdin} >&7 2>/dev/null; \
+        "\\command printf '\\037bx%s%s %d %s\\n' {a} {b} \"$?\" \"${{!:-0}}\" >&8; __boxshell_busy=;{rearm} \\exec{stdin} >&7 2>/dev/null; \
          \\command printf '\\037bx%s%s\\n' {a} {b}; {}\n",
-        end_function(dialect)
+        end_function()
     )
 }
 
