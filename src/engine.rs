@@ -579,9 +579,16 @@ mod tests {
         let launch = [sh, OsStr::new("-c"), OsStr::new(crate::session::protocol::LAUNCH), sh];
         let reap = ["command", "42", "INT", "", "7", "", "43", "44"];
         // What follows `--` kubectl passes on unread. The launch and reap scripts are the real
-        // ones; the upload's script is private to `Session::upload`, and this one has its shape.
-        let upload = ["-c", "exec cat >| \"$2\"", "boxshell-upload", "/tmp/.boxshell-x", "/tmp/.boxshell-x/in"];
-        let upload: Vec<&OsStr> = std::iter::once(sh).chain(upload.map(OsStr::new)).collect();
+        // ones; the feeder's script is private to `Session::feeder`, and this one has its shape.
+        let feed = [
+            "-c",
+            "echo ready $$; cat -- \"$2\"",
+            "boxshell-feed",
+            "/tmp/.boxshell-x",
+            "/tmp/.boxshell-x/in-1",
+            "BOXSHELL_FEED=x",
+        ];
+        let feed: Vec<&OsStr> = std::iter::once(sh).chain(feed.map(OsStr::new)).collect();
         let extra = [OsString::from("--pod-running-timeout=5s")];
         let timeout = ["--request-timeout=5s"];
         let clis = [
@@ -595,11 +602,11 @@ mod tests {
             let exec = |target, interactive, extra, argv: &[&OsStr]| {
                 cli.exec(&ExecSpec { target, interactive, user: None, extra }, argv)
             };
-            // The session's shell (with exec args, and into a TYPE/NAME), the upload, the
+            // The session's shell (with exec args, and into a TYPE/NAME), the feeder, the
             // signalling call (no -i), the probe, the pod's phase, a TYPE/NAME's existence.
             calls.push(exec("web-0", true, &[], &launch));
             calls.push(exec("deploy/web", true, &extra, &launch));
-            calls.push(exec("web-0", true, &[], &upload));
+            calls.push(exec("web-0", true, &[], &feed));
             calls.push(cli.reap("web-0", None, "/bin/sh", &reap));
             calls.push(cli.probe_command().unwrap());
             calls.push(cli.state_command("web-0").unwrap());

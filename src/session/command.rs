@@ -19,7 +19,7 @@ use crate::text;
 pub(super) const CHANNEL_CAP: usize = 32;
 
 /// Largest stdin given inline, as `printf` text in the frame (up to four bytes of text per
-/// byte, so the frame fits a pipe's buffer); more goes through an upload exec.
+/// byte, so the frame fits a pipe's buffer); more goes through a feeding exec.
 pub(super) const INLINE_STDIN: usize = 8 << 10;
 
 /// A command being run, for the session's internal bookkeeping.
@@ -43,12 +43,12 @@ pub(super) struct Job {
 }
 
 /// What a command reads on stdin.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Stdin<'a> {
+#[derive(Debug)]
+pub(super) enum Stdin {
     /// Nothing: EOF at once.
     Empty,
     /// These bytes, then EOF.
-    Bytes(&'a [u8]),
+    Bytes(Vec<u8>),
     /// What [`Running::write_stdin`] writes, until [`Running::close_stdin`].
     Live,
 }
@@ -97,7 +97,7 @@ pub(super) enum Deliver {
 
 impl Session {
     /// Sends `command` to the shell. Waits for a pending command first.
-    pub(super) fn start(&mut self, command: &str, limits: Limits, stdin: Stdin<'_>, deliver: Deliver) -> Result<Job> {
+    pub(super) fn start(&mut self, command: &str, limits: Limits, stdin: Stdin, deliver: Deliver) -> Result<Job> {
         text::no_nul("command", command)?;
         self.settle()?;
         if !self.life.is_live() {
@@ -108,25 +108,23 @@ impl Session {
         let mut feeder = None;
         let input = match stdin {
             Stdin::Empty => Input::Null,
-            Stdin::Bytes(data) => {
+            Stdin::Bytes(data) if data.len() <= INLINE_STDIN => {
                 let dir = self.temp_dir();
                 stdin_path = format!("{dir}/stdin");
-                if data.len() <= INLINE_STDIN {
-                    let mkdir = (!self.temp_dir_made).then_some(dir.as_str());
-                    text.push_str(&protocol::encode_file(&stdin_path, mkdir, data));
-                } else {
-                    self.upload(&dir, &stdin_path, data)?;
+                let mkdir = (!self.temp_dir_made).then_some(dir.as_str());
+                text.push_str(&protocol::encode_file(&stdin_path, mkdir, &data));
+                self.temp_dir_made = true;
+                Input::File(&stdin_path)
+            }
+            Stdin::Bytes(data) => {
+                let fed = feeder.insert(self.feeder()?);
+                if !fed.feed_all(data) {
+                    let reason = "the writer of its stdin stopped".to_string();
+                    return Err(Error::StdinClosed { command: command.to_string(), reason });
                 }
-                self.temp_dir_made = true;
-                Input::File(&stdin_path)
+                fed.input()
             }
-            Stdin::Live => {
-                let dir = self.temp_dir();
-                stdin_path = format!("{dir}/in-{}", self.seq + 1);
-                feeder = Some(self.feeder(&dir, &stdin_path)?);
-                self.temp_dir_made = true;
-                Input::File(&stdin_path)
-            }
+            Stdin::Live => feeder.insert(self.feeder()?).input(),
         };
         let token = Token::random();
         let known_job = self.reaper.known_job();

@@ -1,11 +1,14 @@
-//! Input to commands: bytes given up front, uploaded by a second exec when they are more than
-//! fit in a frame, and live input to an interactive command, through a FIFO in the container
-//! that a second exec feeds.
+//! Input to commands: bytes given up front, and live input to an interactive command, both
+//! through a second exec that the session's shell takes its stdin from.
 //!
-//! The feeding exec runs `cat >FIFO` with its stdin on a pipe from this process, so input
-//! moves at the speed of the engine's stream, never through the session's shell as text. It
-//! creates the FIFO and says `ready` before the command is sent, so the command's redirection
-//! finds a writer at once; when the feeder is closed the command reads EOF.
+//! The feeding exec makes a FIFO, says `ready` with its PID, and waits on the FIFO without
+//! reading its own stdin, a pipe from this process. The command reads that pipe itself, as
+//! `/proc/PID/fd/0`, so input moves at the speed of the engine's stream, never through the
+//! session's shell as text and with no copy in the container. Its frame holds the FIFO open
+//! while it runs; once the command is over the feeder reads EOF there and ends. Where the
+//! exec's stdin is no pipe (or `/proc` is missing), the feeder runs `cat >FIFO` instead and
+//! the command reads the FIFO: one copy more. When this process closes the pipe, the command
+//! reads EOF.
 
 use std::ffi::OsStr;
 use std::io::{self, Read, Write};
@@ -17,16 +20,18 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use super::Session;
+use super::protocol::Input;
 use super::shell::{Reaper, Scope};
 use crate::engine::{ExecSpec, Op};
 use crate::error::{Error, Result};
 use crate::proc;
 
-/// What the feeder prints once the FIFO exists and `cat` is about to open it.
-const READY: &[u8] = b"ready\n";
+/// What the feeder prints once the FIFO exists, followed by its PID when the command is to
+/// read its stdin (and by nothing when the command is to read the FIFO).
+const READY: &str = "ready";
 
-/// The live stdin of an interactive command: a second exec running `cat >FIFO`, written to by
-/// a thread, so that a command that does not read cannot block the caller's thread.
+/// The stdin of a command, from a second exec (see the module docs), written to by a
+/// thread, so that a command that does not read cannot block the caller's thread.
 pub(super) struct Feeder {
     /// Chunks for the writer thread; `None` once the input is closed.
     tx: Option<Sender<Vec<u8>>>,
@@ -39,6 +44,12 @@ pub(super) struct Feeder {
     /// To end that `cat` when it does not end by itself.
     reaper: Arc<Reaper>,
     ended: bool,
+    /// The FIFO in the container.
+    fifo: String,
+    /// The feeder's PID, when the command reads the feeder's stdin.
+    pid: Option<u32>,
+    /// Whether input is written while the command runs (interactive), not all given at start.
+    pub(super) live: bool,
 }
 
 impl Session {
@@ -47,36 +58,19 @@ impl Session {
         format!("{}/.boxshell-{}", self.tmp_dir, self.id.simple())
     }
 
-    /// Writes `data` to `path` in the container (creating `dir`, mode 700, if needed) through a
-    /// second exec that pipes it into `cat`, as the session's user.
-    pub(super) fn upload(&self, dir: &str, path: &str, data: &[u8]) -> Result<()> {
-        const SCRIPT: &str = "umask 077 && { [ -d \"$1\" ] || mkdir -m 700 -- \"$1\"; } && exec cat >| \"$2\"";
-        let argv = [self.shell.as_str(), "-c", SCRIPT, "boxshell-upload", dir, path].map(OsStr::new);
-        let user = self.reaper.user.as_deref();
-        let spec = ExecSpec { target: &self.target, interactive: true, user, extra: &[] };
-        let mut cmd = self.engine.exec(&spec, &argv);
-        // Generous: a second per MiB beyond the time a shell may take to start.
-        let timeout = self.timeouts.open + Duration::from_secs(data.len() as u64 >> 20);
-        let op = Op("upload", &self.target);
-        let out = self.engine.run_command(op, &mut cmd, Some(data), timeout)?;
-        if out.status.success() {
-            return Ok(());
-        }
-        let message = out.message();
-        let fallback =
-            self.engine.failed(op, &cmd, format!("writing {} bytes of stdin to {path}: {message}", data.len()));
-        Err(self.engine.diagnose(&self.target, &message, fallback))
-    }
-
-    /// Starts the feeder of the FIFO `fifo` (made in `dir`, mode 700, if needed) and waits
-    /// until it has made the FIFO: the command reading it can be sent.
-    pub(super) fn feeder(&self, dir: &str, fifo: &str) -> Result<Feeder> {
-        // The FIFO goes once `cat` ends; a `cat` killed by `Feeder::finish` leaves it to the
-        // removal of the session's directory.
+    /// Starts a feeder for the next command, with its FIFO in the session's directory (made
+    /// if needed), and waits until it is ready: the command reading from it can be sent.
+    pub(super) fn feeder(&mut self) -> Result<Feeder> {
+        let dir = self.temp_dir();
+        let fifo = format!("{dir}/in-{}", self.seq + 1);
+        // The FIFO goes once its `cat` ends; a `cat` killed by `Feeder::end` leaves it to the
+        // removal of the session's directory. The mark is in the environment of `cat` only.
         const SCRIPT: &str = "exec 2>&1; umask 077 && { [ -d \"$1\" ] || mkdir -m 700 -- \"$1\"; } \
-            && mkfifo -- \"$2\" && export \"$3\" && echo ready && cat >\"$2\"; s=$?; rm -f -- \"$2\"; exit $s";
+            && mkfifo -- \"$2\" && export \"$3\" || exit; \
+            if [ -p /proc/$$/fd/0 ]; then echo ready $$; cat -- \"$2\" >/dev/null; else echo ready; cat >\"$2\"; fi; \
+            s=$?; rm -f -- \"$2\"; exit $s";
         let mark = format!("BOXSHELL_FEED={}", uuid::Uuid::new_v4().simple());
-        let argv = [self.shell.as_str(), "-c", SCRIPT, "boxshell-feed", dir, fifo, &mark].map(OsStr::new);
+        let argv = [self.shell.as_str(), "-c", SCRIPT, "boxshell-feed", &dir, &fifo, &mark].map(OsStr::new);
         let user = self.reaper.user.as_deref();
         let spec = ExecSpec { target: &self.target, interactive: true, user, extra: &[] };
         let mut cmd = self.engine.exec(&spec, &argv);
@@ -109,15 +103,29 @@ impl Session {
                 Err(e) => failed = failed.or(Some(e)),
             }
         }
-        let mut feeder =
-            Feeder { tx: Some(tx), acks, child, threads, mark, reaper: Arc::clone(&self.reaper), ended: false };
+        let mut feeder = Feeder {
+            tx: Some(tx),
+            acks,
+            child,
+            threads,
+            mark,
+            reaper: Arc::clone(&self.reaper),
+            ended: false,
+            fifo: fifo.clone(),
+            pid: None,
+            live: true,
+        };
         if let Some(e) = failed {
             // Dropping the feeder ends it.
             return Err(Error::io(format!("{}: starting the threads of a command's stdin", self.target), e));
         }
         let message = match said.recv_timeout(self.timeouts.open) {
-            Ok(None) => return Ok(feeder),
-            Ok(Some(message)) => message,
+            Ok(Ok(pid)) => {
+                feeder.pid = pid;
+                self.temp_dir_made = true;
+                return Ok(feeder);
+            }
+            Ok(Err(message)) => message,
             Err(_) => format!("no answer within {:?}", self.timeouts.open),
         };
         feeder.end(Duration::ZERO);
@@ -126,10 +134,10 @@ impl Session {
     }
 }
 
-/// Reads the feeder's stdout until it says it is ready (sends `None`), or to its end, then
-/// its stderr: what it printed instead (sends `Some`). After `ready`, whatever `cat` says is
-/// logged.
-fn await_ready(mut stdout: impl Read, mut stderr: impl Read, said: &Sender<Option<String>>) {
+/// Reads the feeder's stdout until it says it is ready (sends its PID, if it gave one), or to
+/// its end, then its stderr: what it printed instead (sends `Err`). After `ready`, whatever
+/// the feeder says is logged.
+fn await_ready(mut stdout: impl Read, mut stderr: impl Read, said: &Sender<std::result::Result<Option<u32>, String>>) {
     let mut seen = Vec::new();
     let mut buf = [0u8; 512];
     loop {
@@ -137,21 +145,44 @@ fn await_ready(mut stdout: impl Read, mut stderr: impl Read, said: &Sender<Optio
             Ok(0) | Err(_) => break,
             Ok(n) => seen.extend_from_slice(&buf[..n]),
         }
-        if seen.starts_with(READY) {
-            let _ = said.send(None);
-            let mut rest = seen.split_off(READY.len());
-            let _ = stdout.read_to_end(&mut rest);
-            if !rest.is_empty() {
-                log::debug!("the feeder of a command's stdin said: {}", proc::said(&rest));
-            }
-            return;
+        let Some(end) = seen.iter().position(|&b| b == b'\n') else { continue };
+        let line = String::from_utf8_lossy(&seen[..end]).into_owned();
+        let Some(pid) = line.strip_prefix(READY) else { break };
+        let pid = match pid.trim() {
+            "" => Ok(None),
+            pid => pid.parse().map(Some).map_err(|_| format!("the feeder said {line:?}")),
+        };
+        let _ = said.send(pid);
+        let mut rest = seen.split_off(end + 1);
+        let _ = stdout.read_to_end(&mut rest);
+        if !rest.is_empty() {
+            log::debug!("the feeder of a command's stdin said: {}", proc::said(&rest));
         }
+        return;
     }
     let _ = stderr.read_to_end(&mut seen);
-    let _ = said.send(Some(proc::said(&seen)));
+    let _ = said.send(Err(proc::said(&seen)));
 }
 
 impl Feeder {
+    /// Where the command reads its input.
+    pub(super) fn input(&self) -> Input<'_> {
+        match self.pid {
+            Some(pid) => Input::Pipe { pid, hold: &self.fifo },
+            None => Input::File(&self.fifo),
+        }
+    }
+
+    /// Hands all of the command's input to the writer, which writes it while the command runs,
+    /// and closes the input. `false` if the writer has stopped.
+    pub(super) fn feed_all(&mut self, data: Vec<u8>) -> bool {
+        self.live = false;
+        // The writer is idle: it takes the bytes at once.
+        let taken = matches!(self.offer(data, Duration::ZERO), Ok(None));
+        self.close();
+        taken
+    }
+
     /// Hands `chunk` to the writer, waiting up to `wait`; gives it back if the writer is busy,
     /// `Err` if the input is closed or the writer has stopped.
     pub(super) fn offer(&self, chunk: Vec<u8>, wait: Duration) -> std::result::Result<Option<Vec<u8>>, ()> {
@@ -206,8 +237,19 @@ impl Feeder {
                 }
             }
         }
+        // The writer ends once its pipe breaks. On the local runtime the read end is the
+        // feeder's own stdin, which a background job of the command may still hold open:
+        // then the writer is left to end when that job lets go, not waited for.
+        let deadline = Instant::now() + grace.max(Duration::from_secs(1));
         for thread in self.threads.drain(..) {
-            let _ = thread.join();
+            while !thread.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if thread.is_finished() {
+                let _ = thread.join();
+            } else {
+                log::warn!("the writer of a command's stdin is still blocked; it is left to end by itself");
+            }
         }
     }
 }

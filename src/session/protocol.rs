@@ -51,8 +51,10 @@
 //!   after a child killed by a signal) out of it, while a SIGINT still abandons the whole file.
 //!   The here-document is the `.`'s stdin and is read whole before the command runs, which
 //!   begins by pointing stdin at `/dev/null` (the shell's own stdin is the session's pipe).
-//! - The command's stdin is the shell's `/dev/null` (bash: a `/dev/null` of its own), or the
-//!   file of its stdin bytes; its stderr is the session's; fds 7 and 8 are closed for it. All
+//! - The command's stdin is the shell's `/dev/null` (bash: a `/dev/null` of its own), the
+//!   file of its stdin bytes when they fit in the frame, or the stdin of a feeding exec
+//!   ([`Input::Pipe`]: `{ ... </proc/PID/fd/0 9>&- ...; } 9>FIFO`, the FIFO held by the shell
+//!   and not by the command); its stderr is the session's; fds 7 and 8 are closed for it. All
 //!   of it is undone afterwards and `exec >&7` restores stdout, so `exec >/dev/null`,
 //!   `exec 2>&-` or `exec 7>file` inside a command last until the end of that command and
 //!   cannot blind the session. A leading `\` keeps aliases from changing the frame.
@@ -231,8 +233,25 @@ impl std::fmt::Debug for Token {
 pub(crate) enum Input<'a> {
     /// `/dev/null`: the command sees EOF at once.
     Null,
-    /// A file in the container, written beforehand (by [`encode_file`] or an upload).
+    /// A file in the container, written beforehand (by [`encode_file`]), or a FIFO a feeder
+    /// writes to.
     File(&'a str),
+    /// The pipe that is stdin of process `pid` (a feeder's, which does not read it), opened
+    /// as `/proc/PID/fd/0`: the command reads what the exec client is given, with no copy in
+    /// between. The frame holds the FIFO `hold` open for writing while the command runs (on
+    /// an fd the command does not get), and the feeder ends when it is closed.
+    Pipe { pid: u32, hold: &'a str },
+}
+
+impl Input<'_> {
+    /// The file the command's stdin is redirected from.
+    fn source(&self) -> String {
+        match self {
+            Input::Null => "/dev/null".to_string(),
+            Input::File(path) => quote(path),
+            Input::Pipe { pid, .. } => format!("/proc/{pid}/fd/0"),
+        }
+    }
 }
 
 /// Appends the call of [`END`] for `token` that ends a frame.
@@ -257,17 +276,25 @@ pub(crate) fn encode_command(
     known_job: u32,
 ) -> String {
     let mut text = String::with_capacity(command.len() * 5 / 4 + 400);
+    // A held FIFO is opened around the command and closed for it: the shell keeps its own
+    // copy (close-on-exec) until the command is over, and nothing the command starts holds it.
+    let (open_hold, close_hold, end_hold) = match input {
+        Input::Pipe { hold, .. } => ("{ ", " 9>&-", format!("; }} 9>{}", quote(hold))),
+        _ => ("", "", String::new()),
+    };
+    text.push_str("__boxshell_busy=1; ");
+    text.push_str(open_hold);
     match dialect {
         Dialect::Posix => {
-            text.push_str("__boxshell_busy=1; \\command eval ");
+            text.push_str("\\command eval ");
             quote_into(&mut text, command);
             // A POSIX shell's own stdin is /dev/null already: redirecting it for each command
             // would cost an open (a fifth of a local round trip).
-            if let Input::File(path) = input {
+            if !matches!(input, Input::Null) {
                 text.push_str(" <");
-                quote_into(&mut text, path);
+                text.push_str(&input.source());
             }
-            text.push_str(" 2>&8 7>&- 8>&-; ");
+            let _ = write!(text, "{close_hold} 2>&8 7>&- 8>&-{end_hold}; ");
         }
         Dialect::Bash => {
             // The here-document is the `.`'s stdin, read whole before the command runs; the
@@ -276,13 +303,10 @@ pub(crate) fn encode_command(
             let delimiter = uuid::Uuid::new_v4().simple();
             let _ = write!(
                 text,
-                "__boxshell_busy=1; \\command . /dev/stdin <<'BOXSHELL_{delimiter}' 2>&8 7>&- 8>&-\n{{ \\exec 0<"
+                "\\command . /dev/stdin <<'BOXSHELL_{delimiter}'{close_hold} 2>&8 7>&- 8>&-{end_hold}\n\
+                 {{ \\exec 0<{}; }} 2>/dev/null; {command}\nBOXSHELL_{delimiter}\n",
+                input.source()
             );
-            match input {
-                Input::Null => text.push_str("/dev/null"),
-                Input::File(path) => quote_into(&mut text, path),
-            }
-            let _ = write!(text, "; }} 2>/dev/null; {command}\nBOXSHELL_{delimiter}\n");
         }
     }
     push_end(&mut text, token, known_job);
@@ -558,7 +582,7 @@ mod tests {
         let token = Token::random();
         let hex = std::str::from_utf8(&token.0).unwrap();
         for dialect in [Dialect::Posix, Dialect::Bash] {
-            for input in [Input::Null, Input::File("/tmp/x")] {
+            for input in [Input::Null, Input::File("/tmp/x"), Input::Pipe { pid: 7, hold: "/tmp/h" }] {
                 let text = encode_command(dialect, "echo hi", &token, input, 0);
                 assert!(find(text.as_bytes(), &token.marker()).is_none() && !text.contains(hex), "{text}");
                 assert!(text.ends_with('\n'));

@@ -137,10 +137,10 @@ impl<'s> Cmd<'s> {
         };
         let cap = self.max_output.unwrap_or(session.max_output);
         let deliver = if keep { Deliver::Keep(cap) } else { Deliver::Events };
-        let stdin = match (&self.stdin, self.interactive) {
-            (_, true) => Stdin::Live,
-            (Some(data), false) => Stdin::Bytes(data),
-            (None, false) => Stdin::Empty,
+        let (stdin, first_input) = match (self.stdin, self.interactive) {
+            (data, true) => (Stdin::Live, data),
+            (Some(data), false) => (Stdin::Bytes(data), None),
+            (None, false) => (Stdin::Empty, None),
         };
         let job = session.start(&self.command, limits, stdin, deliver)?;
         let mut running = Running {
@@ -152,8 +152,8 @@ impl<'s> Cmd<'s> {
             cap,
             done: None,
         };
-        if let (Some(data), true) = (&self.stdin, self.interactive) {
-            running.write_stdin(data)?;
+        if let Some(data) = first_input {
+            running.write_stdin(&data)?;
         }
         Ok(running)
     }
@@ -329,7 +329,7 @@ impl Running<'_> {
     /// # Errors
     /// [`Error::StdinClosed`] when the command is not interactive.
     pub fn close_stdin(&mut self) -> Result<()> {
-        match self.job.as_mut().map(|job| job.feeder.as_mut()) {
+        match self.job.as_mut().map(|job| job.feeder.as_mut().filter(|feeder| feeder.live)) {
             Some(Some(feeder)) => {
                 feeder.close();
                 Ok(())
@@ -473,7 +473,7 @@ impl Running<'_> {
 
     /// The live stdin, if the command is running, interactive, and its stdin open.
     fn feeder(&self) -> Result<&Feeder> {
-        match self.job.as_ref().map(|job| job.feeder.as_ref()) {
+        match self.job.as_ref().map(|job| job.feeder.as_ref().filter(|feeder| feeder.live)) {
             None => Err(self.ended()),
             Some(None) => Err(self.stdin_closed(NOT_INTERACTIVE)),
             Some(Some(feeder)) if !feeder.is_open() => Err(self.stdin_closed("its stdin was closed")),
