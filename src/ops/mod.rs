@@ -32,6 +32,7 @@ use std::time::SystemTime;
 use crate::container::{ContainerSpec, Containers, Logs, Scope, Stop, Volumes};
 use crate::engine::{ContainerState, Engine};
 use crate::error::{Error, Result, Via};
+use crate::session::Stream;
 use crate::text::quote;
 use crate::tmux::{Tmux, TmuxSpec, TmuxState, TmuxStatus};
 
@@ -69,6 +70,21 @@ pub enum State {
     Defined,
     /// The backend reports something else.
     Unknown,
+}
+
+impl std::fmt::Display for State {
+    /// The state's name as kstlib names it: `running`, `paused`, `stopped`, `exited`,
+    /// `defined`, `unknown`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            State::Running => "running",
+            State::Paused => "paused",
+            State::Stopped => "stopped",
+            State::Exited => "exited",
+            State::Defined => "defined",
+            State::Unknown => "unknown",
+        })
+    }
 }
 
 /// A session as the facade sees it.
@@ -291,6 +307,11 @@ impl Ops {
         self
     }
 
+    /// The tmux server set with [`tmux`](Ops::tmux) (or by a config file).
+    pub fn get_tmux(&self) -> &Tmux {
+        &self.tmux
+    }
+
     /// The container runtime (a [`Runtime`](crate::Runtime), or an [`Engine`] with its own program, global
     /// arguments or CLI environment), instead of detecting one.
     pub fn runtime(mut self, runtime: impl Into<Engine>) -> Self {
@@ -444,7 +465,12 @@ impl Ops {
     /// [`Error::NotFound`], [`Error::Ambiguous`]; the backend's errors otherwise.
     pub fn logs(&self, name: &str, lines: Option<usize>) -> Result<Logs> {
         match self.locate(name)? {
-            Located::Tmux(tmux, _) => Ok(Logs { stdout: tmux.logs(name, lines)?, stderr: Vec::new() }),
+            Located::Tmux(tmux, _) => {
+                let text = tmux.logs(name, lines)?;
+                Ok(Logs::from_lines(
+                    text.split_inclusive(|&b| b == b'\n').map(|l| (Stream::Stdout, l.to_vec())).collect(),
+                ))
+            }
             Located::Container(containers, _) => containers.logs(name, lines),
         }
     }
@@ -471,7 +497,8 @@ impl Ops {
     }
 
     /// Every session: tmux sessions (on the facade's socket and the sockets definitions
-    /// name), the containers boxshell created, and defined sessions that do not exist, as
+    /// name), the containers boxshell created (with the facade's runtime and the runtimes
+    /// definitions name), and defined sessions that do not exist, as
     /// [`State::Defined`]. A backend that is not installed is left out (logged).
     ///
     /// # Errors
@@ -489,9 +516,23 @@ impl Ops {
                 Err(e) => return Err(e),
             }
         }
-        match self.containers(None) {
-            Ok(containers) => found.extend(containers.list(Scope::Managed)?.into_iter().map(container_info)),
-            Err(e) => log::warn!("listing sessions without containers: {e}"),
+        // The facade's runtime, and those definitions name.
+        let mut engines: Vec<Option<Engine>> = vec![None];
+        for engine in self.sessions.values().filter_map(|d| d.runtime.clone()) {
+            if !engines.contains(&Some(engine.clone())) {
+                engines.push(Some(engine));
+            }
+        }
+        let mut seen = Vec::new();
+        for engine in engines {
+            match self.containers(engine) {
+                Ok(containers) if !seen.contains(containers.engine()) => {
+                    seen.push(containers.engine().clone());
+                    found.extend(containers.list(Scope::Managed)?.into_iter().map(container_info));
+                }
+                Ok(_) => {}
+                Err(e) => log::warn!("listing sessions without containers: {e}"),
+            }
         }
         for name in self.sessions.keys() {
             if !found.iter().any(|s| &s.name == name) {
