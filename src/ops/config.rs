@@ -25,7 +25,7 @@
 //! Every key is checked: an unknown key, a value of the wrong type, a missing image is an
 //! [`Error::Config`] naming the file and the dotted key.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use toml::{Table, Value};
 
@@ -39,6 +39,35 @@ const SESSION_KEYS: &[&str] =
     &["backend", "command", "working_dir", "env", "image", "volumes", "ports", "log_volume", "runtime", "socket_name"];
 
 impl Ops {
+    /// Where the configuration file is looked for, first found wins: `$BOXSHELL_CONFIG` (used
+    /// as given, even if missing: an error then names it), `./boxshell.toml`, then
+    /// `$XDG_CONFIG_HOME/boxshell/config.toml` (`~/.config` when `XDG_CONFIG_HOME` is unset).
+    /// `None` when there is none.
+    ///
+    /// ```
+    /// # #[cfg(feature = "config")] {
+    /// let ops = match boxshell::Ops::config_path() {
+    ///     Some(path) => boxshell::Ops::from_file(path)?,
+    ///     None => boxshell::Ops::new(),
+    /// };
+    /// # }
+    /// # Ok::<(), boxshell::Error>(())
+    /// ```
+    pub fn config_path() -> Option<PathBuf> {
+        if let Some(path) = std::env::var_os("BOXSHELL_CONFIG").filter(|p| !p.is_empty()) {
+            return Some(PathBuf::from(path));
+        }
+        let local = PathBuf::from("boxshell.toml");
+        if local.is_file() {
+            return Some(local);
+        }
+        let config_home = match std::env::var_os("XDG_CONFIG_HOME").filter(|p| !p.is_empty()) {
+            Some(dir) => PathBuf::from(dir),
+            None => PathBuf::from(std::env::var_os("HOME")?).join(".config"),
+        };
+        Some(config_home.join("boxshell").join("config.toml")).filter(|p| p.is_file())
+    }
+
     /// Loads the facade's settings and session definitions from a TOML file. Settings given
     /// with builder methods afterwards win over the file.
     ///

@@ -5,6 +5,8 @@
 //! answers is tested and the rest is reported and marked ignored.
 
 mod abort;
+#[cfg(feature = "cli")]
+mod cli;
 mod containers;
 mod faults;
 mod harness;
@@ -128,6 +130,8 @@ fn main() {
                         Ok(tmux) => {
                             let ops_fx = Arc::new(ops::OpsFixture { containers: Arc::clone(&fx), tmux });
                             plan.add(&ops_prefix, &ops_fx, ops::TESTS);
+                            #[cfg(feature = "cli")]
+                            plan.add(&ops_prefix, &ops_fx, cli::TESTS);
                             ops_fixtures.push(ops_fx);
                         }
                         Err(reason) => plan.unavailable(&ops_prefix, &reason, names(ops::TESTS)),
@@ -162,6 +166,8 @@ fn main() {
                 if runtime.manages_containers() {
                     all.extend(names(containers::TESTS));
                     all.extend(names(ops::TESTS).into_iter().map(|t| format!("ops::{t}")));
+                    #[cfg(feature = "cli")]
+                    all.extend(names(cli::TESTS).into_iter().map(|t| format!("ops::{t}")));
                 }
                 plan.unavailable(&prefix, &reason, all);
             }

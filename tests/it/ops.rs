@@ -20,7 +20,7 @@ impl OpsFixture {
         Ops::new().tmux(boxshell::Tmux::new().socket(&self.tmux.socket)).runtime(self.containers.runtime.clone())
     }
 
-    fn container_status(&self, name: &str) -> Option<String> {
+    pub fn container_status(&self, name: &str) -> Option<String> {
         let out = cli(&self.containers.runtime)
             .args(["inspect", "--type", "container", "--format", "{{.State.Status}}", name])
             .output()
@@ -28,7 +28,7 @@ impl OpsFixture {
         out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
-    fn tmux_has(&self, name: &str) -> bool {
+    pub fn tmux_has(&self, name: &str) -> bool {
         self.tmux.raw(&["has-session", "-t", &format!("={name}")]).is_ok()
     }
 }

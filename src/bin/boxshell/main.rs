@@ -1,0 +1,114 @@
+//! `boxshell`: the [`Ops`] facade, one-off commands and a line-oriented shell from the
+//! terminal, built on the library's public API alone. Built with `--features cli`.
+
+mod args;
+mod output;
+mod run;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use boxshell::{Engine, Ops, SessionDef};
+
+use args::{Action, Args, USAGE, Usage, Verb};
+
+/// Exit code of a failed operation.
+const FAILED: u8 = 1;
+/// Exit code of a usage error.
+const USAGE_ERROR: u8 = 2;
+
+fn main() -> ExitCode {
+    let args = match Args::parse(std::env::args_os().skip(1).collect()) {
+        Ok(args) => args,
+        Err(Usage(message)) => {
+            eprintln!("boxshell: {message}\n{USAGE}");
+            return ExitCode::from(USAGE_ERROR);
+        }
+    };
+    match run(args) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("boxshell: {message}");
+            ExitCode::from(FAILED)
+        }
+    }
+}
+
+fn run(args: Args) -> Result<ExitCode, String> {
+    match args.action {
+        Action::Help => {
+            println!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Action::Ops { verb, ref name } => {
+            let name = name.clone().unwrap_or_default();
+            ops_verb(&args, verb, &name)
+        }
+        Action::Exec { ref target, ref line, timeout } => run::exec(target, args.runtime.clone(), line, timeout),
+        Action::Shell { ref target } => run::shell(target, args.runtime.clone()),
+    }
+}
+
+/// The facade: the config file found, with the command line's settings on top.
+fn facade(args: &Args) -> Result<Ops, String> {
+    let path = args.config.clone().or_else(Ops::config_path);
+    let mut ops = match &path {
+        Some(path) => Ops::from_file(path).map_err(|e| e.to_string())?,
+        None => Ops::new(),
+    };
+    if let Some(backend) = args.backend {
+        ops = ops.default_backend(backend);
+    }
+    if let Some(runtime) = &args.runtime {
+        ops = ops.runtime(runtime.clone());
+    }
+    if let Some(socket) = &args.socket {
+        let tmux = ops.get_tmux().clone().socket(socket);
+        ops = ops.tmux(tmux);
+    }
+    Ok(ops)
+}
+
+fn ops_verb(args: &Args, verb: Verb, name: &str) -> Result<ExitCode, String> {
+    let ops = facade(args)?;
+    // Errors name the session (the library's own words mostly do, and name the backend).
+    let failed = |e: boxshell::Error| {
+        let message = e.to_string();
+        if message.contains(name) { message } else { format!("{name}: {message}") }
+    };
+    let mut out = std::io::stdout().lock();
+    let written = match verb {
+        Verb::List => {
+            let sessions = ops.list().map_err(|e| format!("ops list: {e}"))?;
+            output::sessions(&mut out, &sessions, args.json)
+        }
+        Verb::Status => {
+            let status = ops.status(name).map_err(failed)?;
+            output::sessions(&mut out, std::slice::from_ref(&status), args.json)
+        }
+        Verb::Start => {
+            let mut overrides: SessionDef = args.overrides.clone();
+            overrides.backend = args.backend;
+            overrides.runtime = args.runtime.clone().map(Engine::from);
+            overrides.socket.clone_from(&args.socket);
+            let status = ops.start_with(name, overrides).map_err(failed)?;
+            output::sessions(&mut out, std::slice::from_ref(&status), args.json)
+        }
+        Verb::Stop => {
+            ops.stop(name, args.stop).map_err(failed)?;
+            output::done(&mut out, name, "stopped", args.json)
+        }
+        Verb::Logs => {
+            let logs = ops.logs(name, args.lines).map_err(failed)?;
+            output::logs(&logs, args.json)
+        }
+        Verb::Exists => {
+            let backend = ops.backend_of(name).map_err(failed)?;
+            output::exists(&mut out, name, backend, args.json).map_err(|e| e.to_string())?;
+            return Ok(if backend.is_some() { ExitCode::SUCCESS } else { ExitCode::from(FAILED) });
+        }
+        Verb::Attach => return Err(failed(ops.attach(name))),
+    };
+    written.and_then(|()| out.flush()).map_err(|e| format!("writing the answer: {e}"))?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,286 @@
+//! The `boxshell` command (feature `cli`), run as a built binary against real tmux, docker
+//! and podman: what it prints, on which stream, and its exit codes.
+
+use std::io::{Read, Write};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::ensure;
+use crate::harness::{contain, eventually, image, remove_container, unique, wait_child};
+use crate::ops::OpsFixture;
+use crate::{R, Test};
+
+pub const TESTS: &[(&str, Test<OpsFixture>)] = &[
+    ("cli_ops_lifecycle_from_a_config_file", cli_ops_lifecycle_from_a_config_file),
+    ("cli_ops_errors_and_usage", cli_ops_errors_and_usage),
+    ("cli_exec_passes_bytes_and_exit_codes", cli_exec_passes_bytes_and_exit_codes),
+    ("cli_shell_keeps_state_and_survives_ctrl_c", cli_shell_keeps_state_and_survives_ctrl_c),
+];
+
+fn boxshell<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_boxshell"));
+    cmd.args(args).env_remove("BOXSHELL_CONFIG").stdin(Stdio::null());
+    cmd
+}
+
+fn run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Result<Output, libtest_mimic::Failed> {
+    Ok(boxshell(args).output()?)
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// An exit code and stderr of exactly one line that names `name`.
+fn failed(out: &Output, code: i32, name: &str) -> R {
+    let err = text(&out.stderr);
+    ensure!(
+        out.status.code() == Some(code) && err.lines().count() == 1 && err.contains(name) && out.stdout.is_empty(),
+        "want exit {code} and one line naming {name}: {:?}, stdout {:?}, stderr {err:?}",
+        out.status.code(),
+        text(&out.stdout)
+    );
+    Ok(())
+}
+
+fn json(out: &Output) -> Result<Value, libtest_mimic::Failed> {
+    ensure!(out.status.success(), "exit {:?}: {}", out.status.code(), text(&out.stderr));
+    Ok(serde_json::from_slice(&out.stdout).map_err(|e| format!("{e}: {:?}", text(&out.stdout)))?)
+}
+
+/// The state `status --json` gives for `name`.
+fn state(config: &str, name: &str) -> Result<String, libtest_mimic::Failed> {
+    let v = json(&run(&["--config", config, "ops", "status", name, "--json"])?)?;
+    Ok(v[0]["state"].as_str().unwrap_or_default().to_string())
+}
+
+fn cli_ops_lifecycle_from_a_config_file(fx: &OpsFixture) -> R {
+    let (t, c) = (unique("cli_t").replace('-', "_"), unique("cli_c").replace('-', "_"));
+    let dir = std::env::temp_dir().join(unique("bx-cli"));
+    std::fs::create_dir_all(&dir)?;
+    let config = dir.join("boxshell.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[ops]
+socket_name = "{socket}"
+
+[ops.sessions.{t}]
+command = "echo one; echo two; echo three-$MODE; sleep 3600"
+env = {{ MODE = "file" }}
+
+[ops.sessions.{c}]
+backend = "container"
+runtime = "{runtime}"
+image = "{image}"
+command = "echo out-1; echo err-1 >&2; echo out-2; sleep 3600"
+"#,
+            socket = fx.tmux.socket,
+            runtime = fx.containers.runtime,
+            image = image(),
+        ),
+    )?;
+    let config = config.to_string_lossy().into_owned();
+    let result = contain(|| -> R {
+        // Defined before they start, in a table and as JSON.
+        let out = run(&["ops", "list", "--config", &config])?;
+        let table = text(&out.stdout);
+        ensure!(out.status.success() && table.starts_with("NAME"), "{out:?}");
+        for name in [&t, &c] {
+            ensure!(table.lines().any(|l| l.starts_with(name.as_str()) && l.contains("defined")), "{table}");
+        }
+        let listed = json(&run(&["--json", "--config", &config, "ops", "list"])?)?;
+        let defined = |name: &str| {
+            listed.as_array().is_some_and(|a| a.iter().any(|s| s["name"] == name && s["state"] == "defined"))
+        };
+        ensure!(defined(&t) && defined(&c), "{listed}");
+
+        // tmux: start with an override, status, logs in order, stop.
+        let out = run(&["--config", &config, "ops", "start", &t, "-e", "MODE=args"])?;
+        ensure!(out.status.success() && text(&out.stdout).contains("running"), "{out:?}");
+        ensure!(fx.tmux_has(&t), "tmux does not have {t}");
+        ensure!(state(&config, &t)? == "running", "status of {t}");
+        let mut last = None;
+        ensure!(
+            eventually(|| {
+                let out = run(&["--config", &config, "ops", "logs", &t, "-n", "2"]).ok();
+                let done = out.as_ref().is_some_and(|o| o.stdout == b"two\nthree-args\n");
+                last = out;
+                done
+            }),
+            "logs -n 2 of {t}: {last:?}"
+        );
+        let out = run(&["--config", &config, "ops", "exists", &t])?;
+        ensure!(out.status.success() && text(&out.stdout).contains("tmux"), "{out:?}");
+        let out = run(&["--config", &config, "ops", "stop", &t, "--timeout", "5"])?;
+        ensure!(out.status.success(), "{out:?}");
+        ensure!(eventually(|| !fx.tmux_has(&t)), "{t} still in tmux");
+        ensure!(state(&config, &t)? == "defined", "after stop");
+
+        // A container: start, status from the engine, logs in the order written, stop.
+        let out = run(&["--config", &config, "--json", "ops", "start", &c])?;
+        ensure!(json(&out)?[0]["state"] == "running", "{out:?}");
+        ensure!(fx.container_status(&c).as_deref() == Some("running"), "engine says {:?}", fx.container_status(&c));
+        // Listed from the runtime its definition names, whatever the facade detects.
+        let out = run(&["--config", &config, "ops", "list"])?;
+        ensure!(text(&out.stdout).lines().any(|l| l.starts_with(c.as_str()) && l.contains("running")), "{out:?}");
+        let mut last = None;
+        ensure!(
+            eventually(|| {
+                let out = run(&["--config", &config, "ops", "logs", &c, "-n", "2", "--json"]).ok();
+                // Started with a terminal: one stream, lines end in CRLF.
+                let lines: Vec<String> = out
+                    .as_ref()
+                    .and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok())
+                    .and_then(|v| v.as_array().cloned())
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|l| l["line"].as_str().unwrap_or_default().trim_end().to_string())
+                    .collect();
+                last = out;
+                lines == ["err-1", "out-2"]
+            }),
+            "logs -n 2 of {c}: {last:?}"
+        );
+        let out = run(&["--config", &config, "ops", "stop", &c, "--kill"])?;
+        ensure!(out.status.success(), "{out:?}");
+        ensure!(eventually(|| fx.container_status(&c).is_none()), "{c} is left: {:?}", fx.container_status(&c));
+        let out = run(&["--config", &config, "ops", "exists", &c])?;
+        ensure!(out.status.code() == Some(1) && text(&out.stdout).contains("does not exist"), "{out:?}");
+        Ok(())
+    });
+    let _ = fx.tmux.raw(&["kill-session", "-t", &format!("={t}")]);
+    remove_container(&fx.containers.runtime, &c);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn cli_ops_errors_and_usage(fx: &OpsFixture) -> R {
+    let runtime = fx.containers.runtime.to_string();
+    let socket = fx.tmux.socket.clone();
+    let missing = unique("cli_none").replace('-', "_");
+    let base = ["--runtime", runtime.as_str(), "--socket", socket.as_str()];
+    let with = |more: &[&str]| -> Vec<String> { base.iter().chain(more).map(|s| s.to_string()).collect() };
+    // Unknown names: exit 1, one line naming the session.
+    for verb in ["status", "stop", "logs", "attach"] {
+        let v = with(&["ops", verb, &missing]);
+        failed(&run(&v)?, 1, &missing)?;
+    }
+    // A container session without an image.
+    let v = with(&["ops", "start", &missing, "--backend", "container"]);
+    failed(&run(&v)?, 1, &missing)?;
+    // Already running: exit 1, the container named, and the backend.
+    let name = unique("cli_dup").replace('-', "_");
+    let v = with(&["ops", "start", &name, "--backend", "container", "--image", &image(), "--command", "sleep 3600"]);
+    let result = contain(|| -> R {
+        ensure!(run(&v)?.status.success(), "first start");
+        let again = run(&v)?;
+        failed(&again, 1, &name)?;
+        ensure!(text(&again.stderr).contains(&runtime), "{again:?}");
+        Ok(())
+    });
+    remove_container(&fx.containers.runtime, &name);
+    result?;
+    // A config file that is wrong names the file and the key.
+    let dir = std::env::temp_dir().join(unique("bx-cli-bad"));
+    std::fs::create_dir_all(&dir)?;
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[ops]\nbogus = 1\n")?;
+    let out = boxshell(&["ops", "list"]).env("BOXSHELL_CONFIG", &bad).output()?;
+    failed(&out, 1, "ops.bogus")?;
+    let _ = std::fs::remove_dir_all(&dir);
+    // Usage errors: exit 2, and nothing run.
+    let usages: [&[&str]; 5] =
+        [&["ops", "frob", "x"], &["ops", "stop"], &["ops", "list", "--nope"], &["exec", "-", "true"], &[]];
+    for usage in usages {
+        let out = run(usage)?;
+        ensure!(out.status.code() == Some(2) && text(&out.stderr).contains("usage:"), "{usage:?}: {out:?}");
+    }
+    Ok(())
+}
+
+fn cli_exec_passes_bytes_and_exit_codes(fx: &OpsFixture) -> R {
+    let runtime = fx.containers.runtime.to_string();
+    let container = fx.containers.container.clone();
+    for (target, rt) in [(container.as_str(), runtime.as_str()), ("-", "local")] {
+        // The words after `--` make one line; output byte for byte, each on its stream.
+        let out =
+            run(&["exec", "--runtime", rt, target, "--", "printf", "'a\\000b\\r\\n'; cd /tmp && pwd >&2; (exit 3)"])?;
+        ensure!(
+            out.stdout == b"a\0b\r\n" && out.stderr == b"/tmp\n" && out.status.code() == Some(3),
+            "{target}: {out:?}"
+        );
+        // `exit` ends the shell: its code is the tool's.
+        let out = run(&["exec", "--runtime", rt, target, "--", "echo bye; exit 4"])?;
+        ensure!(out.stdout == b"bye\n" && out.status.code() == Some(4), "{target}: {out:?}");
+        // A timeout: 124, as timeout(1) gives, with the output so far.
+        let start = Instant::now();
+        let out =
+            run(&["exec", "--timeout", "1", "--runtime", rt, target, "--", "echo started; sleep 30; echo never"])?;
+        ensure!(
+            out.stdout == b"started\n" && out.status.code() == Some(124) && start.elapsed() < Duration::from_secs(20),
+            "{target}: {out:?} after {:?}",
+            start.elapsed()
+        );
+    }
+    let missing = unique("cli-missing");
+    failed(&run(&["exec", "--runtime", &runtime, &missing, "--", "true"])?, 1, &missing)?;
+    Ok(())
+}
+
+fn cli_shell_keeps_state_and_survives_ctrl_c(fx: &OpsFixture) -> R {
+    let runtime = fx.containers.runtime.to_string();
+    let target = fx.containers.container.clone();
+    let mut child = boxshell(&["shell", "--runtime", &runtime, &target])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut stdin = child.stdin.take().ok_or("stdin")?;
+    let mut stdout = child.stdout.take().ok_or("stdout")?;
+    let (tx, rx) = crossbeam_channel::unbounded::<Vec<u8>>();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut wait_for = |needle: &[u8]| -> bool {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !seen.windows(needle.len()).any(|w| w == needle) {
+            match rx.recv_deadline(deadline) {
+                Ok(bytes) => seen.extend(bytes),
+                Err(_) => return false,
+            }
+        }
+        true
+    };
+    let result = contain(|| -> R {
+        stdin.write_all(b"cd /tmp; X=kept\nfalse\necho \"$PWD $X\"\necho go; sleep 30; echo never\n")?;
+        ensure!(wait_for(b"go\n"), "no `go`");
+        // Ctrl-C as a terminal sends it: to the tool, which interrupts the command.
+        let pid = child.id().to_string();
+        ensure!(Command::new("kill").args(["-INT", &pid]).status()?.success(), "kill -INT");
+        stdin.write_all(b"echo after\n")?;
+        ensure!(wait_for(b"after\n"), "no `after`");
+        Ok(())
+    });
+    drop(stdin);
+    let status = wait_child(&mut child, Duration::from_secs(30));
+    let _ = child.kill();
+    let _ = reader.join();
+    let mut stderr = String::new();
+    child.stderr.take().ok_or("stderr")?.read_to_string(&mut stderr)?;
+    result?;
+    ensure!(seen == b"/tmp kept\ngo\nafter\n", "stdout {:?}", text(&seen));
+    // The prompt shows a non-zero exit code, and an interrupted command's 130.
+    ensure!(stderr.contains(&format!("[1] {target}$ ")) && stderr.contains(&format!("[130] {target}$ ")), "{stderr:?}");
+    ensure!(status.is_some_and(|s| s.success()), "exit {status:?}");
+    Ok(())
+}
