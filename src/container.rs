@@ -403,7 +403,7 @@ impl Containers {
         let mut cmd = self.engine.command();
         cmd.args(&args).envs(env);
         let op = Op("run", &name);
-        let out = self.engine.run_command(op, &mut cmd, None, self.timeout * 10)?;
+        let out = self.engine.run_command(op, &mut cmd, self.timeout * 10)?;
         if !out.status.success() {
             let message = out.message();
             if message.contains("already in use") {
@@ -581,7 +581,7 @@ impl Containers {
         cmd.args(["exec", "-e", &marker, "--", name]).args(argv);
         let command = proc::describe(&cmd);
         let started = Instant::now();
-        let result = proc::run(&mut cmd, None, timeout);
+        let result = proc::run(&mut cmd, timeout);
         let duration = started.elapsed();
         let (status, stdout, stderr, timed_out) = match result {
             Ok(out) => (Some(out.status), out.stdout, out.stderr, false),
@@ -589,7 +589,7 @@ impl Containers {
             Err(proc::RunError::TimedOut { stdout, stderr }) => {
                 // The client is dead; what it started in the container is not.
                 let mut reap = self.engine.reap(name, None, "sh", &["environ", "0", "KILL", "", &marker, ""]);
-                if let Err(e) = self.engine.run_command(Op("exec", name), &mut reap, None, CALL_TIMEOUT) {
+                if let Err(e) = self.engine.run_command(Op("exec", name), &mut reap, CALL_TIMEOUT) {
                     log::warn!("ending `{command}` after its timeout: {e}");
                 }
                 (None, stdout, stderr, true)

@@ -145,7 +145,7 @@ impl Engine {
                 .map_err(|e| self.spawn_error(&self.program, std::io::Error::new(std::io::ErrorKind::NotFound, e)))?;
             return Ok(());
         };
-        let out = self.run_command(Op("probe", ""), &mut cmd, None, PROBE_TIMEOUT)?;
+        let out = self.run_command(Op("probe", ""), &mut cmd, PROBE_TIMEOUT)?;
         if out.status.success() && !out.stdout.trim_ascii().is_empty() {
             Ok(())
         } else {
@@ -242,19 +242,13 @@ impl Engine {
     {
         let mut cmd = self.command();
         cmd.args(args);
-        let out = self.run_command(op, &mut cmd, None, timeout)?;
+        let out = self.run_command(op, &mut cmd, timeout)?;
         Ok((cmd, out))
     }
 
     /// Runs `cmd` (built by this engine) with a deadline; see [`Caller::call`].
-    pub(crate) fn run_command(
-        &self,
-        op: Op<'_>,
-        cmd: &mut Command,
-        stdin: Option<&[u8]>,
-        timeout: Duration,
-    ) -> Result<Captured> {
-        self.caller().call(op, cmd, stdin, timeout)
+    pub(crate) fn run_command(&self, op: Op<'_>, cmd: &mut Command, timeout: Duration) -> Result<Captured> {
+        self.caller().call(op, cmd, timeout)
     }
 
     /// [`Error::Failed`] for `op` run as `cmd`.
@@ -312,7 +306,7 @@ impl Engine {
     /// engine that does not answer. `message` is what the failed call printed.
     pub(crate) fn container_problem(&self, target: &str, message: &str) -> Option<Error> {
         let mut cmd = self.state_command(target)?;
-        let status = self.run_command(Op("inspect", target), &mut cmd, None, PROBE_TIMEOUT).map(|out| (cmd, out));
+        let status = self.run_command(Op("inspect", target), &mut cmd, PROBE_TIMEOUT).map(|out| (cmd, out));
         let runtime = self.runtime.clone();
         let container = target.to_string();
         let message = message.to_string();
@@ -549,7 +543,7 @@ mod tests {
     /// Runs `cmd` (the real kubectl): `Ok` if kubectl took the argv and got as far as dialling
     /// the API server, else how it failed.
     fn dialled(mut cmd: Command) -> std::result::Result<(), String> {
-        let out = match proc::run(&mut cmd, None, Duration::from_secs(20)) {
+        let out = match proc::run(&mut cmd, Duration::from_secs(20)) {
             Ok(out) => out,
             Err(RunError::Spawn(e)) => panic!(
                 "cannot run `kubectl` ({e}): this test needs the real kubectl client on PATH (no \

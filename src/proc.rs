@@ -5,7 +5,7 @@
 //! a child's output with a deadline and never deadlocks on a full pipe.
 
 use std::ffi::OsStr;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::{self, JoinHandle};
@@ -98,18 +98,12 @@ pub(crate) struct Caller {
 }
 
 impl Caller {
-    /// Runs `cmd` with `stdin` and a deadline, as `op`: a program that cannot be started is
+    /// Runs `cmd` with no input and a deadline, as `op`: a program that cannot be started is
     /// [`Error::RuntimeNotFound`] with the hint, a deadline passed is [`Error::Failed`] with
     /// what it printed so far. A non-zero exit is not an error here: callers read
     /// [`Captured::status`].
-    pub(crate) fn call(
-        &self,
-        op: Op<'_>,
-        cmd: &mut Command,
-        stdin: Option<&[u8]>,
-        timeout: Duration,
-    ) -> Result<Captured> {
-        match run(cmd, stdin, timeout) {
+    pub(crate) fn call(&self, op: Op<'_>, cmd: &mut Command, timeout: Duration) -> Result<Captured> {
+        match run(cmd, timeout) {
             Ok(out) => Ok(out),
             Err(RunError::Spawn(e)) => Err(self.spawn_error(cmd.get_program(), e)),
             Err(RunError::TimedOut { stderr, .. }) => {
@@ -137,25 +131,15 @@ impl Caller {
     }
 }
 
-/// Runs `cmd` to completion with `stdin` as its input, capturing both outputs. Kills it if it
-/// has not finished within `timeout`.
-pub(crate) fn run(cmd: &mut Command, stdin: Option<&[u8]>, timeout: Duration) -> Result<Captured, RunError> {
+/// Runs `cmd` to completion with no input, capturing both outputs. Kills it if it has not
+/// finished within `timeout`.
+pub(crate) fn run(cmd: &mut Command, timeout: Duration) -> Result<Captured, RunError> {
     let deadline = Instant::now() + timeout;
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
     let mut child = cmd.spawn().map_err(RunError::Spawn)?;
     let (tx, rx) = crossbeam_channel::unbounded();
     let readers = start_capture(&mut child, &tx);
     drop(tx);
-    if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        let data = data.to_vec();
-        // A writer thread, so a child that prints before reading cannot deadlock us.
-        let _ = spawn_thread("boxshell-stdin".into(), move || {
-            let _ = pipe.write_all(&data);
-        });
-    }
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
     let timed_out = collect(&rx, deadline, &mut stdout, &mut stderr);
     if timed_out {
@@ -270,10 +254,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn captures_both_streams_and_stdin() {
+    fn captures_both_streams_and_gives_eof() {
         let out = run(
-            Command::new("sh").args(["-c", "cat; printf err >&2; exit 3"]),
-            Some(b"in\0put"),
+            Command::new("sh").args(["-c", "printf 'in\\0put'; cat; printf err >&2; exit 3"]),
             Duration::from_secs(10),
         )
         .unwrap();
@@ -286,9 +269,8 @@ mod tests {
     #[test]
     fn kills_at_the_deadline() {
         let start = Instant::now();
-        let err =
-            run(Command::new("sh").args(["-c", "echo started >&2; exec sleep 30"]), None, Duration::from_millis(300))
-                .unwrap_err();
+        let err = run(Command::new("sh").args(["-c", "echo started >&2; exec sleep 30"]), Duration::from_millis(300))
+            .unwrap_err();
         assert!(start.elapsed() < Duration::from_secs(5));
         match err {
             RunError::TimedOut { stderr, .. } => assert_eq!(stderr, b"started\n"),

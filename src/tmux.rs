@@ -354,7 +354,7 @@ impl Tmux {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let out = self.caller().call(Op(operation, name), &mut cmd, None, CALL_TIMEOUT)?;
+            let out = self.caller().call(Op(operation, name), &mut cmd, CALL_TIMEOUT)?;
             match out.status.success() {
                 true => return Ok(out),
                 // The server ended (its last session was just killed, by anyone) while this

@@ -156,7 +156,7 @@ impl Reaper {
         let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
         args.extend(pids.iter().map(String::as_str));
         let mut cmd = self.engine.reap(&self.target, self.user.as_deref(), &self.shell, &args);
-        let out = self.engine.run_command(Op("signal", &self.target), &mut cmd, None, REAP_TIMEOUT)?;
+        let out = self.engine.run_command(Op("signal", &self.target), &mut cmd, REAP_TIMEOUT)?;
         let signalled = String::from_utf8_lossy(&out.stdout);
         log::debug!(
             "signalled {scope_arg} of shell {} in {} with {signal}: [{}]",
