@@ -516,15 +516,10 @@ impl Ops {
                 Err(e) => return Err(e),
             }
         }
-        // The facade's runtime, and those definitions name.
-        let mut engines: Vec<Option<Engine>> = vec![None];
-        for engine in self.sessions.values().filter_map(|d| d.runtime.clone()) {
-            if !engines.contains(&Some(engine.clone())) {
-                engines.push(Some(engine));
-            }
-        }
-        let mut seen = Vec::new();
-        for engine in engines {
+        // The facade's runtime, and those definitions name, each once.
+        let named = self.sessions.values().filter_map(|d| d.runtime.clone());
+        let mut seen: Vec<Engine> = Vec::new();
+        for engine in std::iter::once(None).chain(named.map(Some)) {
             match self.containers(engine) {
                 Ok(containers) if !seen.contains(containers.engine()) => {
                     seen.push(containers.engine().clone());

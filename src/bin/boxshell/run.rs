@@ -39,7 +39,12 @@ fn run_line(sh: &mut Session, line: &str, timeout: Option<Duration>) -> boxshell
 
 /// The exit code the tool gives for a command's end.
 fn code_of(out: &Output) -> u8 {
-    if out.timed_out { TIMED_OUT } else { u8::try_from(out.exit_code).unwrap_or(1) }
+    if out.timed_out { TIMED_OUT } else { exit_byte(Some(out.exit_code)) }
+}
+
+/// A shell's exit code as a process's; 1 when there is none that fits.
+fn exit_byte(code: Option<i32>) -> u8 {
+    code.and_then(|c| u8::try_from(c).ok()).unwrap_or(1)
 }
 
 pub fn exec(target: &str, runtime: Option<Runtime>, line: &str, timeout: Option<Duration>) -> Result<ExitCode, String> {
@@ -51,7 +56,7 @@ pub fn exec(target: &str, runtime: Option<Runtime>, line: &str, timeout: Option<
     .map_err(|e| format!("catching Ctrl-C: {e}"))?;
     let code = match run_line(&mut sh, line, timeout) {
         Ok(out) => code_of(&out),
-        Err(Error::ShellExited { code, .. }) => code.and_then(|c| u8::try_from(c).ok()).unwrap_or(1),
+        Err(Error::ShellExited { code, .. }) => exit_byte(code),
         Err(e) => return Err(e.to_string()),
     };
     sh.close().map_err(|e| e.to_string())?;
@@ -98,7 +103,7 @@ pub fn shell(target: &str, runtime: Option<Runtime>) -> Result<ExitCode, String>
         last = match result {
             Ok(out) => code_of(&out),
             Err(Error::ShellExited { code, .. }) => {
-                return Ok(ExitCode::from(code.and_then(|c| u8::try_from(c).ok()).unwrap_or(1)));
+                return Ok(ExitCode::from(exit_byte(code)));
             }
             Err(e) => {
                 eprintln!("boxshell: {e}");
