@@ -22,7 +22,7 @@
 //! # Ok(()) }
 //! ```
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
@@ -30,8 +30,15 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::engine::{ContainerState, Engine, Op, is_no_such_container};
 use crate::error::{Error, Result};
 use crate::proc::{self, Captured};
-use crate::session::{Output, SessionBuilder, Stream};
+use crate::session::{Output, SessionBuilder};
 use crate::text;
+
+mod logs;
+mod spec;
+
+pub use logs::Logs;
+use logs::merge_logs;
+pub use spec::ContainerSpec;
 
 /// The label on every container boxshell creates.
 pub const MANAGED_LABEL: &str = "boxshell.managed";
@@ -88,264 +95,6 @@ pub struct ContainerStatus {
     /// Whether boxshell created it.
     pub managed: bool,
 }
-
-/// What a container printed, as `logs` returns it: stdout and stderr apart, and every line in
-/// the order it was written. ANSI codes kept.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Logs {
-    /// The container's stdout.
-    pub stdout: Vec<u8>,
-    /// The container's stderr.
-    pub stderr: Vec<u8>,
-    /// The lines of both, each with its stream and its newline, in the order they were
-    /// written (by the engine's timestamps).
-    pub lines: Vec<(Stream, Vec<u8>)>,
-}
-
-impl Logs {
-    /// Logs from lines in the order written.
-    pub(crate) fn from_lines(lines: Vec<(Stream, Vec<u8>)>) -> Logs {
-        let mut logs = Logs::default();
-        for (stream, line) in &lines {
-            match stream {
-                Stream::Stdout => logs.stdout.extend_from_slice(line),
-                Stream::Stderr => logs.stderr.extend_from_slice(line),
-            }
-        }
-        logs.lines = lines;
-        logs
-    }
-}
-
-/// Merges the two streams of `logs --timestamps` in the order written and keeps the last
-/// `keep` lines. Each line starts with an RFC 3339 time and a space, which go; docker trims
-/// trailing zeros off the fraction, so times are compared as (seconds, nanoseconds), and lines
-/// of one instant keep the order of their stream.
-fn merge_logs(stdout: &[u8], stderr: &[u8], keep: Option<usize>) -> Logs {
-    // (time, stream, line without its time)
-    let mut all = Vec::new();
-    for (stream, text) in [(Stream::Stdout, stdout), (Stream::Stderr, stderr)] {
-        for line in text.split_inclusive(|&b| b == b'\n') {
-            let (time, rest) = match line.iter().position(|&b| b == b' ') {
-                Some(i) => (&line[..i], &line[i + 1..]),
-                None => (&line[..0], line),
-            };
-            all.push((log_time(time), stream, rest.to_vec()));
-        }
-    }
-    // Stable: within a stream, and at equal times, the engine's order stays.
-    all.sort_by(|a, b| a.0.cmp(&b.0));
-    let skip = keep.map_or(0, |n| all.len().saturating_sub(n));
-    Logs::from_lines(all.into_iter().skip(skip).map(|(_, stream, line)| (stream, line)).collect())
-}
-
-/// An RFC 3339 time as (date and time to the second, nanoseconds); the zone, the same for
-/// every line of one call, is left out.
-fn log_time(time: &[u8]) -> (&[u8], u32) {
-    const SECONDS: usize = "2006-01-02T15:04:05".len();
-    if time.len() < SECONDS {
-        return (time, 0);
-    }
-    let (seconds, rest) = time.split_at(SECONDS);
-    let digits = rest.strip_prefix(b".").unwrap_or_default().iter().take_while(|b| b.is_ascii_digit());
-    let nanos = digits.chain(std::iter::repeat(&b'0')).take(9).fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
-    (seconds, nanos)
-}
-
-/// What to create: an image and everything `run` takes. Built with methods, passed to
-/// [`Containers::run`].
-#[derive(Clone, Default)]
-#[must_use]
-pub struct ContainerSpec {
-    image: String,
-    name: Option<String>,
-    command: Vec<String>,
-    env: Vec<(String, String)>,
-    volumes: Vec<String>,
-    log_volume: Option<String>,
-    ports: Vec<String>,
-    workdir: Option<String>,
-    user: Option<String>,
-    labels: Vec<(String, String)>,
-    init: bool,
-    tty: bool,
-    memory: Option<String>,
-    cpus: Option<String>,
-    extra_args: Vec<OsString>,
-}
-
-impl std::fmt::Debug for ContainerSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ContainerSpec")
-            .field("image", &self.image)
-            .field("name", &self.name)
-            .field("command", &self.command)
-            .field("env", &text::EnvNames(&self.env))
-            .field("volumes", &self.volumes)
-            .field("ports", &self.ports)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ContainerSpec {
-    /// A container of `image`.
-    pub fn new(image: impl Into<String>) -> ContainerSpec {
-        ContainerSpec { image: image.into(), ..ContainerSpec::default() }
-    }
-
-    /// Its name. Without one, the engine makes one up.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
-
-    /// The command to run instead of the image's default, as argv (no shell).
-    pub fn command<I, S>(mut self, argv: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.command = argv.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// An environment variable. Its value is handed to the CLI through its environment,
-    /// not on its command line (`-e KEY`), so it does not show in `ps`.
-    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.env.push((key.into(), value.into()));
-        self
-    }
-
-    /// A volume, as `-v` takes it: `host-path:container-path[:ro]` or `name:path`.
-    pub fn volume(mut self, volume: impl Into<String>) -> Self {
-        self.volumes.push(volume.into());
-        self
-    }
-
-    /// A volume for the container's logs (`host-dir:container-dir`), kept on the host for
-    /// post-mortem reading after the container is gone. The host directory is created if
-    /// missing.
-    pub fn log_volume(mut self, volume: impl Into<String>) -> Self {
-        self.log_volume = Some(volume.into());
-        self
-    }
-
-    /// A published port, as `-p` takes it: `8080:80`, `127.0.0.1:8080:80/tcp`.
-    pub fn port(mut self, port: impl Into<String>) -> Self {
-        self.ports.push(port.into());
-        self
-    }
-
-    /// The working directory of the command.
-    pub fn workdir(mut self, dir: impl Into<String>) -> Self {
-        self.workdir = Some(dir.into());
-        self
-    }
-
-    /// The user to run as: a name or `uid[:gid]`.
-    pub fn user(mut self, user: impl Into<String>) -> Self {
-        self.user = Some(user.into());
-        self
-    }
-
-    /// A label, besides `boxshell.managed=true` which every container boxshell creates has.
-    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.labels.push((key.into(), value.into()));
-        self
-    }
-
-    /// Runs an init process as PID 1 (`--init`): it reaps zombies and forwards signals, so
-    /// `stop` is immediate even if the command ignores SIGTERM.
-    pub fn init(mut self) -> Self {
-        self.init = true;
-        self
-    }
-
-    /// Keeps stdin open and gives the command a terminal (`-i -t`), so that
-    /// [`Containers::attach`] gets a console.
-    pub fn tty(mut self) -> Self {
-        self.tty = true;
-        self
-    }
-
-    /// A memory limit, as `--memory` takes it: `512m`, `2g`.
-    pub fn memory(mut self, limit: impl Into<String>) -> Self {
-        self.memory = Some(limit.into());
-        self
-    }
-
-    /// A CPU limit, as `--cpus` takes it: `1.5`.
-    pub fn cpus(mut self, cpus: impl Into<String>) -> Self {
-        self.cpus = Some(cpus.into());
-        self
-    }
-
-    /// Further arguments for `run`, put before the image.
-    pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
-        self.extra_args.push(arg.into());
-        self
-    }
-
-    /// The `run -d ...` argv and the environment that carries the `-e` values.
-    fn run_args(&self) -> Result<(Vec<OsString>, Env)> {
-        if self.image.is_empty() || self.image.starts_with('-') {
-            return Err(Error::InvalidName {
-                what: "image",
-                value: self.image.clone(),
-                reason: "an image name must not be empty or start with `-`",
-            });
-        }
-        let mut args: Vec<OsString> = vec!["run".into(), "-d".into()];
-        let mut push = |flag: &str, value: &str| {
-            args.push(flag.into());
-            args.push(value.into());
-        };
-        if let Some(name) = &self.name {
-            text::container_name(name)?;
-            push("--name", name);
-        }
-        push("--label", &format!("{MANAGED_LABEL}=true"));
-        for (k, v) in &self.labels {
-            push("--label", &format!("{k}={v}"));
-        }
-        for (key, value) in &self.env {
-            text::env_var(key, value, false)?;
-            push("-e", key);
-        }
-        for volume in self.volumes.iter().chain(&self.log_volume) {
-            push("-v", volume);
-        }
-        for port in &self.ports {
-            push("-p", port);
-        }
-        if let Some(dir) = &self.workdir {
-            push("-w", dir);
-        }
-        if let Some(user) = &self.user {
-            push("-u", user);
-        }
-        if let Some(memory) = &self.memory {
-            push("--memory", memory);
-        }
-        if let Some(cpus) = &self.cpus {
-            push("--cpus", cpus);
-        }
-        if self.init {
-            args.push("--init".into());
-        }
-        if self.tty {
-            args.extend(["-i".into(), "-t".into()]);
-        }
-        args.extend(self.extra_args.iter().cloned());
-        args.push(self.image.clone().into());
-        args.extend(self.command.iter().map(OsString::from));
-        Ok((args, self.env.clone()))
-    }
-}
-
-/// Environment variables, in order.
-type Env = Vec<(String, String)>;
 
 /// Containers reached through one runtime CLI. Cheap to clone.
 ///
@@ -869,29 +618,6 @@ pub(crate) fn parse_time(s: &str) -> Option<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn logs_merge_by_time_and_keep_the_last() {
-        // docker trims trailing zeros off the fraction: .5 is after .123456789.
-        let stdout = b"2026-01-01T00:00:01.123456789Z a\n2026-01-01T00:00:02Z c\n2026-01-01T00:00:02.5Z e";
-        let stderr = b"2026-01-01T00:00:01.5Z b\n2026-01-01T00:00:02.25Z d\n";
-        let logs = merge_logs(stdout, stderr, None);
-        let order: Vec<(Stream, &[u8])> = logs.lines.iter().map(|(s, l)| (*s, l.as_slice())).collect();
-        assert_eq!(
-            order,
-            [
-                (Stream::Stdout, &b"a\n"[..]),
-                (Stream::Stderr, b"b\n"),
-                (Stream::Stdout, b"c\n"),
-                (Stream::Stderr, b"d\n"),
-                (Stream::Stdout, b"e")
-            ]
-        );
-        assert_eq!((logs.stdout.as_slice(), logs.stderr.as_slice()), (&b"a\nc\ne"[..], &b"b\nd\n"[..]));
-        let tail = merge_logs(stdout, stderr, Some(2));
-        assert_eq!((tail.stdout.as_slice(), tail.stderr.as_slice()), (&b"e"[..], &b"d\n"[..]));
-        assert_eq!(merge_logs(b"", b"", Some(3)), Logs::default());
-    }
 
     fn epoch(secs: u64, nanos: u32) -> Option<SystemTime> {
         Some(SystemTime::UNIX_EPOCH + Duration::new(secs, nanos))
