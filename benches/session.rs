@@ -10,6 +10,9 @@
 //! - the cost of aborting a command at its timeout (from the deadline to the answer to the next
 //!   command), beside one bare `exec ... true`, the second exec an abort signals through.
 //!
+//! `BOXSHELL_BENCH_ONLY` picks measures by name: round_trip, new_exec, throughput, files, open,
+//! interrupt (comma-separated).
+//!
 //! Measurements of a session and of its floor alternate in rounds, so both see the same machine.
 //! Containers run the local test image (`scripts/setup-runtimes.sh`), or `BOXSHELL_IMAGE`.
 
@@ -29,6 +32,7 @@ const STREAM_BYTES: u64 = 200_000_000;
 fn main() {
     let names = std::env::var("BOXSHELL_BENCH_RUNTIMES").unwrap_or_else(|_| "docker,podman,local".into());
     let image = std::env::var("BOXSHELL_IMAGE").unwrap_or_else(|_| "boxshell-test:latest".into());
+    let only = std::env::var("BOXSHELL_BENCH_ONLY").ok();
     println!("boxshell bench: {} rounds, medians and 99th percentiles; ratio = session / floor\n", ROUNDS);
     println!("| runtime | measure | session | floor | ratio | target |");
     println!("|---|---|---|---|---|---|");
@@ -41,14 +45,24 @@ fn main() {
                 continue;
             }
         };
-        round_trip(&target);
-        new_exec_per_command(&target);
-        throughput(&target);
-        file_throughput(&target);
-        open_time(&target);
-        interrupt_cost(&target);
+        let measures: [(&str, Measure); 6] = [
+            ("round_trip", round_trip),
+            ("new_exec", new_exec_per_command),
+            ("throughput", throughput),
+            ("files", file_throughput),
+            ("open", open_time),
+            ("interrupt", interrupt_cost),
+        ];
+        for (measure, run) in measures {
+            if only.as_ref().is_none_or(|only| only.split(',').any(|m| m.trim() == measure)) {
+                run(&target);
+            }
+        }
     }
 }
+
+/// One group of rows.
+type Measure = fn(&Target);
 
 /// A container (or the host) to measure in.
 struct Target {
@@ -273,7 +287,7 @@ fn file_throughput(target: &Target) {
         start.elapsed()
     };
     let mut times: [Vec<Duration>; 6] = Default::default();
-    for _ in 0..3 {
+    for _ in 0..5 {
         // The floors: one exec that pipes into `cat`, one that `cat`s out.
         times[0].push(timed(&mut || {
             let mut child = target
@@ -285,9 +299,12 @@ fn file_throughput(target: &Target) {
             assert!(child.wait().expect("wait").success());
         }));
         times[1].push(timed(&mut || sh.write_file(FILE, &data).expect("write_file")));
+        // `Cmd::stdin` takes its bytes by value: the caller's copy is made before the clock starts.
+        let mut owned = Some(data.clone());
         times[2].push(timed(&mut || {
             let cmd = format!("cat > {FILE}");
-            assert!(sh.cmd(cmd.as_str()).stdin(data.clone()).run().expect("stdin").success());
+            let owned = owned.take().expect("one run");
+            assert!(sh.cmd(cmd.as_str()).stdin(owned).run().expect("stdin").success());
         }));
         times[3].push(timed(&mut || {
             let cmd = format!("cat > {FILE}");

@@ -341,13 +341,27 @@ impl Session {
     }
 
     /// Writes `data` to the file `path` in the container (created or truncated), through
-    /// the session's shell.
+    /// the session's shell. Up to 8 KiB go with the command; more goes through a second exec
+    /// while the command runs, straight from `data`. The session's idle timeout does not
+    /// apply (nothing is printed while the file is written); its command timeout does.
     ///
     /// # Errors
     /// [`Error::CommandFailed`] when the file cannot be written, or as for [`exec`](Session::exec).
     pub fn write_file(&mut self, path: &str, data: &[u8]) -> Result<()> {
-        self.cmd(format!("cat >| {}", text::quote(path))).stdin(data).max_output(64 << 10).run()?.check()?;
-        Ok(())
+        let cat = self.cmd(format!("cat >| {}", text::quote(path))).max_output(64 << 10).idle_timeout(None);
+        if data.len() <= command::INLINE_STDIN {
+            cat.stdin(data).run()?.check()?;
+            return Ok(());
+        }
+        // Written from `data` as it is, not from a copy of it.
+        let mut running = cat.interactive().start(true)?;
+        let written = running.write_stdin(data).and_then(|()| running.close_stdin());
+        match written {
+            Ok(()) => running.wait()?.check().map(drop),
+            // `cat` could not open the file: its error, not the broken input.
+            Err(Error::CommandEnded { output }) if !output.success() => output.check().map(drop),
+            Err(e) => Err(e),
+        }
     }
 
     /// Reads the file `path` in the container, through the session's shell.

@@ -129,7 +129,8 @@ impl<'s> Cmd<'s> {
         self.start(false)
     }
 
-    fn start(self, keep: bool) -> Result<Running<'s>> {
+    /// Starts the command; `keep`: its output is kept for [`Running::wait`], not sent as events.
+    pub(super) fn start(self, keep: bool) -> Result<Running<'s>> {
         let session = self.session;
         let limits = Limits {
             timeout: self.timeout.unwrap_or(session.timeouts.command),
@@ -297,7 +298,7 @@ impl Running<'_> {
     /// its input no longer reaches it.
     pub fn write_stdin(&mut self, data: &[u8]) -> Result<()> {
         let mut sent = 0usize;
-        for chunk in data.chunks(crate::proc::CHUNK) {
+        for chunk in data.chunks(WRITE_CHUNK) {
             let mut chunk = chunk.to_vec();
             loop {
                 match self.feeder()?.offer(chunk, PUMP) {
@@ -517,6 +518,10 @@ impl Running<'_> {
 
 /// Why a command that is not interactive takes no input.
 const NOT_INTERACTIVE: &str = "the command was not started with `Cmd::interactive`";
+
+/// The most [`Running::write_stdin`] hands the writer thread at once. The writer owns a copy
+/// (a command that does not read can hold it past the call); two are in flight at most.
+const WRITE_CHUNK: usize = 1 << 20;
 
 /// How long a write or an expect waits on its own before it lets the command's output in and
 /// its deadline act.

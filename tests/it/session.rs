@@ -560,6 +560,19 @@ fn files_round_trip(fx: &Fixture) -> R {
     }
     ensure!(capped.read_file(&path).is_err() && capped.exec("true")?.exit_code == 0, "the session goes on");
     sh.exec(&format!("rm -f {}", boxshell::quote(&path)))?.check()?;
+    // A file that cannot be written, with input small enough to go inline and large enough to
+    // go through a second exec: the shell's error, naming the path, and nothing left blocked.
+    for (len, target) in [(100, "/nonexistent/dir/file"), (3 << 20, "/nonexistent/dir/file"), (3 << 20, "/tmp")] {
+        let started = Instant::now();
+        match sh.write_file(target, &data.repeat(len / data.len() + 1)[..len]) {
+            Err(Error::CommandFailed { exit_code, stderr, .. }) => {
+                ensure!(exit_code != 0 && stderr.contains(target), "{len} bytes to {target}: {exit_code} {stderr:?}")
+            }
+            other => return Err(format!("{len} bytes to {target}: expected CommandFailed, got {other:?}").into()),
+        }
+        ensure!(started.elapsed() < Duration::from_secs(30), "{len} bytes to {target}: {:?}", started.elapsed());
+        ensure!(sh.exec("echo still here")?.stdout == b"still here\n", "the session goes on after {target}");
+    }
     Ok(())
 }
 
