@@ -183,8 +183,8 @@ impl Engine {
     pub(crate) fn exec(&self, spec: &ExecSpec<'_>, argv: &[&OsStr]) -> Command {
         match &self.runtime {
             Runtime::Local => {
-                let mut cmd = Command::new(argv[0]);
-                cmd.args(&argv[1..]).envs(self.env.iter().map(|(k, v)| (k, v)));
+                let mut cmd = proc::host_command(argv);
+                cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
                 cmd
             }
             Runtime::Docker | Runtime::Podman => {

@@ -42,6 +42,60 @@ pub(crate) fn pump(mut pipe: impl Read, mut sink: impl FnMut(&[u8])) -> io::Resu
     }
 }
 
+/// A command for `argv` on the host, started with SIGINT and SIGQUIT at their defaults.
+///
+/// A program started in the background by a script (`tool &`) ignores both, and its children
+/// inherit that: a shell that finds SIGINT ignored when it starts can neither abandon a command
+/// on it nor pass it to the command's children, so an interrupt could only kill. When this
+/// process ignores either, `argv` runs through a program that resets them (`env
+/// --default-signal`, else `perl`), as this crate has no unsafe code to do it itself; with
+/// neither, it runs as it is, with a warning.
+pub(crate) fn host_command(argv: &[&OsStr]) -> Command {
+    let reset = if ignores_interrupts() { interrupt_reset() } else { &[] };
+    let (program, args) = match reset.split_first() {
+        Some((program, args)) => {
+            (OsStr::new(program), args.iter().map(OsStr::new).chain(argv.iter().copied()).collect())
+        }
+        None => (argv[0], argv[1..].to_vec()),
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    cmd
+}
+
+/// Whether this process ignores SIGINT or SIGQUIT (from `/proc`; `false` where it is missing).
+fn ignores_interrupts() -> bool {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else { return false };
+    let ignored = status.lines().find_map(|line| line.strip_prefix("SigIgn:"));
+    // A mask in hex with bit N-1 for signal N: SIGINT is 2, SIGQUIT 3.
+    ignored.and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok()).is_some_and(|mask| mask & 0b110 != 0)
+}
+
+/// Argv prefixes that start a program with SIGINT and SIGQUIT at their defaults: GNU env
+/// (coreutils 8.31 and later), perl (everywhere else, nearly).
+const RESET_ENV: &[&str] = &["env", "--default-signal=INT,QUIT"];
+const RESET_PERL: &[&str] =
+    &["perl", "-e", "$SIG{INT} = $SIG{QUIT} = 'DEFAULT'; exec {$ARGV[0]} @ARGV or die \"$ARGV[0]: $!\\n\""];
+
+/// The first of [`RESET_ENV`] and [`RESET_PERL`] that works here, found once.
+fn interrupt_reset() -> &'static [&'static str] {
+    static RESET: std::sync::OnceLock<&'static [&'static str]> = std::sync::OnceLock::new();
+    RESET.get_or_init(|| {
+        for reset in [RESET_ENV, RESET_PERL] {
+            let probe = Command::new(reset[0]).args(&reset[1..]).arg("true").stdin(Stdio::null()).output();
+            if probe.is_ok_and(|out| out.status.success()) {
+                return reset;
+            }
+        }
+        log::warn!(
+            "this process ignores SIGINT (started in the background by a script?) and neither \
+             `env --default-signal` nor perl is here to reset it: local shells will ignore it too, \
+             so an interrupt kills what a command runs instead of aborting it"
+        );
+        &[]
+    })
+}
+
 /// What a finished one-shot call printed.
 #[derive(Debug)]
 pub(crate) struct Captured {
@@ -252,6 +306,26 @@ pub(crate) fn exit_code(status: ExitStatus) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each reset, started from a background job of a script (which ignores SIGINT and
+    /// SIGQUIT), gives its program both at their defaults.
+    #[test]
+    fn resets_give_default_interrupts() {
+        let ignored = |prefix: &[&str]| {
+            let out = Command::new("sh")
+                .args(["-c", "\"$@\" & wait $!", "sh"])
+                .args(prefix)
+                .args(["sh", "-c", "grep SigIgn: /proc/self/status"])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{prefix:?}: {out:?}");
+            let mask = String::from_utf8(out.stdout).unwrap();
+            u64::from_str_radix(mask.trim_start_matches("SigIgn:").trim(), 16).unwrap() & 0b110
+        };
+        assert_eq!(ignored(&[]), 0b110, "a background job ignores both");
+        assert_eq!(ignored(RESET_ENV), 0);
+        assert_eq!(ignored(RESET_PERL), 0);
+    }
 
     #[test]
     fn captures_both_streams_and_gives_eof() {

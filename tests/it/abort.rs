@@ -22,6 +22,10 @@ pub const TESTS: &[(&str, Test<Fixture>)] = &[
     ("interactive_mode_leaves_no_trace", interactive_mode_leaves_no_trace),
 ];
 
+/// On the host only: the local shell inherits this process's signal dispositions.
+pub const LOCAL_TESTS: &[(&str, Test<Fixture>)] =
+    &[("abort_in_a_process_that_ignores_sigint", abort_in_a_process_that_ignores_sigint)];
+
 /// A session in `shell`, with state set up to be checked after each abort, and a background
 /// job of its own (`sleep BG`).
 struct Stateful {
@@ -366,4 +370,43 @@ fn abort_finds_the_command_after_pids_wrap(fx: &Fixture) -> R {
         sh.close()?;
     }
     Ok(())
+}
+
+/// A program started in the background by a script ignores SIGINT; its local sessions still
+/// abort whole commands. The helper (this binary, as `sh -c 'helper & wait'` starts it) checks
+/// that it ignores SIGINT, then runs the command with a timeout in each shell.
+fn abort_in_a_process_that_ignores_sigint(fx: &Fixture) -> R {
+    for shell in fx.shells() {
+        let t = tag();
+        let helper = std::env::current_exe()?;
+        let out = std::process::Command::new("sh")
+            .args(["-c", "\"$0\" & wait $!"])
+            .arg(&helper)
+            .env("BOXSHELL_IT_HELPER", format!("abort-ignoring-sigint:{shell}:{t}"))
+            .stdin(std::process::Stdio::null())
+            .output()?;
+        let said = String::from_utf8_lossy(&out.stdout);
+        let want = "ignores SIGINT: true\nstdout \"a\\n\", exit 130, timed out true\n";
+        ensure!(
+            out.status.success() && said == want,
+            "{shell}: the helper said {said:?} (want {want:?}), stderr {:?}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ensure!(fx.wait_gone(&format!("sleep {t}")).is_empty(), "{shell}: the aborted command left its sleep");
+    }
+    Ok(())
+}
+
+/// The helper of [`abort_in_a_process_that_ignores_sigint`]: `shell:tag`.
+pub fn run_helper(args: &str) {
+    let (shell, t) = args.split_once(':').expect("shell:tag");
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let mask = status.lines().find_map(|l| l.strip_prefix("SigIgn:")).expect("SigIgn");
+    let ignored = u64::from_str_radix(mask.trim(), 16).expect("mask") & 2 != 0;
+    println!("ignores SIGINT: {ignored}");
+    let mut sh = Session::builder("-").runtime(boxshell::Runtime::Local).shell(shell).open().expect("open");
+    let command = format!("echo a; sleep {t}; echo after");
+    let out = sh.cmd(&command).timeout(Duration::from_millis(500)).run().expect("run");
+    println!("stdout {:?}, exit {}, timed out {}", out.stdout_str(), out.exit_code, out.timed_out);
+    sh.close().expect("close");
 }

@@ -363,6 +363,10 @@ pub fn helper_mode() -> bool {
         crate::faults::run_helper(task, runtime, container, program);
         return true;
     }
+    if let Some(args) = what.strip_prefix("abort-ignoring-sigint:") {
+        crate::abort::run_helper(args);
+        return true;
+    }
     let parts: Vec<&str> = what.splitn(3, ':').collect();
     let err = match parts.as_slice() {
         ["attach-container", runtime, name] => {

@@ -112,6 +112,7 @@ fn main() {
                 }
                 if runtime == Runtime::Local {
                     plan.add(&prefix, &fx, interactive::LOCAL_TESTS);
+                    plan.add(&prefix, &fx, abort::LOCAL_TESTS);
                 }
                 if runtime.is_container() && classifies {
                     plan.add(&prefix, &fx, session::CONTAINER_TESTS);
@@ -151,6 +152,7 @@ fn main() {
                 }
                 if runtime == Runtime::Local {
                     all.extend(names(interactive::LOCAL_TESTS));
+                    all.extend(names(abort::LOCAL_TESTS));
                 }
                 if runtime.manages_containers() {
                     all.extend(names(faults::ENGINE_TESTS));
