@@ -7,11 +7,13 @@
 //! - session open time, beside a bare `exec -i ... true`;
 //! - 64 MiB into a file through `write_file`, `Cmd::stdin` and `Running::write_stdin`, beside
 //!   raw `exec -i ... cat >FILE`; and out through `read_file`, beside raw `exec ... cat FILE`;
+//! - 8 KiB of stdin (inline in the command) beside no stdin, and one byte more (through a
+//!   second exec) beside a bare `exec -i ... true`;
 //! - the cost of aborting a command at its timeout (from the deadline to the answer to the next
 //!   command), beside one bare `exec ... true`, the second exec an abort signals through.
 //!
-//! `BOXSHELL_BENCH_ONLY` picks measures by name: round_trip, new_exec, throughput, files, open,
-//! interrupt (comma-separated).
+//! `BOXSHELL_BENCH_ONLY` picks measures by name: round_trip, new_exec, throughput, files,
+//! small_input, open, interrupt (comma-separated).
 //!
 //! Measurements of a session and of its floor alternate in rounds, so both see the same machine.
 //! Containers run the local test image (`scripts/setup-runtimes.sh`), or `BOXSHELL_IMAGE`.
@@ -45,11 +47,12 @@ fn main() {
                 continue;
             }
         };
-        let measures: [(&str, Measure); 6] = [
+        let measures: [(&str, Measure); 7] = [
             ("round_trip", round_trip),
             ("new_exec", new_exec_per_command),
             ("throughput", throughput),
             ("files", file_throughput),
+            ("small_input", small_input),
             ("open", open_time),
             ("interrupt", interrupt_cost),
         ];
@@ -330,6 +333,46 @@ fn file_throughput(target: &Target) {
     }
     row(&target.runtime, "64 MiB out: read_file", rate(read_file), rate(raw_out), ratio(read_file, raw_out), "≥ 0.70×");
     sh.exec(&format!("rm -f {FILE}")).expect("rm");
+    sh.close().expect("close");
+}
+
+/// Small input: up to 8 KiB goes inline in the command (beside a command without input); one
+/// byte more goes through a second exec (beside a bare `exec -i ... true`, what it starts).
+fn small_input(target: &Target) {
+    let mut sh = target.session();
+    let (mut none, mut inline, mut bare, mut fed) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut timed = |input: Option<usize>| {
+        let cmd = sh.cmd("cat >/dev/null");
+        let cmd = match input {
+            Some(len) => cmd.stdin(vec![b'x'; len]),
+            None => cmd,
+        };
+        let start = Instant::now();
+        assert!(cmd.run().expect("run").success());
+        start.elapsed()
+    };
+    for round in 0..150 {
+        none.push(timed(None));
+        inline.push(timed(Some(8 << 10)));
+        if round % 10 == 0 {
+            fed.push(timed(Some((8 << 10) + 1)));
+            let start = Instant::now();
+            let status = target.command(true, &["true"]).stdin(Stdio::piped()).status().expect("exec");
+            bare.push(start.elapsed());
+            assert!(status.success());
+        }
+    }
+    let [(none, _), (inline, _), (bare, _), (fed, _)] = [none, inline, bare, fed].map(stats);
+    let ratio = |ours: Duration, floor: Duration| ours.as_secs_f64() / floor.as_secs_f64();
+    row(&target.runtime, "stdin 8 KiB (inline), p50", us(inline), us(none), ratio(inline, none), "(floor: no stdin)");
+    row(
+        &target.runtime,
+        "stdin 8 KiB + 1 (second exec), p50",
+        ms(fed),
+        ms(bare),
+        ratio(fed, bare),
+        "(floor: one exec)",
+    );
     sh.close().expect("close");
 }
 
