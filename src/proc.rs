@@ -251,16 +251,29 @@ fn collect(
 
 /// Waits for `child` to exit until `deadline`, polling with a growing interval.
 pub(crate) fn wait_until(child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
+    let mut status = None;
+    poll_until(deadline, || match child.try_wait() {
+        Ok(Some(done)) => {
+            status = Some(done);
+            true
+        }
+        Ok(None) => false,
+        Err(_) => true,
+    });
+    status
+}
+
+/// Asks `done` until it says yes (then `true`) or `deadline` passes (`false`), pausing
+/// between asks from 200 µs, doubling up to 20 ms: what is about to happen is seen at once.
+pub(crate) fn poll_until(deadline: Instant, mut done: impl FnMut() -> bool) -> bool {
     let mut pause = Duration::from_micros(200);
     loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Some(status),
-            Ok(None) => {}
-            Err(_) => return None,
+        if done() {
+            return true;
         }
         let now = Instant::now();
         if now >= deadline {
-            return None;
+            return false;
         }
         thread::sleep(pause.min(deadline - now));
         pause = (pause * 2).min(Duration::from_millis(20));

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::container::Stop;
 use crate::error::{Error, Result, Via};
-use crate::proc::{Caller, Captured, Op};
+use crate::proc::{self, Caller, Captured, Op};
 use crate::text;
 
 /// Deadline of each tmux call.
@@ -205,13 +205,12 @@ impl Tmux {
         let status = self.status(name)?;
         if let (Stop::Graceful(timeout), TmuxState::Running) = (how, status.state) {
             self.run("stop", name, &["send-keys", "-t", &pane(name), "C-c"])?;
-            let deadline = Instant::now() + timeout;
-            while Instant::now() < deadline {
-                match self.status(name) {
-                    Ok(TmuxStatus { state: TmuxState::Exited(_), .. }) | Err(Error::NotFound { .. }) => break,
-                    _ => std::thread::sleep(Duration::from_millis(20).min(deadline - Instant::now())),
-                }
-            }
+            proc::poll_until(Instant::now() + timeout, || {
+                matches!(
+                    self.status(name),
+                    Ok(TmuxStatus { state: TmuxState::Exited(_), .. }) | Err(Error::NotFound { .. })
+                )
+            });
         }
         match self.run("stop", name, &["kill-session", "-t", &format!("={name}")]) {
             Ok(_) => Ok(()),

@@ -222,30 +222,19 @@ impl Feeder {
             return;
         }
         self.close();
-        let deadline = Instant::now() + grace;
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(_)) => break,
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
-                _ => {
-                    if let Err(e) = self.reaper.signal(Scope::Environ(&self.mark), "KILL", None) {
-                        log::warn!("ending the feeder of a command's stdin: {e}");
-                    }
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    break;
-                }
+        if proc::wait_until(&mut self.child, Instant::now() + grace).is_none() {
+            if let Err(e) = self.reaper.signal(Scope::Environ(&self.mark), "KILL", None) {
+                log::warn!("ending the feeder of a command's stdin: {e}");
             }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
         // The writer ends once its pipe breaks. On the local runtime the read end is the
         // feeder's own stdin, which a background job of the command may still hold open:
         // then the writer is left to end when that job lets go, not waited for.
         let deadline = Instant::now() + grace.max(Duration::from_secs(1));
         for thread in self.threads.drain(..) {
-            while !thread.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            if thread.is_finished() {
+            if proc::poll_until(deadline, || thread.is_finished()) {
                 let _ = thread.join();
             } else {
                 log::warn!("the writer of a command's stdin is still blocked; it is left to end by itself");
