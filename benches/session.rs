@@ -7,8 +7,8 @@
 //! - session open time, beside a bare `exec -i ... true`;
 //! - 64 MiB into a file through `write_file`, `Cmd::stdin` and `Running::write_stdin`, beside
 //!   raw `exec -i ... cat >FILE`; and out through `read_file`, beside raw `exec ... cat FILE`;
-//! - 8 KiB of stdin (inline in the command) beside no stdin, and one byte more (through a
-//!   second exec) beside a bare `exec -i ... true`;
+//! - 4095 bytes of stdin (inline in the command) beside no stdin, and 8 KiB and one byte
+//!   (through a second exec) beside a bare `exec -i ... true`;
 //! - the cost of aborting a command at its timeout (from the deadline to the answer to the next
 //!   command), beside one bare `exec ... true`, the second exec an abort signals through.
 //!
@@ -336,8 +336,8 @@ fn file_throughput(target: &Target) {
     sh.close().expect("close");
 }
 
-/// Small input: up to 8 KiB goes inline in the command (beside a command without input); one
-/// byte more goes through a second exec (beside a bare `exec -i ... true`, what it starts).
+/// Small input: under 4 KiB, inline in the command (beside the command without input); 8 KiB
+/// and one byte, through a second exec (beside a bare `exec -i ... true`, what it starts).
 fn small_input(target: &Target) {
     let mut sh = target.session();
     let (mut none, mut inline, mut bare, mut fed) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -353,7 +353,7 @@ fn small_input(target: &Target) {
     };
     for round in 0..150 {
         none.push(timed(None));
-        inline.push(timed(Some(8 << 10)));
+        inline.push(timed(Some(4095)));
         if round % 10 == 0 {
             fed.push(timed(Some((8 << 10) + 1)));
             let start = Instant::now();
@@ -364,7 +364,7 @@ fn small_input(target: &Target) {
     }
     let [(none, _), (inline, _), (bare, _), (fed, _)] = [none, inline, bare, fed].map(stats);
     let ratio = |ours: Duration, floor: Duration| ours.as_secs_f64() / floor.as_secs_f64();
-    row(&target.runtime, "stdin 8 KiB (inline), p50", us(inline), us(none), ratio(inline, none), "(floor: no stdin)");
+    row(&target.runtime, "stdin 4095 B (inline), p50", us(inline), us(none), ratio(inline, none), "(floor: no stdin)");
     row(
         &target.runtime,
         "stdin 8 KiB + 1 (second exec), p50",

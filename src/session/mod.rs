@@ -136,7 +136,8 @@ pub struct Session {
     life: Life,
     timeouts: Timeouts,
     max_output: usize,
-    /// `$TMPDIR` (or `/tmp`) in the container, as the shell saw it at start.
+    /// `$TMPDIR` in the container as the shell saw it at start, else `/dev/shm` where it is
+    /// writable, else `/tmp`.
     tmp_dir: String,
     /// The session's directory for temporary files exists in the container.
     temp_dir_made: bool,

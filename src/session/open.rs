@@ -351,7 +351,13 @@ fn setup_command(env: &[(String, String)], workdir: Option<&str>) -> String {
         text::quote_into(&mut setup, dir);
         setup.push_str(" && ");
     }
-    setup.push_str("printf '%s %s %s\\n' \"$$\" \"${BASH_VERSION:+bash}\" \"${TMPDIR:-/tmp}\"");
+    // The directory for the session's files: `$TMPDIR`, else `/dev/shm` where it is writable
+    // (tmpfs: writing a small stdin file there costs a tenth of a container's overlay `/tmp`).
+    setup.push_str(
+        "__boxshell_tmp=${TMPDIR:-/tmp} \
+         && { [ -n \"${TMPDIR-}\" ] || ! [ -d /dev/shm ] || ! [ -w /dev/shm ] || __boxshell_tmp=/dev/shm; } \
+         && printf '%s %s %s\\n' \"$$\" \"${BASH_VERSION:+bash}\" \"$__boxshell_tmp\" && unset __boxshell_tmp",
+    );
     setup
 }
 

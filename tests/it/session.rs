@@ -41,6 +41,7 @@ pub const TESTS: &[(&str, Test<Fixture>)] = &[
     ("chunk_callback_sees_every_byte_once", chunk_callback_sees_every_byte_once),
     ("metrics_and_pid", metrics_and_pid),
     ("files_round_trip", files_round_trip),
+    ("temporary_files_go_with_the_session", temporary_files_go_with_the_session),
     ("builder_env_and_workdir_arrive_literally", builder_env_and_workdir_arrive_literally),
     ("bash_shell_with_aliases", bash_shell_with_aliases),
     ("user_option", user_option),
@@ -573,6 +574,34 @@ fn files_round_trip(fx: &Fixture) -> R {
         ensure!(started.elapsed() < Duration::from_secs(30), "{len} bytes to {target}: {:?}", started.elapsed());
         ensure!(sh.exec("echo still here")?.stdout == b"still here\n", "the session goes on after {target}");
     }
+    Ok(())
+}
+
+/// The session's directory (stdin files, FIFOs) is in `/dev/shm` where the container has it
+/// writable, and is removed when the session closes.
+fn temporary_files_go_with_the_session(fx: &Fixture) -> R {
+    let mut looker = fx.session();
+    let mut sh = fx.session();
+    let id = sh.id().simple().to_string();
+    let find = format!("ls -d /dev/shm/.boxshell-{id} /tmp/.boxshell-{id} 2>/dev/null; true");
+    ensure!(looker.exec(&find)?.stdout.is_empty(), "a directory before any input");
+    for len in [100, 100_000] {
+        let out = sh.cmd("wc -c").stdin(vec![b'x'; len]).run()?;
+        ensure!(out.stdout_str().trim() == len.to_string(), "{len}: {out:?}");
+    }
+    let shm = looker.exec("[ -d /dev/shm ] && [ -w /dev/shm ] && echo yes")?.stdout == b"yes\n";
+    let want = format!("{}/.boxshell-{id}\n", if shm { "/dev/shm" } else { "/tmp" });
+    let seen = looker.exec(&find)?;
+    ensure!(seen.stdout_str() == want, "while open: {:?}, want {want:?}", seen.stdout_str());
+    sh.close()?;
+    let seen = looker.exec(&find)?;
+    ensure!(seen.stdout.is_empty(), "after close: {:?}", seen.stdout_str());
+    // `$TMPDIR` decides where it is set.
+    let mut sh = fx.builder().env("TMPDIR", "/tmp").open()?;
+    let id = sh.id().simple();
+    sh.cmd("cat").stdin(vec![b'y'; 10]).run()?.check()?;
+    let seen = looker.exec(&format!("ls -d /dev/shm/.boxshell-{id} /tmp/.boxshell-{id} 2>/dev/null; true"))?;
+    ensure!(seen.stdout_str() == format!("/tmp/.boxshell-{id}\n"), "with TMPDIR=/tmp: {:?}", seen.stdout_str());
     Ok(())
 }
 
