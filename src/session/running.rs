@@ -62,8 +62,9 @@ impl<'s> Cmd<'s> {
     }
 
     /// Bytes the command reads as its stdin (then EOF), any size. Without this, stdin is empty.
-    /// A few KiB go in the command's frame; more go through a second, short-lived
-    /// `exec -i ... cat` into a temporary file in the container, at the speed of the pipe.
+    /// Up to 8 KiB go in the command's frame (into a file in the session's directory); more go
+    /// through a second, short-lived `exec -i`, whose stdin pipe the command reads, at the
+    /// speed of that pipe and with no copy of the bytes in this process.
     pub fn stdin(mut self, data: impl Into<Vec<u8>>) -> Self {
         self.stdin = Some(data.into());
         self
