@@ -343,7 +343,8 @@ impl Session {
 
     /// Writes `data` to the file `path` in the container (created or truncated), through
     /// the session's shell. Up to 8 KiB go with the command; more goes through a second exec
-    /// while the command runs, straight from `data`. The session's idle timeout does not
+    /// while the command runs, copied from `data` a piece at a time (never all at once, as
+    /// [`Cmd::stdin`] would take it). The session's idle timeout does not
     /// apply (nothing is printed while the file is written); its command timeout does.
     ///
     /// # Errors
@@ -354,7 +355,7 @@ impl Session {
             cat.stdin(data).run()?.check()?;
             return Ok(());
         }
-        // Written from `data` as it is, not from a copy of it.
+        // Written from `data` a piece at a time, not from a copy of all of it.
         let mut running = cat.interactive().start(true)?;
         let written = running.write_stdin(data).and_then(|()| running.close_stdin());
         match written {
