@@ -16,6 +16,7 @@ pub const TESTS: &[(&str, Test<OpsFixture>)] = &[
     ("cli_ops_lifecycle_from_a_config_file", cli_ops_lifecycle_from_a_config_file),
     ("cli_ops_errors_and_usage", cli_ops_errors_and_usage),
     ("cli_exec_passes_bytes_and_exit_codes", cli_exec_passes_bytes_and_exit_codes),
+    ("cli_exec_i_feeds_stdin", cli_exec_i_feeds_stdin),
     ("cli_shell_keeps_state_and_survives_ctrl_c", cli_shell_keeps_state_and_survives_ctrl_c),
 ];
 
@@ -228,6 +229,49 @@ fn cli_exec_passes_bytes_and_exit_codes(fx: &OpsFixture) -> R {
     }
     let missing = unique("cli-missing");
     failed(&run(&["exec", "--runtime", &runtime, &missing, "--", "true"])?, 1, &missing)?;
+    Ok(())
+}
+
+/// `exec -i`: the command reads this program's stdin, exact at 5 MiB of every byte value;
+/// without `-i` it reads EOF; a command that stops reading ends the tool all the same.
+fn cli_exec_i_feeds_stdin(fx: &OpsFixture) -> R {
+    let runtime = fx.containers.runtime.to_string();
+    let container = fx.containers.container.clone();
+    let input: Vec<u8> = (0..5u32 << 20).map(|i| (i ^ (i >> 11)) as u8).collect();
+    let fed = |args: &[&str], input: &[u8]| -> Result<Output, libtest_mimic::Failed> {
+        let mut child = boxshell(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+        let mut stdin = child.stdin.take().ok_or("stdin")?;
+        let input = input.to_vec();
+        // A command that stops reading breaks this pipe: not an error here.
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        let out = child.wait_with_output()?;
+        writer.join().map_err(|_| "writer panicked")?;
+        Ok(out)
+    };
+    for (target, rt) in [(container.as_str(), runtime.as_str()), ("-", "local")] {
+        let out = fed(&["exec", "-i", "--runtime", rt, target, "--", "cat; echo end >&2"], &input)?;
+        ensure!(
+            out.stdout == input && out.stderr == b"end\n" && out.status.success(),
+            "{target}: {} bytes back of {}, {:?} {:?}",
+            out.stdout.len(),
+            input.len(),
+            out.status,
+            text(&out.stderr)
+        );
+        let out = fed(&["exec", "--runtime", rt, target, "--", "wc -c"], b"not read")?;
+        ensure!(text(&out.stdout).trim() == "0" && out.status.success(), "{target} without -i: {out:?}");
+        let start = Instant::now();
+        let out = fed(&["exec", "-i", "--runtime", rt, target, "--", "head -c 3; exit 5"], &input)?;
+        ensure!(
+            out.stdout == input[..3] && out.status.code() == Some(5) && start.elapsed() < Duration::from_secs(20),
+            "{target}, a command that stops reading: {out:?} after {:?}",
+            start.elapsed()
+        );
+    }
+    let out = run(&["shell", "-i", "-"])?;
+    ensure!(out.status.code() == Some(2) && text(&out.stderr).contains("-i"), "shell -i: {out:?}");
     Ok(())
 }
 

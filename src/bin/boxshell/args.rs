@@ -13,7 +13,8 @@ usage: boxshell [--config FILE] [--json] ops list
                 [--image I] [--command LINE] [--workdir DIR] [-e K=V]... [-v VOL]... [-p PORT]...
        boxshell ops stop NAME [--timeout SECS | --kill]
        boxshell ops status|logs|attach|exists NAME      (logs: -n N)
-       boxshell exec [--runtime R] [--timeout SECS] TARGET -- WORDS...   (TARGET - : this host)
+       boxshell exec [-i] [--runtime R] [--timeout SECS] TARGET -- WORDS...   (TARGET - : this host;
+                                       -i: the command reads this program's stdin, else EOF)
        boxshell shell [--runtime R] TARGET
 
 The config file: --config FILE, else $BOXSHELL_CONFIG, else ./boxshell.toml,
@@ -33,9 +34,20 @@ impl From<lexopt::Error> for Usage {
 #[derive(Debug)]
 pub enum Action {
     Help,
-    Ops { verb: Verb, name: Option<String> },
-    Exec { target: String, line: String, timeout: Option<Duration> },
-    Shell { target: String },
+    Ops {
+        verb: Verb,
+        name: Option<String>,
+    },
+    /// `interactive`: the command reads this process's stdin (`-i`), else EOF.
+    Exec {
+        target: String,
+        line: String,
+        timeout: Option<Duration>,
+        interactive: bool,
+    },
+    Shell {
+        target: String,
+    },
 }
 
 /// An `ops` verb.
@@ -87,10 +99,11 @@ impl Args {
             lines: None,
         };
         let mut timeout = None;
-        let mut help = false;
+        let (mut help, mut interactive) = (false, false);
         while let Some(arg) = p.next()? {
             match arg {
                 Short('h') | Long("help") => help = true,
+                Short('i') | Long("interactive") => interactive = true,
                 Long("config") => a.config = Some(p.value()?.into()),
                 Long("json") => a.json = true,
                 Long("backend") => {
@@ -174,7 +187,7 @@ impl Args {
                 if words.is_empty() {
                     return Err(Usage("exec: no command after `--`".into()));
                 }
-                Action::Exec { target, line: words.join(" "), timeout }
+                Action::Exec { target, line: words.join(" "), timeout, interactive }
             }
             Some("shell") => {
                 let target = positional.next().ok_or_else(|| Usage("shell: a TARGET is needed".into()))?;
@@ -187,6 +200,9 @@ impl Args {
         }
         if dashes && !matches!(a.action, Action::Exec { .. }) {
             return Err(Usage("`--` is only for exec".into()));
+        }
+        if interactive && !matches!(a.action, Action::Exec { .. }) {
+            return Err(Usage("-i is only for exec".into()));
         }
         Ok(a)
     }

@@ -44,7 +44,9 @@ fn run(args: Args) -> Result<ExitCode, String> {
             let name = name.clone().unwrap_or_default();
             ops_verb(&args, verb, &name)
         }
-        Action::Exec { ref target, ref line, timeout } => run::exec(target, args.runtime.clone(), line, timeout),
+        Action::Exec { ref target, ref line, timeout, interactive } => {
+            run::exec(target, args.runtime.clone(), line, timeout, interactive)
+        }
         Action::Shell { ref target } => run::shell(target, args.runtime.clone()),
     }
 }

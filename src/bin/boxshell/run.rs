@@ -1,12 +1,12 @@
 //! `exec` and `shell`: commands in a session, their output passed through as it comes.
 
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use boxshell::{Error, Output, Runtime, Session, Stream};
+use boxshell::{Cmd, Error, Output, Runtime, Session, Stream};
 
 /// timeout(1)'s exit code for a command that ran out of time.
 const TIMED_OUT: u8 = 124;
@@ -21,20 +21,51 @@ fn open(target: &str, runtime: Option<Runtime>) -> Result<Session, String> {
     Session::builder(target).runtime(runtime).open().map_err(|e| e.to_string())
 }
 
-/// Runs `line`, its stdout and stderr written through as they arrive (nothing kept).
-fn run_line(sh: &mut Session, line: &str, timeout: Option<Duration>) -> boxshell::Result<Output> {
+/// `line`, its stdout and stderr to be written through as they arrive (nothing kept).
+fn passed_through<'s>(sh: &'s mut Session, line: &str, timeout: Option<Duration>) -> Cmd<'s> {
     let (mut stdout, mut stderr) = (io::stdout(), io::stderr());
-    sh.cmd(line)
-        .timeout(timeout)
-        .max_output(0)
-        .on_chunk(move |stream, bytes| {
-            // A reader that went away (`| head`) ends nothing here: the command runs on.
-            let _ = match stream {
-                Stream::Stdout => stdout.write_all(bytes).and_then(|()| stdout.flush()),
-                _ => stderr.write_all(bytes).and_then(|()| stderr.flush()),
-            };
-        })
-        .run()
+    sh.cmd(line).timeout(timeout).max_output(0).on_chunk(move |stream, bytes| {
+        // A reader that went away (`| head`) ends nothing here: the command runs on.
+        let _ = match stream {
+            Stream::Stdout => stdout.write_all(bytes).and_then(|()| stdout.flush()),
+            _ => stderr.write_all(bytes).and_then(|()| stderr.flush()),
+        };
+    })
+}
+
+/// Runs `line` as [`passed_through`], fed this process's stdin until its end (then EOF), as
+/// `docker exec -i` does.
+fn run_fed(sh: &mut Session, line: &str, timeout: Option<Duration>) -> boxshell::Result<Output> {
+    let mut running = passed_through(sh, line, timeout).interactive().spawn()?;
+    // A thread reads stdin, as a read cannot be given a deadline; it ends with this process.
+    let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(4);
+    std::thread::spawn(move || {
+        let mut stdin = io::stdin().lock();
+        let mut buf = vec![0u8; 1 << 16];
+        while let Ok(n @ 1..) = stdin.read(&mut buf) {
+            if tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    loop {
+        match rx.recv_timeout(Duration::from_millis(10)) {
+            Ok(chunk) => match running.write_stdin(&chunk) {
+                Ok(()) => {}
+                // The command ended, or stopped reading: the rest of stdin is not for it.
+                Err(Error::CommandEnded { .. } | Error::StdinClosed { .. }) => break,
+                Err(e) => return Err(e),
+            },
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            // Lets output through and the timeout act while stdin is quiet.
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                if running.try_wait()?.is_some() {
+                    break;
+                }
+            }
+        }
+    }
+    running.wait()
 }
 
 /// The exit code the tool gives for a command's end.
@@ -47,14 +78,21 @@ fn exit_byte(code: Option<i32>) -> u8 {
     code.and_then(|c| u8::try_from(c).ok()).unwrap_or(1)
 }
 
-pub fn exec(target: &str, runtime: Option<Runtime>, line: &str, timeout: Option<Duration>) -> Result<ExitCode, String> {
+pub fn exec(
+    target: &str,
+    runtime: Option<Runtime>,
+    line: &str,
+    timeout: Option<Duration>,
+    interactive: bool,
+) -> Result<ExitCode, String> {
     let mut sh = open(target, runtime)?;
     let interrupter = sh.interrupter();
     ctrlc::set_handler(move || {
         let _ = interrupter.interrupt();
     })
     .map_err(|e| format!("catching Ctrl-C: {e}"))?;
-    let code = match run_line(&mut sh, line, timeout) {
+    let ran = if interactive { run_fed(&mut sh, line, timeout) } else { passed_through(&mut sh, line, timeout).run() };
+    let code = match ran {
         Ok(out) => code_of(&out),
         Err(Error::ShellExited { code, .. }) => exit_byte(code),
         Err(e) => return Err(e.to_string()),
@@ -98,7 +136,7 @@ pub fn shell(target: &str, runtime: Option<Runtime>) -> Result<ExitCode, String>
             continue;
         }
         busy.store(true, Ordering::SeqCst);
-        let result = run_line(&mut sh, command, None);
+        let result = passed_through(&mut sh, command, None).run();
         busy.store(false, Ordering::SeqCst);
         last = match result {
             Ok(out) => code_of(&out),
