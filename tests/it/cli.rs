@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::ensure;
-use crate::harness::{contain, eventually, image, remove_container, unique, wait_child};
+use crate::harness::{Scratch, contain, eventually, image, remove_container, unique, wait_child};
 use crate::ops::OpsFixture;
 use crate::{R, Test};
 
@@ -59,11 +59,9 @@ fn state(config: &str, name: &str) -> Result<String, libtest_mimic::Failed> {
 
 fn cli_ops_lifecycle_from_a_config_file(fx: &OpsFixture) -> R {
     let (t, c) = (unique("cli_t").replace('-', "_"), unique("cli_c").replace('-', "_"));
-    let dir = std::env::temp_dir().join(unique("bx-cli"));
-    std::fs::create_dir_all(&dir)?;
-    let config = dir.join("boxshell.toml");
-    std::fs::write(
-        &config,
+    let scratch = Scratch::new("bx-cli")?;
+    let config = scratch.write(
+        "boxshell.toml",
         format!(
             r#"
 [ops]
@@ -155,7 +153,6 @@ command = "echo out-1; echo err-1 >&2; echo out-2; sleep 3600"
     });
     let _ = fx.tmux.raw(&["kill-session", "-t", &format!("={t}")]);
     remove_container(&fx.containers.runtime, &c);
-    let _ = std::fs::remove_dir_all(&dir);
     result
 }
 
@@ -186,13 +183,10 @@ fn cli_ops_errors_and_usage(fx: &OpsFixture) -> R {
     remove_container(&fx.containers.runtime, &name);
     result?;
     // A config file that is wrong names the file and the key.
-    let dir = std::env::temp_dir().join(unique("bx-cli-bad"));
-    std::fs::create_dir_all(&dir)?;
-    let bad = dir.join("bad.toml");
-    std::fs::write(&bad, "[ops]\nbogus = 1\n")?;
+    let scratch = Scratch::new("bx-cli-bad")?;
+    let bad = scratch.write("bad.toml", "[ops]\nbogus = 1\n")?;
     let out = boxshell(&["ops", "list"]).env("BOXSHELL_CONFIG", &bad).output()?;
     failed(&out, 1, "ops.bogus")?;
-    let _ = std::fs::remove_dir_all(&dir);
     // Usage errors: exit 2, and nothing run.
     let usages: [&[&str]; 5] =
         [&["ops", "frob", "x"], &["ops", "stop"], &["ops", "list", "--nope"], &["exec", "-", "true"], &[]];

@@ -8,7 +8,7 @@ use boxshell::{ContainerSpec, ContainerState, Containers, Error, Scope, Stop, St
 
 use crate::ensure;
 use crate::harness::{
-    Fixture, LABEL, cmdline, contain, engine, eventually, image, remove_container, spawn_helper, tag, unique,
+    Fixture, LABEL, Scratch, cmdline, contain, engine, eventually, image, remove_container, spawn_helper, tag, unique,
 };
 use crate::{R, Test};
 
@@ -279,28 +279,25 @@ fn copy_in_and_out(fx: &Fixture) -> R {
     let c = containers(fx);
     let name = unique("bx-cp");
     let _b = c.run(&sleeper(&name))?.remove_on_drop();
-    let dir = std::env::temp_dir().join(unique("bx-cp-host"));
-    std::fs::create_dir_all(dir.join("tree/sub"))?;
+    let dir = Scratch::new("bx-cp-host")?;
     let data: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
-    std::fs::write(dir.join("file.bin"), &data)?;
-    std::fs::write(dir.join("tree/sub/leaf.txt"), "leaf\n")?;
-    let result = contain(|| -> R {
-        c.copy_in(&name, &dir.join("file.bin"), "/tmp/in.bin")?;
-        c.copy_in(&name, &dir.join("tree"), "/tmp/tree")?;
+    dir.write("file.bin", &data)?;
+    dir.write("tree/sub/leaf.txt", "leaf\n")?;
+    contain(|| -> R {
+        c.copy_in(&name, &dir.path("file.bin"), "/tmp/in.bin")?;
+        c.copy_in(&name, &dir.path("tree"), "/tmp/tree")?;
         let out = c.exec(&name, &["cat", "/tmp/in.bin"])?;
         ensure!(out.stdout == data, "copied file differs ({} bytes)", out.stdout.len());
         let out = c.exec(&name, &["cat", "/tmp/tree/sub/leaf.txt"])?;
         ensure!(out.stdout == b"leaf\n", "{out:?}");
-        c.copy_out(&name, "/tmp/tree", &dir.join("back"))?;
-        ensure!(std::fs::read(dir.join("back/sub/leaf.txt"))? == b"leaf\n", "copied out");
-        c.copy_out(&name, "/tmp/in.bin", &dir.join("back.bin"))?;
-        ensure!(std::fs::read(dir.join("back.bin"))? == data, "copied out file differs");
-        let err = c.copy_out(&name, "/no/such/path", &dir.join("x")).unwrap_err();
+        c.copy_out(&name, "/tmp/tree", &dir.path("back"))?;
+        ensure!(std::fs::read(dir.path("back/sub/leaf.txt"))? == b"leaf\n", "copied out");
+        c.copy_out(&name, "/tmp/in.bin", &dir.path("back.bin"))?;
+        ensure!(std::fs::read(dir.path("back.bin"))? == data, "copied out file differs");
+        let err = c.copy_out(&name, "/no/such/path", &dir.path("x")).unwrap_err();
         ensure!(matches!(err, Error::Failed { operation: "copy", .. }), "{err:?}");
         Ok(())
-    });
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+    })
 }
 
 fn drop_guard_removes(fx: &Fixture) -> R {
@@ -345,15 +342,14 @@ fn attach_replaces_the_process(fx: &Fixture) -> R {
 
 fn volumes_and_log_volume(fx: &Fixture) -> R {
     let c = containers(fx);
-    let dir = std::env::temp_dir().join(unique("bx-vol"));
-    let logs = dir.join("logs");
-    std::fs::create_dir_all(dir.join("data"))?;
-    std::fs::write(dir.join("data/in.txt"), "from host\n")?;
+    let dir = Scratch::new("bx-vol")?;
+    let logs = dir.path("logs");
+    dir.write("data/in.txt", "from host\n")?;
     let name = unique("bx-vol");
     let spec = ContainerSpec::new(image())
         .name(&name)
         .command(["sh", "-c", "cat /data/in.txt > /logs/app.log; sleep 3600"])
-        .volume(format!("{}:/data:ro", dir.join("data").display()))
+        .volume(format!("{}:/data:ro", dir.path("data").display()))
         .log_volume(format!("{}:/logs", logs.display()))
         .init();
     let v = c.run(&spec)?.remove_on_drop();
@@ -368,7 +364,6 @@ fn volumes_and_log_volume(fx: &Fixture) -> R {
     v.remove()?;
     // The logs outlive the container.
     let kept = std::fs::read(logs.join("app.log"));
-    let _ = std::fs::remove_dir_all(&dir);
     result?;
     ensure!(kept? == b"from host\n", "log volume gone with the container");
     Ok(())

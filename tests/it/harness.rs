@@ -279,6 +279,38 @@ pub fn temp() -> std::path::PathBuf {
     std::env::temp_dir().join(format!("boxshell-it-{}", std::process::id()))
 }
 
+/// A directory of one test's own under [`temp`], removed with what it holds when dropped.
+pub struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    pub fn new(prefix: &str) -> std::io::Result<Scratch> {
+        let dir = temp().join(unique(prefix));
+        std::fs::create_dir_all(&dir)?;
+        Ok(Scratch(dir))
+    }
+
+    /// `name` inside it.
+    pub fn path(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+
+    /// Writes `contents` to `name` inside it (its directories made); its path.
+    pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> std::io::Result<std::path::PathBuf> {
+        let path = self.path(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, contents)?;
+        Ok(path)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Removes [`temp`].
 pub fn remove_temp() {
     let _ = std::fs::remove_dir_all(temp());

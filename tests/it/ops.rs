@@ -6,7 +6,9 @@ use std::time::Duration;
 use boxshell::{Backend, Error, Ops, SessionDef, State, Stop, Via};
 
 use crate::ensure;
-use crate::harness::{Fixture, LABEL, TmuxFixture, cli, contain, engine, eventually, image, remove_container, unique};
+use crate::harness::{
+    Fixture, LABEL, Scratch, TmuxFixture, cli, contain, engine, eventually, image, remove_container, unique,
+};
 use crate::{R, Test};
 
 /// A container runtime and tmux on a socket of its own.
@@ -187,11 +189,9 @@ fn exited_sessions_report_their_code_and_are_replaced(fx: &OpsFixture) -> R {
 #[cfg(feature = "config")]
 fn sessions_from_a_config_file(fx: &OpsFixture) -> R {
     let (t, c) = (name("cfg-t"), name("cfg-c"));
-    let dir = std::env::temp_dir().join(unique("bx-config"));
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join("boxshell.toml");
-    std::fs::write(
-        &path,
+    let scratch = Scratch::new("bx-config")?;
+    let path = scratch.write(
+        "boxshell.toml",
         format!(
             r#"
 [ops]
@@ -233,13 +233,10 @@ command = ["sleep", "3600"]
     });
     let _ = ops.stop(&t, Stop::Kill);
     remove_container(&fx.containers.runtime, &c);
-    let _ = std::fs::remove_dir_all(&dir);
     result?;
     // A mistake in the file names the file and the key.
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(&path, "[ops.sessions.web]\nimgae = \"x\"\n")?;
+    scratch.write("boxshell.toml", "[ops.sessions.web]\nimgae = \"x\"\n")?;
     let err = Ops::from_file(&path).unwrap_err();
-    let _ = std::fs::remove_dir_all(&dir);
     let text = err.to_string();
     ensure!(text.contains("boxshell.toml") && text.contains("ops.sessions.web.imgae"), "{text}");
     Ok(())
