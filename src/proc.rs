@@ -252,7 +252,7 @@ fn collect(
 /// Waits for `child` to exit until `deadline`, polling with a growing interval.
 pub(crate) fn wait_until(child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
     let mut status = None;
-    poll_until(deadline, || match child.try_wait() {
+    poll_until(deadline, QUICK_POLL, || match child.try_wait() {
         Ok(Some(done)) => {
             status = Some(done);
             true
@@ -263,10 +263,14 @@ pub(crate) fn wait_until(child: &mut Child, deadline: Instant) -> Option<ExitSta
     status
 }
 
+/// The first pause of [`poll_until`] for a check that costs next to nothing (`try_wait`):
+/// what is about to happen is seen at once.
+pub(crate) const QUICK_POLL: Duration = Duration::from_micros(200);
+
 /// Asks `done` until it says yes (then `true`) or `deadline` passes (`false`), pausing
-/// between asks from 200 µs, doubling up to 20 ms: what is about to happen is seen at once.
-pub(crate) fn poll_until(deadline: Instant, mut done: impl FnMut() -> bool) -> bool {
-    let mut pause = Duration::from_micros(200);
+/// between asks from `first`, doubling up to 20 ms.
+pub(crate) fn poll_until(deadline: Instant, first: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let mut pause = first;
     loop {
         if done() {
             return true;

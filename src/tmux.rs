@@ -205,7 +205,8 @@ impl Tmux {
         let status = self.status(name)?;
         if let (Stop::Graceful(timeout), TmuxState::Running) = (how, status.state) {
             self.run("stop", name, &["send-keys", "-t", &pane(name), "C-c"])?;
-            proc::poll_until(Instant::now() + timeout, || {
+            // Each look runs tmux: one every 20 ms, not the quick start of a cheap check.
+            proc::poll_until(Instant::now() + timeout, Duration::from_millis(20), || {
                 matches!(
                     self.status(name),
                     Ok(TmuxStatus { state: TmuxState::Exited(_), .. }) | Err(Error::NotFound { .. })

@@ -234,7 +234,7 @@ impl Feeder {
         // then the writer is left to end when that job lets go, not waited for.
         let deadline = Instant::now() + grace.max(Duration::from_secs(1));
         for thread in self.threads.drain(..) {
-            if proc::poll_until(deadline, || thread.is_finished()) {
+            if proc::poll_until(deadline, proc::QUICK_POLL, || thread.is_finished()) {
                 let _ = thread.join();
             } else {
                 log::warn!("the writer of a command's stdin is still blocked; it is left to end by itself");

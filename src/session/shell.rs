@@ -350,7 +350,8 @@ impl Session {
     /// Waits briefly for the reader threads; they end at EOF. One that does not (a process
     /// that escaped the session still holds a pipe) is left to end on its own.
     pub(super) fn join_readers(&mut self) {
-        proc::poll_until(Instant::now() + Duration::from_secs(1), || self.readers.iter().all(|r| r.is_finished()));
+        let deadline = Instant::now() + Duration::from_secs(1);
+        proc::poll_until(deadline, proc::QUICK_POLL, || self.readers.iter().all(|r| r.is_finished()));
         for reader in self.readers.drain(..) {
             if reader.is_finished() {
                 let _ = reader.join();
