@@ -12,7 +12,9 @@ pub struct Logs {
     /// The container's stderr.
     pub stderr: Vec<u8>,
     /// The lines of both, each with its stream and its newline, in the order they were
-    /// written (by the engine's timestamps).
+    /// written by the engine's timestamps (nanoseconds). Lines of the two streams stamped
+    /// with the same instant cannot be ordered between them: each stream keeps its own order
+    /// and stdout comes first. A container with a terminal (`tty`) has one stream, stdout.
     pub lines: Vec<(Stream, Vec<u8>)>,
 }
 

@@ -393,8 +393,11 @@ impl Containers {
     }
 
     /// Attaches this terminal to the container's main process (`attach`), replacing the
-    /// current process: on success it never returns. Detach with Ctrl-P Ctrl-Q (for a
-    /// container run with [`ContainerSpec::tty`]).
+    /// current process: on success it never returns. Input reaches the process if it was run
+    /// with [`ContainerSpec::stdin_open`] or [`ContainerSpec::tty`]. Signals to this terminal
+    /// are not passed on (`--sig-proxy=false`): without a terminal, Ctrl-C ends the attach
+    /// and leaves the container running; with one, Ctrl-C goes to the process and Ctrl-P
+    /// Ctrl-Q detaches.
     ///
     /// Returns the error that kept it from replacing the process.
     #[must_use = "attach returns only when it failed: the error says why"]
@@ -413,7 +416,7 @@ impl Containers {
             Err(e) => return e,
         }
         let mut cmd = self.engine.command();
-        cmd.args(["attach", "--", name]);
+        cmd.args(["attach", "--sig-proxy=false", "--", name]);
         let e = cmd.exec();
         self.engine.failed(Op("attach", name), &cmd, e.to_string())
     }

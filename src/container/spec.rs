@@ -22,6 +22,7 @@ pub struct ContainerSpec {
     user: Option<String>,
     labels: Vec<(String, String)>,
     init: bool,
+    stdin_open: bool,
     tty: bool,
     memory: Option<String>,
     cpus: Option<String>,
@@ -115,9 +116,19 @@ impl ContainerSpec {
         self
     }
 
+    /// Keeps the command's stdin open (`-i`), so that a command reading it (a shell) waits
+    /// for input instead of ending, and [`Containers::attach`](super::Containers::attach) can
+    /// send it lines. Its stdout and stderr stay apart.
+    pub fn stdin_open(mut self) -> Self {
+        self.stdin_open = true;
+        self
+    }
+
     /// Keeps stdin open and gives the command a terminal (`-i -t`), so that
-    /// [`Containers::attach`](super::Containers::attach) gets a console.
+    /// [`Containers::attach`](super::Containers::attach) gets a console. The terminal makes
+    /// stdout and stderr one stream, with lines ending in `\r\n`.
     pub fn tty(mut self) -> Self {
+        self.stdin_open = true;
         self.tty = true;
         self
     }
@@ -187,8 +198,11 @@ impl ContainerSpec {
         if self.init {
             args.push("--init".into());
         }
+        if self.stdin_open {
+            args.push("-i".into());
+        }
         if self.tty {
-            args.extend(["-i".into(), "-t".into()]);
+            args.push("-t".into());
         }
         args.extend(self.extra_args.iter().cloned());
         args.push(self.image.clone().into());

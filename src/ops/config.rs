@@ -3,15 +3,15 @@
 //! ```toml
 //! [ops]
 //! default_backend = "tmux"          # or "container"; default "tmux"
-//! tmux_binary = "tmux"              # default "tmux"
-//! socket_name = "ops"               # tmux socket (-L) of sessions that name none; default tmux's
-//! container_runtime = "podman"      # "docker", "podman"; absent: detect
+//! tmux_program = "tmux"             # default "tmux"
+//! socket = "ops"                    # tmux socket (-L) of sessions that name none; default tmux's
+//! runtime = "podman"                # "docker", "podman"; absent: detect
 //!
 //! [ops.sessions.bot]                # a tmux session
 //! command = "python3 bot.py"        # a line for the shell, or an argv: ["python3", "bot.py"]
-//! working_dir = "/srv/bot"
+//! workdir = "/srv/bot"
 //! env = { MODE = "prod" }
-//! socket_name = "bots"
+//! socket = "bots"
 //!
 //! [ops.sessions.db]                 # a container
 //! backend = "container"
@@ -20,7 +20,11 @@
 //! ports = ["5432:5432"]
 //! log_volume = "./logs/db:/var/log/postgresql"
 //! runtime = "docker"
+//! tty = false                       # true: a terminal (one output stream); default false
 //! ```
+//!
+//! The keys are named as the builder methods are. kstlib.ops' names are read too:
+//! `tmux_binary`, `socket_name`, `container_runtime`, `working_dir`.
 //!
 //! Every key is checked: an unknown key, a value of the wrong type, a missing image is an
 //! [`Error::Config`] naming the file and the dotted key.
@@ -34,9 +38,16 @@ use crate::error::{Error, Result};
 use crate::runtime::Runtime;
 use crate::tmux::Tmux;
 
-const OPS_KEYS: &[&str] = &["default_backend", "tmux_binary", "socket_name", "container_runtime", "sessions"];
+const OPS_KEYS: &[&str] = &["default_backend", "tmux_program", "socket", "runtime", "sessions"];
 const SESSION_KEYS: &[&str] =
-    &["backend", "command", "working_dir", "env", "image", "volumes", "ports", "log_volume", "runtime", "socket_name"];
+    &["backend", "command", "workdir", "env", "image", "volumes", "ports", "log_volume", "runtime", "socket", "tty"];
+/// Keys kstlib.ops names otherwise, and the name they stand for.
+const OLD_NAMES: &[(&str, &str)] = &[
+    ("tmux_binary", "tmux_program"),
+    ("socket_name", "socket"),
+    ("container_runtime", "runtime"),
+    ("working_dir", "workdir"),
+];
 
 impl Ops {
     /// Where the configuration file is looked for, first found wins: `$BOXSHELL_CONFIG` (used
@@ -87,8 +98,7 @@ impl Ops {
     pub fn from_toml(text: &str, origin: &str) -> Result<Ops> {
         let err =
             |key: &str, message: String| Error::Config { path: origin.to_string(), key: key.to_string(), message };
-        let root: Table =
-            text.parse().map_err(|e: toml::de::Error| err("(syntax)", e.to_string().trim().to_string()))?;
+        let root: Table = text.parse().map_err(|e: toml::de::Error| err("(syntax)", syntax(text, &e)))?;
         let r = Reader { origin };
         r.only(&root, "", &["ops"])?;
         let ops_table = match root.get("ops") {
@@ -102,15 +112,15 @@ impl Ops {
             ops = ops.default_backend(r.backend("ops.default_backend", &b)?);
         }
         let mut tmux = Tmux::new();
-        if let Some(t) = r.string(ops_table, "ops", "tmux_binary")? {
+        if let Some(t) = r.string(ops_table, "ops", "tmux_program")? {
             tmux = tmux.program(t);
         }
-        if let Some(s) = r.string(ops_table, "ops", "socket_name")? {
+        if let Some(s) = r.string(ops_table, "ops", "socket")? {
             tmux = tmux.socket(s);
         }
         ops = ops.tmux(tmux);
-        if let Some(rt) = r.string(ops_table, "ops", "container_runtime")? {
-            ops = ops.runtime(r.runtime("ops.container_runtime", &rt)?);
+        if let Some(rt) = r.runtime(ops_table, "ops")? {
+            ops = ops.runtime(rt);
         }
         let sessions = match ops_table.get("sessions") {
             None => return Ok(ops),
@@ -133,6 +143,20 @@ impl Ops {
     }
 }
 
+/// A TOML syntax error in one line: where, and what (toml's own text draws the line).
+fn syntax(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before[before.rfind('\n').map_or(0, |i| i + 1)..].chars().count() + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
+    }
+}
+
 /// Reads typed values out of tables, with errors naming the file and key.
 struct Reader<'a> {
     origin: &'a str,
@@ -147,20 +171,49 @@ impl Reader<'_> {
         if at.is_empty() { key.to_string() } else { format!("{at}.{key}") }
     }
 
+    /// Checks that `t` holds only `allowed` keys, or their old names, each once.
     fn only(&self, t: &Table, at: &str, allowed: &[&str]) -> Result<()> {
-        match t.keys().find(|k| !allowed.contains(&k.as_str())) {
-            Some(k) => {
-                Err(self.err(&Self::key(at, k), format!("unknown key; expected one of: {}", allowed.join(", "))))
+        for key in t.keys() {
+            let new = OLD_NAMES.iter().find(|&&(old, new)| old == key && allowed.contains(&new)).map(|&(_, new)| new);
+            match new {
+                Some(new) if t.contains_key(new) => {
+                    return Err(self.err(&Self::key(at, key), format!("given twice, as {key} and as {new}")));
+                }
+                Some(_) => {}
+                None if allowed.contains(&key.as_str()) => {}
+                None => {
+                    let message = format!("unknown key; expected one of: {}", allowed.join(", "));
+                    return Err(self.err(&Self::key(at, key), message));
+                }
             }
-            None => Ok(()),
+        }
+        Ok(())
+    }
+
+    /// The value of `key` in `t`, found under its name or its old name, and the name it was
+    /// found under.
+    fn get<'t>(t: &'t Table, key: &'t str) -> Option<(&'t str, &'t Value)> {
+        let old = OLD_NAMES.iter().find(|&&(_, new)| new == key).map(|&(old, _)| old);
+        std::iter::once(key).chain(old).find_map(|k| t.get_key_value(k)).map(|(k, v)| (k.as_str(), v))
+    }
+
+    fn bool(&self, t: &Table, at: &str, key: &str) -> Result<Option<bool>> {
+        match t.get(key) {
+            None => Ok(None),
+            Some(Value::Boolean(b)) => Ok(Some(*b)),
+            Some(other) => {
+                Err(self.err(&Self::key(at, key), format!("expected true or false, found {}", other.type_str())))
+            }
         }
     }
 
     fn string(&self, t: &Table, at: &str, key: &str) -> Result<Option<String>> {
-        match t.get(key) {
+        match Self::get(t, key) {
             None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(other) => Err(self.err(&Self::key(at, key), format!("expected a string, found {}", other.type_str()))),
+            Some((_, Value::String(s))) => Ok(Some(s.clone())),
+            Some((key, other)) => {
+                Err(self.err(&Self::key(at, key), format!("expected a string, found {}", other.type_str())))
+            }
         }
     }
 
@@ -192,10 +245,15 @@ impl Reader<'_> {
         }
     }
 
-    fn runtime(&self, key: &str, value: &str) -> Result<Runtime> {
+    fn runtime(&self, t: &Table, at: &str) -> Result<Option<Runtime>> {
+        let Some(value) = self.string(t, at, "runtime")? else { return Ok(None) };
         match value.parse::<Runtime>() {
-            Ok(r) if r.manages_containers() => Ok(r),
-            _ => Err(self.err(key, format!("unknown container runtime {value:?}; expected \"docker\" or \"podman\""))),
+            Ok(r) if r.manages_containers() => Ok(Some(r)),
+            _ => {
+                let key = Self::get(t, "runtime").map_or("runtime", |(k, _)| k);
+                let message = format!("unknown container runtime {value:?}; expected \"docker\" or \"podman\"");
+                Err(self.err(&Self::key(at, key), message))
+            }
         }
     }
 
@@ -216,15 +274,14 @@ impl Reader<'_> {
                 ));
             }
         };
-        def.workdir = self.string(t, at, "working_dir")?;
+        def.workdir = self.string(t, at, "workdir")?;
         def.image = self.string(t, at, "image")?;
         def.volumes = self.strings(t, at, "volumes")?;
         def.ports = self.strings(t, at, "ports")?;
         def.log_volume = self.string(t, at, "log_volume")?;
-        def.socket = self.string(t, at, "socket_name")?;
-        if let Some(rt) = self.string(t, at, "runtime")? {
-            def.runtime = Some(self.runtime(&Self::key(at, "runtime"), &rt)?.into());
-        }
+        def.socket = self.string(t, at, "socket")?;
+        def.tty = self.bool(t, at, "tty")?;
+        def.runtime = self.runtime(t, at)?.map(Into::into);
         match t.get("env") {
             None => {}
             Some(Value::Table(env)) => {
@@ -266,9 +323,10 @@ container_runtime = "podman"
 [ops.sessions.bot]
 backend = "tmux"
 command = "python3 bot.py"
-working_dir = "/srv/bot"
+workdir = "/srv/bot"
 env = { MODE = "prod", QUOTED = "it's \"x\"" }
-socket_name = "bots"
+socket = "bots"
+tty = true
 
 [ops.sessions.db]
 image = "postgres:16"
@@ -301,6 +359,7 @@ runtime = "docker"
         assert_eq!(bot.workdir.as_deref(), Some("/srv/bot"));
         assert_eq!(bot.env.get("QUOTED").map(String::as_str), Some("it's \"x\""));
         assert_eq!(bot.socket.as_deref(), Some("bots"));
+        assert_eq!((bot.tty, ops.definitions()["db"].tty), (Some(true), None));
         let db = &ops.definitions()["db"];
         assert_eq!(db.backend, None, "the default backend applies");
         assert_eq!(db.command, Some(CommandLine::Argv(vec!["postgres".into(), "-c".into(), "fsync=off".into()])));
@@ -329,11 +388,16 @@ runtime = "docker"
             ("[ops.sessions.web]\ncommand = 3", "ops.sessions.web.command", "a string or an array"),
             ("[ops.sessions.web]\nruntime = \"local\"", "ops.sessions.web.runtime", "unknown container runtime"),
             ("[ops]\ncontainer_runtime = \"lxc\"", "ops.container_runtime", "unknown container runtime"),
+            ("[ops]\nruntime = \"lxc\"", "ops.runtime", "unknown container runtime"),
+            ("[ops]\nsocket = \"a\"\nsocket_name = \"b\"", "ops.socket_name", "given twice"),
+            ("[ops.sessions.web]\nworking_dir = 1", "ops.sessions.web.working_dir", "expected a string"),
+            ("[ops.sessions.web]\ntty = \"yes\"", "ops.sessions.web.tty", "expected true or false"),
+            ("[ops.sessions.web]\nsessions = 1", "ops.sessions.web.sessions", "unknown key"),
             ("[ops.sessions.\"a b\"]", "ops.sessions.a b", "a session name"),
             ("[other]\nx = 1\n[ops]", "other", "unknown key"),
             ("x = 1", "x", "unknown key"),
             ("", "ops", "no [ops] table"),
-            ("[ops\n", "(syntax)", ""),
+            ("[ops]\nsocket = \n", "(syntax)", "line 2, column 10: "),
         ];
         for (text, key, message) in cases {
             let (k, m) = config_err(text);

@@ -141,6 +141,10 @@ pub struct SessionDef {
     pub runtime: Option<Engine>,
     /// tmux socket name (`-L`); default: tmux's default socket.
     pub socket: Option<String>,
+    /// Whether a container gets a terminal (`-t`); default no, so that its stdout and stderr
+    /// stay apart in [`Ops::logs`]. Its stdin is kept open either way, for
+    /// [`Ops::attach`].
+    pub tty: Option<bool>,
 }
 
 impl std::fmt::Debug for SessionDef {
@@ -156,6 +160,7 @@ impl std::fmt::Debug for SessionDef {
             .field("log_volume", &self.log_volume)
             .field("runtime", &self.runtime)
             .field("socket", &self.socket)
+            .field("tty", &self.tty)
             .finish()
     }
 }
@@ -234,8 +239,23 @@ impl SessionDef {
         self
     }
 
-    /// `self` with every field `over` sets taken from `over` (environments are merged).
-    fn overridden_by(mut self, over: SessionDef) -> SessionDef {
+    /// Whether a container gets a terminal (`-t`): its output is then one stream, lines end
+    /// in `\r\n`, and [`Ops::attach`] gets a console.
+    pub fn tty(mut self, tty: bool) -> Self {
+        self.tty = Some(tty);
+        self
+    }
+
+    /// `self` with every field `over` sets taken from `over`: environments are merged, volumes
+    /// and ports replaced when `over` has any. This is how [`Ops::start_with`] applies its
+    /// overrides.
+    ///
+    /// ```
+    /// use boxshell::SessionDef;
+    /// let def = SessionDef::container("alpine").env("A", "1").overridden_by(SessionDef::default().env("B", "2"));
+    /// assert_eq!((def.image.as_deref(), def.env.len()), (Some("alpine"), 2));
+    /// ```
+    pub fn overridden_by(mut self, over: SessionDef) -> SessionDef {
         fn take<T>(mine: &mut Option<T>, theirs: Option<T>) {
             if theirs.is_some() {
                 *mine = theirs;
@@ -248,6 +268,7 @@ impl SessionDef {
         take(&mut self.log_volume, over.log_volume);
         take(&mut self.runtime, over.runtime);
         take(&mut self.socket, over.socket);
+        take(&mut self.tty, over.tty);
         self.env.extend(over.env);
         if !over.volumes.is_empty() {
             self.volumes = over.volumes;
@@ -387,7 +408,10 @@ impl Ops {
                     log::info!("replacing {} container {name}", status.engine_state);
                     containers.remove(name, Volumes::Keep)?;
                 }
-                let mut spec = ContainerSpec::new(image).name(name).init().tty().label("boxshell.ops", name);
+                let mut spec = ContainerSpec::new(image).name(name).init().stdin_open().label("boxshell.ops", name);
+                if def.tty == Some(true) {
+                    spec = spec.tty();
+                }
                 match def.command {
                     Some(CommandLine::Shell(line)) => spec = spec.command(["sh", "-c", &line]),
                     Some(CommandLine::Argv(argv)) => spec = spec.command(argv),

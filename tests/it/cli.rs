@@ -15,6 +15,7 @@ use crate::{R, Test};
 pub const TESTS: &[(&str, Test<OpsFixture>)] = &[
     ("cli_ops_lifecycle_from_a_config_file", cli_ops_lifecycle_from_a_config_file),
     ("cli_ops_errors_and_usage", cli_ops_errors_and_usage),
+    ("cli_ops_flags_override_the_definition_for_every_verb", cli_ops_flags_override_the_definition_for_every_verb),
     ("cli_exec_passes_bytes_and_exit_codes", cli_exec_passes_bytes_and_exit_codes),
     ("cli_exec_i_feeds_stdin", cli_exec_i_feeds_stdin),
     ("cli_shell_keeps_state_and_survives_ctrl_c", cli_shell_keeps_state_and_survives_ctrl_c),
@@ -65,7 +66,7 @@ fn cli_ops_lifecycle_from_a_config_file(fx: &OpsFixture) -> R {
         format!(
             r#"
 [ops]
-socket_name = "{socket}"
+socket = "{socket}"
 
 [ops.sessions.{t}]
 command = "echo one; echo two; echo three-$MODE; sleep 3600"
@@ -75,7 +76,8 @@ env = {{ MODE = "file" }}
 backend = "container"
 runtime = "{runtime}"
 image = "{image}"
-command = "echo out-1; echo err-1 >&2; echo out-2; sleep 3600"
+# Apart in time: the engine orders the two streams by when it read them.
+command = "echo out-1; sleep 0.3; echo err-1 >&2; sleep 0.3; echo out-2; sleep 3600"
 "#,
             socket = fx.tmux.socket,
             runtime = fx.containers.runtime,
@@ -130,25 +132,93 @@ command = "echo out-1; echo err-1 >&2; echo out-2; sleep 3600"
         ensure!(
             eventually(|| {
                 let out = run(&["--config", &config, "ops", "logs", &c, "-n", "2", "--json"]).ok();
-                // Started with a terminal: one stream, lines end in CRLF.
-                let lines: Vec<String> = out
+                // Each line from its own stream, as written, newline kept.
+                let lines: Vec<(String, String)> = out
                     .as_ref()
                     .and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok())
                     .and_then(|v| v.as_array().cloned())
                     .unwrap_or_default()
                     .iter()
-                    .map(|l| l["line"].as_str().unwrap_or_default().trim_end().to_string())
+                    .map(|l| {
+                        (l["stream"].as_str().unwrap_or_default().into(), l["line"].as_str().unwrap_or_default().into())
+                    })
                     .collect();
                 last = out;
-                lines == ["err-1", "out-2"]
+                lines == [("stderr".into(), "err-1\n".into()), ("stdout".into(), "out-2\n".into())]
             }),
-            "logs -n 2 of {c}: {last:?}"
+            "logs -n 2 --json of {c}: {last:?}"
         );
+        // Without --json: each line on its own stream.
+        let out = run(&["--config", &config, "ops", "logs", &c, "-n", "3"])?;
+        ensure!(out.stdout == b"out-1\nout-2\n" && out.stderr == b"err-1\n" && out.status.success(), "{out:?}");
         let out = run(&["--config", &config, "ops", "stop", &c, "--kill"])?;
         ensure!(out.status.success(), "{out:?}");
         ensure!(eventually(|| fx.container_status(&c).is_none()), "{c} is left: {:?}", fx.container_status(&c));
         let out = run(&["--config", &config, "ops", "exists", &c])?;
         ensure!(out.status.code() == Some(1) && text(&out.stdout).contains("does not exist"), "{out:?}");
+        Ok(())
+    });
+    let _ = fx.tmux.raw(&["kill-session", "-t", &format!("={t}")]);
+    remove_container(&fx.containers.runtime, &c);
+    result
+}
+
+/// `--runtime` and `--socket` win over the definition for every verb, not only `start`: a
+/// session started with them is found, shown, logged and stopped with them.
+fn cli_ops_flags_override_the_definition_for_every_verb(fx: &OpsFixture) -> R {
+    let (t, c) = (unique("cli_ot").replace('-', "_"), unique("cli_oc").replace('-', "_"));
+    let runtime = fx.containers.runtime.to_string();
+    // The definitions name another runtime and another socket than the ones used.
+    let other = if runtime == "docker" { "podman" } else { "docker" };
+    let scratch = Scratch::new("bx-cli-over")?;
+    let config = scratch.write(
+        "boxshell.toml",
+        format!(
+            r#"
+[ops.sessions.{t}]
+command = "echo tmux-up; sleep 3600"
+socket = "{t}-elsewhere"
+
+[ops.sessions.{c}]
+backend = "container"
+runtime = "{other}"
+image = "{image}"
+command = "echo container-up; sleep 3600"
+"#,
+            image = image(),
+        ),
+    )?;
+    let config = config.to_string_lossy().into_owned();
+    let socket = fx.tmux.socket.clone();
+    let result = contain(|| -> R {
+        for (name, flag, value) in [(&t, "--socket", &socket), (&c, "--runtime", &runtime)] {
+            let with = |args: &[&str]| -> Result<Output, libtest_mimic::Failed> {
+                let mut all = vec!["--config", config.as_str(), flag, value.as_str()];
+                all.extend_from_slice(args);
+                run(&all)
+            };
+            let out = with(&["ops", "start", name])?;
+            ensure!(out.status.success(), "start {name} {flag} {value}: {out:?}");
+            let status = json(&with(&["ops", "status", name, "--json"])?)?;
+            ensure!(status[0]["state"] == "running", "status {name} {flag} {value}: {status}");
+            let out = with(&["ops", "exists", name])?;
+            ensure!(out.status.success(), "exists {name} {flag} {value}: {out:?}");
+            let up = if flag == "--socket" { "tmux-up\n" } else { "container-up\n" };
+            let mut last = None;
+            ensure!(
+                eventually(|| {
+                    let out = with(&["ops", "logs", name, "-n", "1"]).ok();
+                    let done = out.as_ref().is_some_and(|o| o.stdout == up.as_bytes());
+                    last = out;
+                    done
+                }),
+                "logs {name} {flag} {value}: {last:?}"
+            );
+            let out = with(&["ops", "stop", name, "--kill"])?;
+            ensure!(out.status.success(), "stop {name} {flag} {value}: {out:?}");
+        }
+        ensure!(eventually(|| !fx.tmux_has(&t)), "{t} still in tmux");
+        ensure!(eventually(|| fx.container_status(&c).is_none()), "{c} is left: {:?}", fx.container_status(&c));
         Ok(())
     });
     let _ = fx.tmux.raw(&["kill-session", "-t", &format!("={t}")]);
@@ -187,12 +257,43 @@ fn cli_ops_errors_and_usage(fx: &OpsFixture) -> R {
     let bad = scratch.write("bad.toml", "[ops]\nbogus = 1\n")?;
     let out = boxshell(&["ops", "list"]).env("BOXSHELL_CONFIG", &bad).output()?;
     failed(&out, 1, "ops.bogus")?;
-    // Usage errors: exit 2, and nothing run.
-    let usages: [&[&str]; 5] =
-        [&["ops", "frob", "x"], &["ops", "stop"], &["ops", "list", "--nope"], &["exec", "-", "true"], &[]];
-    for usage in usages {
+    // A TOML syntax error: one line, with where it is.
+    let bad = scratch.write("syntax.toml", "[ops]\nsocket = \n")?;
+    let out = run(&["--config", &bad.to_string_lossy(), "ops", "list"])?;
+    failed(&out, 1, "line 2, column 10")?;
+    // Usage errors: exit 2, one line naming what is wrong, and nothing run.
+    let usages: &[(&[&str], &str)] = &[
+        (&["ops", "frob", "x"], "frob"),
+        (&["ops", "stop"], "NAME"),
+        (&["ops", "list", "--nope"], "--nope"),
+        (&["ops", "list", "extra"], "extra"),
+        (&["ops", "list", "--kill"], "--kill"),
+        (&["ops", "status", "x", "-n", "3"], "-n"),
+        (&["ops", "start", "x", "--lines", "3"], "--lines"),
+        (&["exec", "--json", "-", "--", "true"], "--json"),
+        (&["exec", "-", "true"], "--"),
+        (&["shell", "--timeout", "1", "-"], "--timeout"),
+        (&["shell", "-", "--", "true"], "--"),
+        (&[], "no command"),
+    ];
+    for &(usage, names) in usages {
         let out = run(usage)?;
-        ensure!(out.status.code() == Some(2) && text(&out.stderr).contains("usage:"), "{usage:?}: {out:?}");
+        let err = text(&out.stderr);
+        ensure!(
+            out.status.code() == Some(2)
+                && err.lines().count() == 1
+                && err.contains(names)
+                && err.ends_with("(see boxshell --help)\n")
+                && out.stdout.is_empty(),
+            "{usage:?}: {out:?}"
+        );
+    }
+    // A reader that goes away early ends nothing badly: no panic, exit 0.
+    for args in [&["--help"][..], &["--socket", &socket, "ops", "list"]] {
+        let mut child = boxshell(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+        drop(child.stdout.take());
+        let out = child.wait_with_output()?;
+        ensure!(out.status.success() && out.stderr.is_empty(), "{args:?} into a closed pipe: {out:?}");
     }
     Ok(())
 }
@@ -265,7 +366,7 @@ fn cli_exec_i_feeds_stdin(fx: &OpsFixture) -> R {
         );
     }
     let out = run(&["shell", "-i", "-"])?;
-    ensure!(out.status.code() == Some(2) && text(&out.stderr).contains("-i"), "shell -i: {out:?}");
+    ensure!(out.status.code() == Some(2) && text(&out.stderr).contains("shell does not take -i"), "shell -i: {out:?}");
     Ok(())
 }
 

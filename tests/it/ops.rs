@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use boxshell::{Backend, Error, Ops, SessionDef, State, Stop, Via};
+use boxshell::{Backend, Error, Ops, SessionDef, State, Stop, Stream, Via};
 
 use crate::ensure;
 use crate::harness::{
@@ -79,9 +79,14 @@ fn container_session_lifecycle(fx: &OpsFixture) -> R {
             engine(&fx.containers.runtime, &["inspect", "--format", "{{index .Config.Labels \"boxshell.ops\"}}", &n]);
         assert_eq!(label, n);
         ensure!(matches!(ops.start(&n), Err(Error::AlreadyExists { .. })), "started twice");
-        // Run with a terminal (for attach): stderr joins stdout, with CR LF line ends.
+        // No terminal: each line on its own stream (the engine orders lines of one instant
+        // on the two streams as it read them).
         ensure!(
-            eventually(|| ops.logs(&n, None).is_ok_and(|l| l.stdout == b"up\r\ntest\r\n")),
+            eventually(|| ops.logs(&n, None).is_ok_and(|l| {
+                let (up, test) = ((Stream::Stdout, b"up\n".to_vec()), (Stream::Stderr, b"test\n".to_vec()));
+                (l.stdout.as_slice(), l.stderr.as_slice()) == (b"up\n", b"test\n")
+                    && (l.lines == [up.clone(), test.clone()] || l.lines == [test, up])
+            })),
             "logs: {:?}",
             ops.logs(&n, None)
         );
@@ -91,8 +96,14 @@ fn container_session_lifecycle(fx: &OpsFixture) -> R {
         ops.stop(&n, Stop::Graceful(Duration::from_secs(5)))?;
         assert_eq!(fx.container_status(&n), None);
         assert_eq!(ops.status(&n)?.state, State::Defined);
-        ops.start(&n)?;
+        // With a terminal: stderr joins stdout, with CR LF line ends.
+        ops.start_with(&n, SessionDef::default().tty(true))?;
         assert_eq!(fx.container_status(&n).as_deref(), Some("running"));
+        ensure!(
+            eventually(|| ops.logs(&n, None).is_ok_and(|l| l.stdout == b"up\r\ntest\r\n" && l.stderr.is_empty())),
+            "logs with a terminal: {:?}",
+            ops.logs(&n, None)
+        );
         ops.stop(&n, Stop::Kill)?;
         assert_eq!(fx.container_status(&n), None);
         Ok(())

@@ -100,7 +100,12 @@ impl Args {
         };
         let mut timeout = None;
         let (mut help, mut interactive) = (false, false);
+        // The options given, by long name, to check each is one the command takes.
+        let mut given: Vec<(&'static str, String)> = Vec::new();
         while let Some(arg) = p.next()? {
+            if let Some(name) = option_name(&arg) {
+                given.push((name, arg_text(&arg)));
+            }
             match arg {
                 Short('h') | Long("help") => help = true,
                 Short('i') | Long("interactive") => interactive = true,
@@ -157,7 +162,7 @@ impl Args {
         a.action = match first.as_deref() {
             None => return Err(Usage("no command given".into())),
             Some("ops") => {
-                let verb = match positional.next().as_deref() {
+                let verb: Verb = match positional.next().as_deref() {
                     Some("list") => Verb::List,
                     Some("start") => Verb::Start,
                     Some("stop") => Verb::Stop,
@@ -171,7 +176,7 @@ impl Args {
                 if let (Verb::Stop, Some(t)) = (verb, timeout) {
                     a.stop = Stop::Graceful(t);
                 }
-                let name = positional.next();
+                let name = if verb == Verb::List { None } else { positional.next() };
                 if verb != Verb::List && name.is_none() {
                     return Err(Usage("ops: a session NAME is needed".into()));
                 }
@@ -201,9 +206,89 @@ impl Args {
         if dashes && !matches!(a.action, Action::Exec { .. }) {
             return Err(Usage("`--` is only for exec".into()));
         }
-        if interactive && !matches!(a.action, Action::Exec { .. }) {
-            return Err(Usage("-i is only for exec".into()));
+        if let Some((_, typed)) = given.into_iter().find(|(name, _)| !a.action.takes(name)) {
+            return Err(Usage(format!("{} does not take {typed}", a.action.command())));
         }
         Ok(a)
+    }
+}
+
+/// An option as typed.
+fn arg_text(arg: &lexopt::Arg<'_>) -> String {
+    match arg {
+        Short(c) => format!("-{c}"),
+        Long(l) => format!("--{l}"),
+        Value(v) => v.to_string_lossy().into_owned(),
+    }
+}
+
+/// The long name of an option (`-e` is `env`), `None` for a value.
+fn option_name(arg: &lexopt::Arg<'_>) -> Option<&'static str> {
+    const SHORT: &[(char, &str)] =
+        &[('h', "help"), ('i', "interactive"), ('e', "env"), ('v', "volume"), ('p', "port"), ('n', "lines")];
+    const LONG: &[&str] = &[
+        "help",
+        "interactive",
+        "config",
+        "json",
+        "backend",
+        "runtime",
+        "socket",
+        "image",
+        "command",
+        "workdir",
+        "env",
+        "volume",
+        "port",
+        "timeout",
+        "kill",
+        "lines",
+    ];
+    match arg {
+        Short(c) => SHORT.iter().find(|(s, _)| s == c).map(|&(_, long)| long),
+        Long(l) => LONG.iter().find(|long| *long == l).copied(),
+        Value(_) => None,
+    }
+}
+
+impl Action {
+    /// How the command is named in errors.
+    fn command(&self) -> String {
+        match self {
+            Action::Help => "boxshell".into(),
+            Action::Ops { verb, .. } => format!("ops {}", verb.name()),
+            Action::Exec { .. } => "exec".into(),
+            Action::Shell { .. } => "shell".into(),
+        }
+    }
+
+    /// Whether the command takes `option`.
+    fn takes(&self, option: &str) -> bool {
+        // Every ops verb works on the facade as the file and these make it.
+        const FACADE: &[&str] = &["config", "json", "backend", "runtime", "socket"];
+        let own: &[&str] = match self {
+            Action::Help => return true,
+            Action::Ops { verb: Verb::Start, .. } => &["image", "command", "workdir", "env", "volume", "port"],
+            Action::Ops { verb: Verb::Stop, .. } => &["timeout", "kill"],
+            Action::Ops { verb: Verb::Logs, .. } => &["lines"],
+            Action::Ops { .. } => &[],
+            Action::Exec { .. } => return ["runtime", "timeout", "interactive"].contains(&option),
+            Action::Shell { .. } => return option == "runtime",
+        };
+        FACADE.contains(&option) || own.contains(&option)
+    }
+}
+
+impl Verb {
+    fn name(self) -> &'static str {
+        match self {
+            Verb::List => "list",
+            Verb::Start => "start",
+            Verb::Stop => "stop",
+            Verb::Status => "status",
+            Verb::Logs => "logs",
+            Verb::Attach => "attach",
+            Verb::Exists => "exists",
+        }
     }
 }

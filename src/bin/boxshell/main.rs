@@ -12,6 +12,14 @@ use boxshell::{Engine, Ops, SessionDef};
 
 use args::{Action, Args, USAGE, Usage, Verb};
 
+/// Writes a line to stderr; a reader that went away is no reason to panic.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+pub(crate) use say;
+
 /// Exit code of a failed operation.
 const FAILED: u8 = 1;
 /// Exit code of a usage error.
@@ -21,14 +29,14 @@ fn main() -> ExitCode {
     let args = match Args::parse(std::env::args_os().skip(1).collect()) {
         Ok(args) => args,
         Err(Usage(message)) => {
-            eprintln!("boxshell: {message}\n{USAGE}");
+            say!("boxshell: {message} (see boxshell --help)");
             return ExitCode::from(USAGE_ERROR);
         }
     };
     match run(args) {
         Ok(code) => code,
         Err(message) => {
-            eprintln!("boxshell: {message}");
+            say!("boxshell: {message}");
             ExitCode::from(FAILED)
         }
     }
@@ -37,7 +45,8 @@ fn main() -> ExitCode {
 fn run(args: Args) -> Result<ExitCode, String> {
     match args.action {
         Action::Help => {
-            println!("{USAGE}");
+            // `boxshell --help | head -1` is no failure.
+            let _ = writeln!(std::io::stdout(), "{USAGE}");
             Ok(ExitCode::SUCCESS)
         }
         Action::Ops { verb, ref name } => {
@@ -51,13 +60,27 @@ fn run(args: Args) -> Result<ExitCode, String> {
     }
 }
 
-/// The facade: the config file found, with the command line's settings on top.
-fn facade(args: &Args) -> Result<Ops, String> {
+/// What the command line sets of session `name`'s definition.
+fn overrides(args: &Args) -> SessionDef {
+    let mut overrides: SessionDef = args.overrides.clone();
+    overrides.backend = args.backend;
+    overrides.runtime = args.runtime.clone().map(Engine::from);
+    overrides.socket.clone_from(&args.socket);
+    overrides
+}
+
+/// The facade: the config file found, with the command line's settings on top, for the
+/// facade and for the definition of `name`.
+fn facade(args: &Args, name: &str) -> Result<Ops, String> {
     let path = args.config.clone().or_else(Ops::config_path);
     let mut ops = match &path {
         Some(path) => Ops::from_file(path).map_err(|e| e.to_string())?,
         None => Ops::new(),
     };
+    if let Some(def) = ops.definitions().get(name) {
+        let def = def.clone().overridden_by(overrides(args));
+        ops = ops.define(name, def);
+    }
     if let Some(backend) = args.backend {
         ops = ops.default_backend(backend);
     }
@@ -72,13 +95,14 @@ fn facade(args: &Args) -> Result<Ops, String> {
 }
 
 fn ops_verb(args: &Args, verb: Verb, name: &str) -> Result<ExitCode, String> {
-    let ops = facade(args)?;
+    let ops = facade(args, name)?;
     // Errors name the session (the library's own words mostly do, and name the backend).
     let failed = |e: boxshell::Error| {
         let message = e.to_string();
         if message.contains(name) { message } else { format!("{name}: {message}") }
     };
     let mut out = std::io::stdout().lock();
+    let mut code = ExitCode::SUCCESS;
     let written = match verb {
         Verb::List => {
             let sessions = ops.list().map_err(|e| format!("ops list: {e}"))?;
@@ -89,11 +113,7 @@ fn ops_verb(args: &Args, verb: Verb, name: &str) -> Result<ExitCode, String> {
             output::sessions(&mut out, std::slice::from_ref(&status), args.json)
         }
         Verb::Start => {
-            let mut overrides: SessionDef = args.overrides.clone();
-            overrides.backend = args.backend;
-            overrides.runtime = args.runtime.clone().map(Engine::from);
-            overrides.socket.clone_from(&args.socket);
-            let status = ops.start_with(name, overrides).map_err(failed)?;
+            let status = ops.start_with(name, overrides(args)).map_err(failed)?;
             output::sessions(&mut out, std::slice::from_ref(&status), args.json)
         }
         Verb::Stop => {
@@ -106,11 +126,16 @@ fn ops_verb(args: &Args, verb: Verb, name: &str) -> Result<ExitCode, String> {
         }
         Verb::Exists => {
             let backend = ops.backend_of(name).map_err(failed)?;
-            output::exists(&mut out, name, backend, args.json).map_err(|e| e.to_string())?;
-            return Ok(if backend.is_some() { ExitCode::SUCCESS } else { ExitCode::from(FAILED) });
+            if backend.is_none() {
+                code = ExitCode::from(FAILED);
+            }
+            output::exists(&mut out, name, backend, args.json)
         }
         Verb::Attach => return Err(failed(ops.attach(name))),
     };
-    written.and_then(|()| out.flush()).map_err(|e| format!("writing the answer: {e}"))?;
-    Ok(ExitCode::SUCCESS)
+    match written.and_then(|()| out.flush()) {
+        // A reader that has seen enough (`| head -1`) is no failure.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(format!("writing the answer: {e}")),
+        _ => Ok(code),
+    }
 }

@@ -113,7 +113,7 @@ pub fn shell(target: &str, runtime: Option<Runtime>) -> Result<ExitCode, String>
             if busy.load(Ordering::SeqCst) {
                 let _ = interrupter.interrupt();
             } else if let Ok(prompt) = prompt.lock() {
-                eprint!("\n{prompt}");
+                let _ = write!(io::stderr(), "\n{prompt}");
             }
         })
         .map_err(|e| format!("catching Ctrl-C: {e}"))?;
@@ -123,7 +123,7 @@ pub fn shell(target: &str, runtime: Option<Runtime>) -> Result<ExitCode, String>
     let mut line = String::new();
     loop {
         if let Ok(prompt) = prompt.lock() {
-            eprint!("{prompt}");
+            let _ = write!(io::stderr(), "{prompt}");
         }
         line.clear();
         match stdin.lock().read_line(&mut line) {
@@ -144,7 +144,7 @@ pub fn shell(target: &str, runtime: Option<Runtime>) -> Result<ExitCode, String>
                 return Ok(ExitCode::from(exit_byte(code)));
             }
             Err(e) => {
-                eprintln!("boxshell: {e}");
+                crate::say!("boxshell: {e}");
                 1
             }
         };
@@ -155,7 +155,7 @@ pub fn shell(target: &str, runtime: Option<Runtime>) -> Result<ExitCode, String>
             };
         }
     }
-    eprintln!();
+    crate::say!();
     sh.close().map_err(|e| e.to_string())?;
     Ok(ExitCode::from(last))
 }
