@@ -17,13 +17,14 @@ use crate::error::{Error, Result, Via};
 pub(crate) use crate::proc::Op;
 use crate::proc::{self, Caller, Captured};
 use crate::runtime::Runtime;
+use crate::state::ContainerState;
 use crate::text;
 
 /// How long probing an engine may take before it counts as not answering.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The script that signals a session's processes inside the container (see its comments).
-pub(crate) const REAP_SCRIPT: &str = include_str!("session/reap.sh");
+pub(crate) const REAP_SCRIPT: &str = include_str!("reap.sh");
 
 /// The CLI that reaches containers: a [`Runtime`] with the program that runs it, the global
 /// arguments put before every subcommand, and environment variables of the CLI process. What
@@ -349,33 +350,21 @@ impl Engine {
     }
 }
 
-/// A container's state, simplified from the engine's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ContainerState {
-    /// Running (or restarting).
-    Running,
-    /// Paused: its processes are frozen, not gone.
-    Paused,
-    /// Created but not started, or dead.
-    Stopped,
-    /// Its main process has exited.
-    Exited,
-    /// The engine reports a state boxshell does not know.
-    Unknown,
-}
-
-impl ContainerState {
-    /// The state for the engine's word (docker's and podman's `State.Status`, a pod's phase).
-    pub(crate) fn from_engine(word: &str) -> ContainerState {
-        match word.to_ascii_lowercase().as_str() {
-            "running" | "restarting" | "stopping" => ContainerState::Running,
-            "paused" => ContainerState::Paused,
-            // Podman says `stopped` between the main process's exit and its clean-up.
-            "exited" | "stopped" | "succeeded" | "failed" => ContainerState::Exited,
-            "created" | "dead" | "configured" | "initialized" | "removing" | "pending" => ContainerState::Stopped,
-            _ => ContainerState::Unknown,
-        }
+// Detection probes engines, so it is said here, above the runtimes' names.
+impl Runtime {
+    /// The runtime to use when none is given: the one named by `BOXSHELL_RUNTIME` (`docker`,
+    /// `podman`, `kubectl` or `local`), else podman, else docker, taking only an engine that
+    /// answers.
+    ///
+    /// Probing runs `podman info` / `docker version`, which takes from a few milliseconds up to
+    /// a few hundred; the result is not cached.
+    ///
+    /// # Errors
+    /// [`Error::NoRuntime`] listing what was tried and why each was passed over;
+    /// for an explicit `BOXSHELL_RUNTIME`, the error of that runtime's probe.
+    pub fn detect() -> Result<Runtime> {
+        let wanted = std::env::var("BOXSHELL_RUNTIME").ok().filter(|v| !v.trim().is_empty());
+        detect_among(wanted.as_deref(), &[Engine::new(Runtime::Podman), Engine::new(Runtime::Docker)])
     }
 }
 
@@ -572,17 +561,9 @@ mod tests {
         let sh = OsStr::new("/bin/sh");
         let launch = [sh, OsStr::new("-c"), OsStr::new(crate::session::protocol::LAUNCH), sh];
         let reap = ["command", "42", "INT", "", "7", "", "43", "44"];
-        // What follows `--` kubectl passes on unread. The launch and reap scripts are the real
-        // ones; the feeder's script is private to `Session::feeder`, and this one has its shape.
-        let feed = [
-            "-c",
-            "echo ready $$; cat -- \"$2\"",
-            "boxshell-feed",
-            "/tmp/.boxshell-x",
-            "/tmp/.boxshell-x/in-1",
-            "BOXSHELL_FEED=x",
-        ];
-        let feed: Vec<&OsStr> = std::iter::once(sh).chain(feed.map(OsStr::new)).collect();
+        // What follows `--` kubectl passes on unread; the scripts are the real ones.
+        let feed =
+            crate::session::feeder_argv("/bin/sh", "/tmp/.boxshell-x", "/tmp/.boxshell-x/in-1", "BOXSHELL_FEED=x");
         let extra = [OsString::from("--pod-running-timeout=5s")];
         let timeout = ["--request-timeout=5s"];
         let clis = [

@@ -4,9 +4,9 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
-use crate::engine::ContainerState;
+use crate::output::{Output, Stream};
 use crate::runtime::Runtime;
-use crate::session::{Output, Stream};
+use crate::state::{ContainerState, State};
 
 /// Shorthand for `Result<T, boxshell::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -97,8 +97,8 @@ pub enum Error {
         via: Via,
         /// The name.
         name: String,
-        /// Its state, e.g. `running`.
-        state: String,
+        /// Its state: running, or exited and not yet removed.
+        state: State,
     },
 
     /// A name was found both as a tmux session and as a container; say which backend to use.

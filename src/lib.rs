@@ -6,20 +6,25 @@ mod container;
 mod engine;
 mod error;
 mod ops;
+mod output;
 mod pool;
 mod proc;
 mod runtime;
 mod session;
+mod state;
 mod text;
 mod tmux;
 
-pub use container::{Container, ContainerSpec, ContainerStatus, Containers, Logs, MANAGED_LABEL, Scope, Stop, Volumes};
-pub use engine::{ContainerState, Engine};
+pub use container::{Container, ContainerSpec, ContainerStatus, Containers, MANAGED_LABEL, Scope, Volumes};
+pub use engine::Engine;
 pub use error::{Error, Result, Via};
-pub use ops::{Backend, CommandLine, Ops, SessionDef, SessionStatus, State};
+pub use ops::{Backend, CommandLine, Ops, SessionDef, SessionStatus};
+pub use output::{Event, Gap, Logs, Output, Stream};
 pub use pool::{Pool, PoolBuilder, Pooled, PooledStatus};
+pub use proc::Stop;
 pub use runtime::{Custom, Kubectl, Runtime};
-pub use session::{Cmd, Event, Gap, Interrupter, Metrics, Output, Running, Session, SessionBuilder, Stream, Unread};
+pub use session::{Cmd, Interrupter, Metrics, Running, Session, SessionBuilder, Unread};
+pub use state::{ContainerState, State};
 /// What the fuzz target drives (`cargo fuzz`, which builds with `--cfg fuzzing`). Not API.
 #[cfg(fuzzing)]
 #[doc(hidden)]

@@ -365,6 +365,7 @@ impl std::fmt::Debug for Pooled<'_> {
     }
 }
 
+// `session` is `None` only inside `drop`, which takes it to hand it back.
 impl Deref for Pooled<'_> {
     type Target = Session;
     fn deref(&self) -> &Session {

@@ -1,4 +1,6 @@
-//! Running host programs: one-shot calls with a deadline, and the reader threads sessions use.
+//! Running host programs: one-shot calls with a deadline, the reader threads sessions use,
+//! and [`Stop`], how the programs that manage containers and tmux sessions are asked to stop
+//! them.
 //!
 //! Pipes are read on small threads (a reader needs a 64 KiB heap buffer, not a big stack)
 //! that hand what they read to a crossbeam channel, so the calling thread can wait on all of
@@ -14,6 +16,22 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::error::{Error, Result, Via};
+
+/// How to stop a container or a tmux session (what their CLIs are asked to do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// SIGTERM (C-c for tmux), then SIGKILL (kill-session) once the timeout has passed.
+    Graceful(Duration),
+    /// SIGKILL at once.
+    Kill,
+}
+
+impl Default for Stop {
+    /// Graceful, with 10 seconds (the engines' own default).
+    fn default() -> Stop {
+        Stop::Graceful(Duration::from_secs(10))
+    }
+}
 
 /// Stack size of reader threads.
 const READER_STACK: usize = 64 * 1024;

@@ -4,7 +4,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::engine::{Engine, detect_among};
 use crate::error::{Error, Result};
 use crate::text;
 
@@ -174,21 +173,6 @@ impl fmt::Debug for Custom {
 }
 
 impl Runtime {
-    /// The runtime to use when none is given: the one named by `BOXSHELL_RUNTIME` (`docker`,
-    /// `podman`, `kubectl` or `local`), else podman, else docker, taking only an engine that
-    /// answers.
-    ///
-    /// Probing runs `podman info` / `docker version`, which takes from a few milliseconds up to
-    /// a few hundred; the result is not cached.
-    ///
-    /// # Errors
-    /// [`Error::NoRuntime`] listing what was tried and why each was passed over;
-    /// for an explicit `BOXSHELL_RUNTIME`, the error of that runtime's probe.
-    pub fn detect() -> Result<Runtime> {
-        let wanted = std::env::var("BOXSHELL_RUNTIME").ok().filter(|v| !v.trim().is_empty());
-        detect_among(wanted.as_deref(), &[Engine::new(Runtime::Podman), Engine::new(Runtime::Docker)])
-    }
-
     /// The runtime's name: `docker`, `podman`, `local`, `kubectl`, or a custom CLI's program.
     pub fn name(&self) -> &str {
         match self {
@@ -262,31 +246,11 @@ impl FromStr for Runtime {
 /// Checks a session's target for its runtime: a container name, a pod (or `TYPE/NAME`), or
 /// for a custom CLI anything that cannot be read as an option. Local takes any target.
 pub(crate) fn validate_target(runtime: &Runtime, target: &str) -> Result<()> {
-    let invalid = |reason| Err(Error::InvalidName { what: "target", value: target.to_string(), reason });
     match runtime {
         Runtime::Local => Ok(()),
         Runtime::Docker | Runtime::Podman => text::container_name(target),
-        Runtime::Kubectl(_) => {
-            let ok = target.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-                && target.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._/".contains(&b));
-            if ok {
-                Ok(())
-            } else {
-                invalid(
-                    "a pod name holds letters, digits, `-`, `.` (and `/` in TYPE/NAME), and starts with a letter or digit",
-                )
-            }
-        }
-        Runtime::Custom(_) => {
-            if target.is_empty()
-                || target.starts_with('-')
-                || target.chars().any(|c| c.is_whitespace() || c.is_control())
-            {
-                invalid("a target must be non-empty, hold no white space or control characters, and not start with `-`")
-            } else {
-                Ok(())
-            }
-        }
+        Runtime::Kubectl(_) => text::pod_name(target),
+        Runtime::Custom(_) => text::word("target", target),
     }
 }
 

@@ -55,6 +55,26 @@ pub(crate) fn container_name(name: &str) -> Result<()> {
     )
 }
 
+/// Checks a pod name, or a kubectl `TYPE/NAME`, as a session's target.
+pub(crate) fn pod_name(target: &str) -> Result<()> {
+    plain_name(
+        "target",
+        target,
+        b"-._/",
+        "a pod name holds letters, digits, `-`, `.` (and `/` in TYPE/NAME), and starts with a letter or digit",
+    )
+}
+
+/// Checks one word for a command line that cannot be read as an option: not empty, no white
+/// space or control characters, not starting with `-` (a custom CLI's target, a shell).
+pub(crate) fn word(what: &'static str, value: &str) -> Result<()> {
+    if value.is_empty() || value.starts_with('-') || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        let reason = "it must be non-empty, hold no white space or control characters, and not start with `-`";
+        return Err(Error::InvalidName { what, value: value.to_string(), reason });
+    }
+    Ok(())
+}
+
 /// Checks a session name: of a tmux session, or of a session the `Ops` facade defines.
 pub(crate) fn session_name(name: &str) -> Result<()> {
     plain_name(

@@ -24,9 +24,10 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::container::Stop;
 use crate::error::{Error, Result, Via};
-use crate::proc::{self, Caller, Captured, Op};
+use crate::output::{Logs, Stream};
+use crate::proc::{self, Caller, Captured, Op, Stop};
+use crate::state::State;
 use crate::text;
 
 /// Deadline of each tmux call.
@@ -168,8 +169,8 @@ impl Tmux {
         text::session_name(&spec.name)?;
         if let Ok(status) = self.status(&spec.name) {
             let state = match status.state {
-                TmuxState::Running => "running".to_string(),
-                TmuxState::Exited(code) => format!("exited with {code}"),
+                TmuxState::Running => State::Running,
+                TmuxState::Exited(_) => State::Exited,
             };
             return Err(Error::AlreadyExists { via: self.via(), name: spec.name.clone(), state });
         }
@@ -240,12 +241,13 @@ impl Tmux {
 
     /// The last `lines` lines of the session's active pane, history included (all of it for
     /// `None`), with ANSI colour codes kept (as tmux renders them); trailing blank lines are
-    /// left out. On a busy machine tmux may report a command exited a moment before it has
+    /// left out. A pane has one stream: the text is in [`Logs::stdout`], each line in
+    /// [`Logs::lines`]. On a busy machine tmux may report a command exited a moment before it has
     /// drawn the command's last output.
     ///
     /// # Errors
     /// [`Error::NotFound`]; [`Error::Failed`] (operation `logs`).
-    pub fn logs(&self, name: &str, lines: Option<usize>) -> Result<Vec<u8>> {
+    pub fn logs(&self, name: &str, lines: Option<usize>) -> Result<Logs> {
         self.require(name)?;
         let out =
             self.run("logs", name, &["capture-pane", "-p", "-e", "-J", "-S", "-", "-E", "-", "-t", &pane(name)])?;
@@ -255,11 +257,8 @@ impl Tmux {
             rows.pop();
         }
         let skip = lines.map_or(0, |n| rows.len().saturating_sub(n));
-        let mut logs = rows[skip..].join(&b'\n');
-        if !logs.is_empty() {
-            logs.push(b'\n');
-        }
-        Ok(logs)
+        let lines = rows[skip..].iter().map(|row| (Stream::Stdout, [row, &b"\n"[..]].concat())).collect();
+        Ok(Logs::from_lines(lines))
     }
 
     /// Status of one session.

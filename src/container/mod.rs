@@ -22,21 +22,22 @@
 //! # Ok(()) }
 //! ```
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::engine::{ContainerState, Engine, Op, is_no_such_container};
+use crate::engine::{Engine, ExecSpec, Op, is_no_such_container};
 use crate::error::{Error, Result};
-use crate::proc::{self, Captured};
-use crate::session::{Output, SessionBuilder};
+use crate::output::{Logs, Output};
+use crate::proc::{self, Captured, Stop};
+use crate::session::SessionBuilder;
+use crate::state::{ContainerState, State};
 use crate::text;
 
 mod logs;
 mod spec;
 
-pub use logs::Logs;
 use logs::merge_logs;
 pub use spec::ContainerSpec;
 
@@ -45,22 +46,6 @@ pub const MANAGED_LABEL: &str = "boxshell.managed";
 
 /// Default deadline of a CLI call (`run` may pull an image: it gets ten times this).
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// How to stop a container (or a tmux session).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stop {
-    /// SIGTERM (C-c for tmux), then SIGKILL (kill-session) once the timeout has passed.
-    Graceful(Duration),
-    /// SIGKILL at once.
-    Kill,
-}
-
-impl Default for Stop {
-    /// Graceful, with 10 seconds (the engines' own default).
-    fn default() -> Stop {
-        Stop::Graceful(Duration::from_secs(10))
-    }
-}
 
 /// Which containers [`Containers::list`] shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -156,7 +141,7 @@ impl Containers {
         if !out.status.success() {
             let message = out.message();
             if message.contains("already in use") {
-                let state = self.status(&name).map(|s| s.engine_state).unwrap_or_else(|_| "unknown".into());
+                let state = self.status(&name).map_or(State::Unknown, |s| s.state.into());
                 return Err(Error::AlreadyExists { via: self.engine.runtime().clone().into(), name, state });
             }
             return Err(self.engine.failed(op, &cmd, message));
@@ -325,9 +310,12 @@ impl Containers {
         if argv.is_empty() {
             return Err(Error::InvalidValue { what: "command", reason: "an exec needs a program" });
         }
+        // A mark in the command's environment, for finding what it started after a timeout.
         let marker = format!("BOXSHELL_EXEC={}", uuid::Uuid::new_v4().simple());
-        let mut cmd = self.engine.command();
-        cmd.args(["exec", "-e", &marker, "--", name]).args(argv);
+        let extra = ["-e".into(), OsString::from(&marker)];
+        let argv: Vec<&OsStr> = argv.iter().map(AsRef::as_ref).collect();
+        let mut cmd =
+            self.engine.exec(&ExecSpec { target: name, interactive: false, user: None, extra: &extra }, &argv);
         let command = proc::describe(&cmd);
         let started = Instant::now();
         let result = proc::run(&mut cmd, timeout);

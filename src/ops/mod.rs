@@ -29,10 +29,12 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
-use crate::container::{ContainerSpec, Containers, Logs, Scope, Stop, Volumes};
-use crate::engine::{ContainerState, Engine};
+use crate::container::{ContainerSpec, Containers, Scope, Volumes};
+use crate::engine::Engine;
 use crate::error::{Error, Result, Via};
-use crate::session::Stream;
+use crate::output::Logs;
+use crate::proc::Stop;
+use crate::state::{ContainerState, State};
 use crate::text::quote;
 use crate::tmux::{Tmux, TmuxSpec, TmuxState, TmuxStatus};
 
@@ -50,39 +52,6 @@ impl std::fmt::Display for Backend {
         f.write_str(match self {
             Backend::Tmux => "tmux",
             Backend::Container => "container",
-        })
-    }
-}
-
-/// The state of a session, across backends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum State {
-    /// Its process runs.
-    Running,
-    /// A paused container: its processes are frozen.
-    Paused,
-    /// A container that exists but does not run (created, dead).
-    Stopped,
-    /// Its process has exited; see [`SessionStatus::exit_code`].
-    Exited,
-    /// Defined, but not started.
-    Defined,
-    /// The backend reports something else.
-    Unknown,
-}
-
-impl std::fmt::Display for State {
-    /// The state's name as kstlib names it: `running`, `paused`, `stopped`, `exited`,
-    /// `defined`, `unknown`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            State::Running => "running",
-            State::Paused => "paused",
-            State::Stopped => "stopped",
-            State::Exited => "exited",
-            State::Defined => "defined",
-            State::Unknown => "unknown",
         })
     }
 }
@@ -281,13 +250,13 @@ impl SessionDef {
 }
 
 /// The facade. Cheap to build; backends are reached only when used, and the container runtime
-/// (unless given) is detected once, on first use.
+/// (unless given) is detected on first use, and kept once found.
 #[derive(Debug)]
 pub struct Ops {
     default_backend: Backend,
     tmux: Tmux,
     engine: Option<Engine>,
-    detected: OnceLock<std::result::Result<Engine, String>>,
+    detected: OnceLock<Engine>,
     sessions: BTreeMap<String, SessionDef>,
 }
 
@@ -402,7 +371,7 @@ impl Ops {
                         return Err(Error::AlreadyExists {
                             via: containers.engine().runtime().clone().into(),
                             name: name.to_string(),
-                            state: status.engine_state,
+                            state: State::Running,
                         });
                     }
                     log::info!("replacing {} container {name}", status.engine_state);
@@ -489,12 +458,7 @@ impl Ops {
     /// [`Error::NotFound`], [`Error::Ambiguous`]; the backend's errors otherwise.
     pub fn logs(&self, name: &str, lines: Option<usize>) -> Result<Logs> {
         match self.locate(name)? {
-            Located::Tmux(tmux, _) => {
-                let text = tmux.logs(name, lines)?;
-                Ok(Logs::from_lines(
-                    text.split_inclusive(|&b| b == b'\n').map(|l| (Stream::Stdout, l.to_vec())).collect(),
-                ))
-            }
+            Located::Tmux(tmux, _) => tmux.logs(name, lines),
             Located::Container(containers, _) => containers.logs(name, lines),
         }
     }
@@ -588,10 +552,13 @@ impl Ops {
         if let Some(engine) = runtime.or_else(|| self.engine.clone()) {
             return Ok(Containers::new(engine));
         }
-        match self.detected.get_or_init(|| Engine::detect().map_err(|e| e.to_string())) {
-            Ok(engine) => Ok(Containers::new(engine.clone())),
-            Err(tried) => Err(Error::NoRuntime { tried: tried.clone() }),
+        // Only a runtime found is kept: a failed detection is tried again next time, and its
+        // error comes back as it is (a bad `BOXSHELL_RUNTIME` is `InvalidName`).
+        if let Some(engine) = self.detected.get() {
+            return Ok(Containers::new(engine.clone()));
         }
+        let engine = Engine::detect()?;
+        Ok(Containers::new(self.detected.get_or_init(|| engine).clone()))
     }
 
     /// Where `name` is: its definition's backend, else wherever it is found.
@@ -625,7 +592,9 @@ impl Ops {
                 Err(Error::ContainerNotFound { .. }) => None,
                 Err(e) => return Err(e),
             },
-            Err(_) => None,
+            // No engine here: nothing is in containers. A runtime named wrongly is an error.
+            Err(Error::NoRuntime { .. }) => None,
+            Err(e) => return Err(e),
         };
         match (in_tmux, in_containers) {
             (Some(_), Some(_)) => Err(Error::Ambiguous { name: name.to_string() }),
@@ -662,13 +631,7 @@ fn tmux_info(s: TmuxStatus) -> SessionStatus {
 }
 
 fn container_info(s: crate::container::ContainerStatus) -> SessionStatus {
-    let state = match s.state {
-        ContainerState::Running => State::Running,
-        ContainerState::Paused => State::Paused,
-        ContainerState::Stopped => State::Stopped,
-        ContainerState::Exited => State::Exited,
-        ContainerState::Unknown => State::Unknown,
-    };
+    let state = s.state.into();
     SessionStatus {
         name: s.name,
         backend: Backend::Container,

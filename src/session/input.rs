@@ -52,6 +52,18 @@ pub(super) struct Feeder {
     pub(super) live: bool,
 }
 
+/// The feeder's argv: `shell` makes `fifo` in `dir` and copies its stdin into it, with `mark`
+/// (`NAME=VALUE`) in the environment of its `cat`.
+pub(crate) fn feeder_argv<'a>(shell: &'a str, dir: &'a str, fifo: &'a str, mark: &'a str) -> [&'a OsStr; 7] {
+    // The FIFO goes once its `cat` ends; a `cat` killed by `Feeder::end` leaves it to the
+    // removal of the session's directory. The mark is in the environment of `cat` only.
+    const SCRIPT: &str = "exec 2>&1; umask 077 && { [ -d \"$1\" ] || mkdir -m 700 -- \"$1\"; } \
+        && mkfifo -- \"$2\" && export \"$3\" || exit; \
+        if [ -p /proc/$$/fd/0 ]; then echo ready $$; cat -- \"$2\" >/dev/null; else echo ready; cat >\"$2\"; fi; \
+        s=$?; rm -f -- \"$2\"; exit $s";
+    [shell, "-c", SCRIPT, "boxshell-feed", dir, fifo, mark].map(OsStr::new)
+}
+
 impl Session {
     /// The session's directory for temporary files in the container.
     pub(super) fn temp_dir(&self) -> String {
@@ -63,14 +75,8 @@ impl Session {
     pub(super) fn feeder(&mut self) -> Result<Feeder> {
         let dir = self.temp_dir();
         let fifo = format!("{dir}/in-{}", self.seq + 1);
-        // The FIFO goes once its `cat` ends; a `cat` killed by `Feeder::end` leaves it to the
-        // removal of the session's directory. The mark is in the environment of `cat` only.
-        const SCRIPT: &str = "exec 2>&1; umask 077 && { [ -d \"$1\" ] || mkdir -m 700 -- \"$1\"; } \
-            && mkfifo -- \"$2\" && export \"$3\" || exit; \
-            if [ -p /proc/$$/fd/0 ]; then echo ready $$; cat -- \"$2\" >/dev/null; else echo ready; cat >\"$2\"; fi; \
-            s=$?; rm -f -- \"$2\"; exit $s";
         let mark = format!("BOXSHELL_FEED={}", uuid::Uuid::new_v4().simple());
-        let argv = [self.shell.as_str(), "-c", SCRIPT, "boxshell-feed", &dir, &fifo, &mark].map(OsStr::new);
+        let argv = feeder_argv(&self.shell, &dir, &fifo, &mark);
         let user = self.reaper.user.as_deref();
         let spec = ExecSpec { target: &self.target, interactive: true, user, extra: &[] };
         let mut cmd = self.engine.exec(&spec, &argv);
@@ -79,7 +85,9 @@ impl Session {
         let mut child = cmd.spawn().map_err(|e| self.engine.spawn_error(cmd.get_program(), e))?;
         let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
         let (Some(stdin), Some(stdout), Some(stderr)) = (stdin, stdout, stderr) else {
-            unreachable!("all three pipes were asked for")
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Error::io("starting the feeder", std::io::Error::other("a pipe is missing")));
         };
         let (said_tx, said) = crossbeam_channel::bounded(1);
         let reader = proc::spawn_thread("boxshell-feed-out".into(), move || await_ready(stdout, stderr, &said_tx));

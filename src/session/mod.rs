@@ -24,7 +24,6 @@
 mod command;
 mod input;
 mod open;
-mod output;
 pub(crate) mod protocol;
 mod route;
 mod running;
@@ -36,9 +35,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use self::command::{Deliver, Job, Limits, Stdin};
+#[cfg(test)]
+pub(crate) use self::input::feeder_argv;
 pub use self::open::SessionBuilder;
 use self::open::Timeouts;
-pub use self::output::{Event, Gap, Output, Stream};
 use self::protocol::Dialect;
 use self::route::Shared;
 pub use self::running::{Cmd, Running};
@@ -46,6 +46,7 @@ pub use self::shell::Interrupter;
 use self::shell::{Abort, Line, Reaper};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::output::{Event, Output, Stream};
 use crate::runtime::Runtime;
 use crate::text;
 

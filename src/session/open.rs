@@ -160,7 +160,7 @@ impl SessionBuilder {
     /// The default cap on the bytes kept per stream of each command. Past it, the first half
     /// of the cap is kept from the start of the stream and the rest from its end; the bytes
     /// between are read and dropped, and [`Output::stdout_gap`](super::Output::stdout_gap) / [`Output::stderr_gap`](super::Output::stderr_gap) say
-    /// where and how many ([`Gap`](super::Gap)). Default: 64 MiB.
+    /// where and how many ([`Gap`](crate::Gap)). Default: 64 MiB.
     pub fn max_output(mut self, bytes: usize) -> Self {
         self.max_output = bytes;
         self
@@ -315,13 +315,7 @@ impl SessionBuilder {
                 what: "`user` (only docker and podman exec take one)",
             });
         }
-        if self.shell.is_empty() || self.shell.starts_with('-') {
-            return Err(Error::InvalidName {
-                what: "shell",
-                value: self.shell.clone(),
-                reason: "the shell must be a program name or path",
-            });
-        }
+        text::word("shell", &self.shell)?;
         for (key, value) in &self.env {
             text::env_var(key, value, true)?;
         }

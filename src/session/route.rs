@@ -32,9 +32,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
-use super::output::Gap;
 use super::protocol::{MARK_LEN, Scanner};
 use super::{Event, Stream};
+use crate::output::Gap;
 use crate::proc;
 
 /// A callback that sees every byte a session's shell writes, on the reader threads.
@@ -497,10 +497,8 @@ impl Shared {
         let Some(active) = route.active.as_mut().filter(|a| a.seq == seq) else { return stale };
         active.ends[stream as usize] = Some(end);
         active.kept[stream as usize] = kept;
-        if let [Some(_), Some(_)] = &active.ends {
-            let Some(Active { ends: [Some(stdout), Some(stderr)], kept, .. }) = route.active.take() else {
-                unreachable!("checked above")
-            };
+        let both = route.active.take_if(|a| matches!(a.ends, [Some(_), Some(_)]));
+        if let Some(Active { ends: [Some(stdout), Some(stderr)], kept, .. }) = both {
             route.finished = Some((seq, Completion { stdout, stderr, kept }));
         }
         stale

@@ -221,9 +221,13 @@ impl Running<'_> {
         if let Some(feeder) = self.job.as_mut().and_then(|job| job.feeder.as_mut()) {
             feeder.close();
         }
-        match self.run_until(None)? {
-            Some(out) => Ok(out),
-            None => unreachable!("waiting without a limit runs to the end"),
+        // Without a deadline the command is driven to its end: this loops at most once more.
+        loop {
+            match self.run_until(None)? {
+                Some(out) => return Ok(out),
+                None if self.job.is_none() => return Err(self.ended()),
+                None => {}
+            }
         }
     }
 

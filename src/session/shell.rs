@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use super::protocol::{self, Dialect, Token};
 use super::route::Shared;
 use super::{Life, Session, lock};
-use crate::engine::{ContainerState, Engine, Op, REAP_SCRIPT};
+use crate::engine::{Engine, Op, REAP_SCRIPT};
 use crate::error::{Error, Result};
 use crate::proc;
+use crate::state::ContainerState;
 use crate::text;
 
 /// Longest time a signalling exec may take.

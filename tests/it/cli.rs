@@ -257,6 +257,11 @@ fn cli_ops_errors_and_usage(fx: &OpsFixture) -> R {
     let bad = scratch.write("bad.toml", "[ops]\nbogus = 1\n")?;
     let out = boxshell(&["ops", "list"]).env("BOXSHELL_CONFIG", &bad).output()?;
     failed(&out, 1, "ops.bogus")?;
+    // A runtime named wrongly in the environment: that error, not "no runtime answers".
+    for verb in [&["status", &missing][..], &["start", &missing, "--backend", "container", "--image", "x"]] {
+        let out = boxshell(&[&["ops"], verb].concat()).env("BOXSHELL_RUNTIME", "nerd").output()?;
+        failed(&out, 1, "invalid runtime \"nerd\"")?;
+    }
     // A TOML syntax error: one line, with where it is.
     let bad = scratch.write("syntax.toml", "[ops]\nsocket = \n")?;
     let out = run(&["--config", &bad.to_string_lossy(), "ops", "list"])?;

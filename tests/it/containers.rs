@@ -4,7 +4,7 @@
 use std::io::Read;
 use std::time::{Duration, Instant, SystemTime};
 
-use boxshell::{ContainerSpec, ContainerState, Containers, Error, Scope, Stop, Stream, Volumes};
+use boxshell::{ContainerSpec, ContainerState, Containers, Error, Scope, State, Stop, Stream, Volumes};
 
 use crate::ensure;
 use crate::harness::{
@@ -224,7 +224,9 @@ fn names_errors_and_exists(fx: &Fixture) -> R {
     let name = unique("bx-twice");
     let _first = c.run(&sleeper(&name))?.remove_on_drop();
     match c.run(&sleeper(&name)) {
-        Err(Error::AlreadyExists { name: n, state, .. }) => ensure!(n == name && state == "running", "{n} {state}"),
+        Err(Error::AlreadyExists { name: n, state, .. }) => {
+            ensure!(n == name && state == State::Running, "{n} {state}")
+        }
         other => return Err(format!("expected AlreadyExists, got {other:?}").into()),
     }
     let err = c.run(&ContainerSpec::new("boxshell-no-such-image:never").name(unique("bx-noimg"))).unwrap_err();
@@ -329,7 +331,7 @@ fn attach_replaces_the_process(fx: &Fixture) -> R {
     let _ = helper.wait();
     read?;
     assert_eq!(&got, b"tick\n");
-    ensure!(line.contains(&format!("attach -- {name}")), "the process is not the attach: {line}");
+    ensure!(line.contains(&format!("attach --sig-proxy=false -- {name}")), "the process is not the attach: {line}");
     // Attaching to what is not running is an error, and leaves the process alone.
     let stopped = unique("bx-attach-stopped");
     engine(&fx.runtime, &["create", "--label", LABEL, "--name", &stopped, &image(), "true"]);

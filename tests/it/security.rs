@@ -57,6 +57,27 @@ fn security_env_values_never_reach_the_logs(fx: &Fixture) -> R {
     ensure!(!format!("{builder:?}").contains(&secret), "SessionBuilder's Debug shows the value");
     let spec = boxshell::ContainerSpec::new("img").env("API_TOKEN", &secret);
     ensure!(!format!("{spec:?}").contains(&secret), "ContainerSpec's Debug shows the value");
+    // A value in the CLI's environment (a registry token, `DOCKER_HOST` with a password),
+    // through every value that holds an engine, and a live session's interrupter.
+    let engine = fx.session_engine().env("CLI_TOKEN", &secret);
+    let mut sh = fx.builder().runtime(engine.clone()).open()?;
+    let shown = [
+        ("Engine", format!("{engine:?}")),
+        ("Containers", format!("{:?}", boxshell::Containers::new(engine.clone()))),
+        ("Session", format!("{sh:?}")),
+        ("Interrupter", format!("{:?}", sh.interrupter())),
+        ("Running", format!("{:?}", sh.cmd("true").spawn()?)),
+        ("TmuxSpec", format!("{:?}", boxshell::TmuxSpec::new("t").env("API_TOKEN", &secret))),
+        ("SessionDef", format!("{:?}", boxshell::SessionDef::default().env("API_TOKEN", &secret))),
+        ("Ops", format!("{:?}", boxshell::Ops::new().runtime(engine.clone()))),
+    ];
+    sh.close()?;
+    for (what, shown) in shown {
+        ensure!(!shown.contains(&secret), "{what}'s Debug shows the value: {shown}");
+        // What shows an environment shows its names.
+        let names = !["Session", "Interrupter", "Running"].contains(&what);
+        ensure!(!names || shown.contains("_TOKEN"), "{what}'s Debug shows no names: {shown}");
+    }
     let logged = LOGS.lock().unwrap_or_else(|e| e.into_inner());
     ensure!(!logged.is_empty(), "the capturing logger saw nothing: it is not installed");
     let leaks: Vec<&String> = logged.iter().filter(|l| l.contains(&secret)).collect();

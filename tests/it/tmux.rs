@@ -3,7 +3,7 @@
 use std::io::Read;
 use std::time::{Duration, Instant, SystemTime};
 
-use boxshell::{Error, Keys, Stop, TmuxSpec, TmuxState, Via};
+use boxshell::{Error, Keys, State, Stop, Stream, TmuxSpec, TmuxState, Via};
 
 use crate::ensure;
 use crate::harness::{TmuxFixture, cmdline, eventually, spawn_helper, unique};
@@ -52,7 +52,7 @@ fn env_and_workdir_arrive(fx: &TmuxFixture) -> R {
     )?;
     ensure!(eventually(|| matches!(tmux.status(&n).map(|s| s.state), Ok(TmuxState::Exited(0)))), "did not finish");
     let want = format!("/tmp|{value}\n");
-    ensure!(eventually(|| tmux.logs(&n, None).is_ok_and(|l| l == want.as_bytes())), "{:?}", tmux.logs(&n, None));
+    ensure!(eventually(|| tmux.logs(&n, None).is_ok_and(|l| l.stdout == want.as_bytes())), "{:?}", tmux.logs(&n, None));
     tmux.stop(&n, Stop::Kill)?;
     Ok(())
 }
@@ -62,7 +62,7 @@ fn graceful_stop_sends_ctrl_c_and_honours_the_timeout(fx: &TmuxFixture) -> R {
     // A command that ends on C-c: stop returns as soon as it has, well before the timeout.
     let n = name();
     tmux.start(&TmuxSpec::new(&n).command("trap 'echo got-int; exit 5' INT; echo ready; while :; do sleep 0.1; done"))?;
-    ensure!(eventually(|| tmux.logs(&n, None).is_ok_and(|l| l == b"ready\n")), "the command did not start");
+    ensure!(eventually(|| tmux.logs(&n, None).is_ok_and(|l| l.stdout == b"ready\n")), "the command did not start");
     let start = Instant::now();
     tmux.stop(&n, Stop::Graceful(Duration::from_secs(10)))?;
     ensure!(start.elapsed() < Duration::from_secs(3), "took {:?}", start.elapsed());
@@ -70,7 +70,7 @@ fn graceful_stop_sends_ctrl_c_and_honours_the_timeout(fx: &TmuxFixture) -> R {
     // A command that ignores C-c: stop waits the timeout, then kills the session.
     let n = name();
     let s = tmux.start(&TmuxSpec::new(&n).command("trap '' INT; echo ready; sleep 3600"))?;
-    ensure!(eventually(|| tmux.logs(&n, None).is_ok_and(|l| l == b"ready\n")), "the command did not start");
+    ensure!(eventually(|| tmux.logs(&n, None).is_ok_and(|l| l.stdout == b"ready\n")), "the command did not start");
     let start = Instant::now();
     tmux.stop(&n, Stop::Graceful(Duration::from_millis(1500)))?;
     let took = start.elapsed();
@@ -88,9 +88,9 @@ fn send_keys_with_and_without_enter(fx: &TmuxFixture) -> R {
     tmux.send_keys(&n, "typed", Keys::Only)?;
     tmux.send_keys(&n, " more", Keys::Enter)?;
     ensure!(
-        eventually(|| tmux.logs(&n, None).is_ok_and(|l| l == b"typed more\ntyped more\n")),
+        eventually(|| tmux.logs(&n, None).is_ok_and(|l| l.stdout == b"typed more\ntyped more\n")),
         "{:?}",
-        String::from_utf8_lossy(&tmux.logs(&n, None)?)
+        String::from_utf8_lossy(&tmux.logs(&n, None)?.stdout)
     );
     tmux.send_keys(&n, "C-d", Keys::Only)?;
     ensure!(eventually(|| matches!(tmux.status(&n).map(|s| s.state), Ok(TmuxState::Exited(0)))), "C-d did not end cat");
@@ -108,11 +108,14 @@ fn logs_keep_ansi_and_survive_the_command(fx: &TmuxFixture) -> R {
     let want = b"\x1b[31mred\n\x1b[39mline1\nline2\nline3\nline4\nline5\n";
     // tmux may see the command exit a moment before it has drawn the last of its output.
     ensure!(
-        eventually(|| tmux.logs(&n, None).is_ok_and(|l| l == want)),
+        eventually(|| tmux.logs(&n, None).is_ok_and(|l| l.stdout == want)),
         "{:?}",
-        String::from_utf8_lossy(&tmux.logs(&n, None)?)
+        String::from_utf8_lossy(&tmux.logs(&n, None)?.stdout)
     );
-    assert_eq!(tmux.logs(&n, Some(2))?, b"line4\nline5\n");
+    let last = tmux.logs(&n, Some(2))?;
+    assert_eq!(last.stdout, b"line4\nline5\n");
+    assert_eq!(last.lines, [(Stream::Stdout, b"line4\n".to_vec()), (Stream::Stdout, b"line5\n".to_vec())]);
+    assert!(last.stderr.is_empty());
     assert_eq!(tmux.status(&n)?.pid, None);
     tmux.stop(&n, Stop::Graceful(Duration::from_secs(5)))?;
     ensure!(!tmux.exists(&n)?, "exited session not removed by stop");
@@ -156,7 +159,7 @@ fn errors_name_the_session(fx: &TmuxFixture) -> R {
     }
     tmux.start(&TmuxSpec::new(&n).command("sleep 3600"))?;
     match tmux.start(&TmuxSpec::new(&n).command("sleep 1")) {
-        Err(Error::AlreadyExists { state, .. }) => ensure!(state == "running", "{state}"),
+        Err(Error::AlreadyExists { state, .. }) => ensure!(state == State::Running, "{state}"),
         other => return Err(format!("expected AlreadyExists, got {other:?}").into()),
     }
     for bad in ["", "-t", "a:b", "a.b", "a b"] {

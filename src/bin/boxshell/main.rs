@@ -99,7 +99,7 @@ fn ops_verb(args: &Args, verb: Verb, name: &str) -> Result<ExitCode, String> {
     // Errors name the session (the library's own words mostly do, and name the backend).
     let failed = |e: boxshell::Error| {
         let message = e.to_string();
-        if message.contains(name) { message } else { format!("{name}: {message}") }
+        if message.contains(&format!("`{name}`")) { message } else { format!("{name}: {message}") }
     };
     let mut out = std::io::stdout().lock();
     let mut code = ExitCode::SUCCESS;

@@ -183,3 +183,34 @@ impl Output {
         })
     }
 }
+
+/// What a container or a tmux pane printed, as `logs` returns it: stdout and stderr apart, and
+/// every line in the order it was written. ANSI codes kept. A tmux pane's text is all stdout.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Logs {
+    /// The container's stdout.
+    pub stdout: Vec<u8>,
+    /// The container's stderr.
+    pub stderr: Vec<u8>,
+    /// The lines of both, each with its stream and its newline, in the order they were
+    /// written by the engine's timestamps (nanoseconds). Lines of the two streams stamped
+    /// with the same instant cannot be ordered between them: each stream keeps its own order
+    /// and stdout comes first. A container with a terminal (`tty`) has one stream, stdout.
+    pub lines: Vec<(Stream, Vec<u8>)>,
+}
+
+impl Logs {
+    /// Logs from lines in the order written.
+    pub(crate) fn from_lines(lines: Vec<(Stream, Vec<u8>)>) -> Logs {
+        let mut logs = Logs::default();
+        for (stream, line) in &lines {
+            match stream {
+                Stream::Stdout => logs.stdout.extend_from_slice(line),
+                Stream::Stderr => logs.stderr.extend_from_slice(line),
+            }
+        }
+        logs.lines = lines;
+        logs
+    }
+}
