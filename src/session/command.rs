@@ -266,15 +266,17 @@ impl Session {
                         _ => format!("printed nothing for {:?}", job.idle.unwrap_or_default()),
                     };
                     log::warn!("`{}` in {} {why}; interrupting it", job.command, self.target);
-                    (Abort::Interrupt, Step::Interrupted(now + grace))
+                    (Abort::Interrupt, Step::Interrupted as fn(Instant) -> Step)
                 } else {
                     log::warn!("`{}` did not stop on SIGINT; killing it", job.command);
-                    (Abort::Kill, Step::Killed(now + grace))
+                    (Abort::Kill, Step::Killed as fn(Instant) -> Step)
                 };
                 match reaper.abort(how) {
                     Ok(tree) => {
                         job.tree.extend(tree);
-                        next
+                        // The grace runs from the signal, not from before the exec that sent
+                        // it: on a loaded engine that exec alone can take seconds.
+                        next(Instant::now() + grace)
                     }
                     Err(e) => {
                         unreachable(e);
@@ -287,7 +289,7 @@ impl Session {
                 if let Err(e) = reaper.signal(Scope::Session, "KILL", None) {
                     unreachable(e);
                 }
-                Step::ShellKilled(now + grace)
+                Step::ShellKilled(Instant::now() + grace)
             }
             Step::ShellKilled(_) => {
                 let _ = self.child.kill();
