@@ -259,24 +259,28 @@ impl Session {
         };
         job.step = match job.step {
             Step::Running | Step::Interrupted(_) => {
-                let (how, next) = if job.step == Step::Running {
+                let how = if job.step == Step::Running {
                     job.timed_out = true;
                     let why = match job.deadline {
                         Some(deadline) if now >= deadline => "timed out".to_string(),
                         _ => format!("printed nothing for {:?}", job.idle.unwrap_or_default()),
                     };
                     log::warn!("`{}` in {} {why}; interrupting it", job.command, self.target);
-                    (Abort::Interrupt, Step::Interrupted as fn(Instant) -> Step)
+                    Abort::Interrupt
                 } else {
                     log::warn!("`{}` did not stop on SIGINT; killing it", job.command);
-                    (Abort::Kill, Step::Killed as fn(Instant) -> Step)
+                    Abort::Kill
                 };
                 match reaper.abort(how) {
                     Ok(tree) => {
                         job.tree.extend(tree);
                         // The grace runs from the signal, not from before the exec that sent
                         // it: on a loaded engine that exec alone can take seconds.
-                        next(Instant::now() + grace)
+                        let until = Instant::now() + grace;
+                        match how {
+                            Abort::Interrupt => Step::Interrupted(until),
+                            Abort::Kill => Step::Killed(until),
+                        }
                     }
                     Err(e) => {
                         unreachable(e);

@@ -100,11 +100,11 @@ impl Args {
         };
         let mut timeout = None;
         let (mut help, mut interactive) = (false, false);
-        // The options given, by long name, to check each is one the command takes.
-        let mut given: Vec<(&'static str, String)> = Vec::new();
+        // The options given, by long name and as typed, to check each is one the command takes.
+        let mut given: Vec<(String, String)> = Vec::new();
         while let Some(arg) = p.next()? {
-            if let Some(name) = option_name(&arg) {
-                given.push((name, arg_text(&arg)));
+            if let Some(option) = option(&arg) {
+                given.push(option);
             }
             match arg {
                 Short('h') | Long("help") => help = true,
@@ -162,15 +162,11 @@ impl Args {
         a.action = match first.as_deref() {
             None => return Err(Usage("no command given".into())),
             Some("ops") => {
-                let verb: Verb = match positional.next().as_deref() {
-                    Some("list") => Verb::List,
-                    Some("start") => Verb::Start,
-                    Some("stop") => Verb::Stop,
-                    Some("status") => Verb::Status,
-                    Some("logs") => Verb::Logs,
-                    Some("attach") => Verb::Attach,
-                    Some("exists") => Verb::Exists,
-                    Some(other) => return Err(Usage(format!("ops {other}: no such verb"))),
+                let verb = match positional.next() {
+                    Some(word) => Verb::ALL
+                        .into_iter()
+                        .find(|v| v.name() == word)
+                        .ok_or_else(|| Usage(format!("ops {word}: no such verb")))?,
                     None => return Err(Usage("ops: which verb?".into())),
                 };
                 if let (Verb::Stop, Some(t)) = (verb, timeout) {
@@ -213,40 +209,19 @@ impl Args {
     }
 }
 
-/// An option as typed.
-fn arg_text(arg: &lexopt::Arg<'_>) -> String {
-    match arg {
-        Short(c) => format!("-{c}"),
-        Long(l) => format!("--{l}"),
-        Value(v) => v.to_string_lossy().into_owned(),
-    }
-}
-
-/// The long name of an option (`-e` is `env`), `None` for a value.
-fn option_name(arg: &lexopt::Arg<'_>) -> Option<&'static str> {
+/// An option's long name (`-e` is `env`) and the option as typed; `None` for a value. A long
+/// option the parser does not know never gets this far; a short one without a long name here
+/// is taken by no command.
+fn option(arg: &lexopt::Arg<'_>) -> Option<(String, String)> {
     const SHORT: &[(char, &str)] =
         &[('h', "help"), ('i', "interactive"), ('e', "env"), ('v', "volume"), ('p', "port"), ('n', "lines")];
-    const LONG: &[&str] = &[
-        "help",
-        "interactive",
-        "config",
-        "json",
-        "backend",
-        "runtime",
-        "socket",
-        "image",
-        "command",
-        "workdir",
-        "env",
-        "volume",
-        "port",
-        "timeout",
-        "kill",
-        "lines",
-    ];
     match arg {
-        Short(c) => SHORT.iter().find(|(s, _)| s == c).map(|&(_, long)| long),
-        Long(l) => LONG.iter().find(|long| *long == l).copied(),
+        Short(c) => {
+            let typed = format!("-{c}");
+            let long = SHORT.iter().find(|(s, _)| s == c).map_or_else(|| typed.clone(), |&(_, long)| long.into());
+            Some((long, typed))
+        }
+        Long(l) => Some((l.to_string(), format!("--{l}"))),
         Value(_) => None,
     }
 }
@@ -280,6 +255,8 @@ impl Action {
 }
 
 impl Verb {
+    const ALL: [Verb; 7] = [Verb::List, Verb::Start, Verb::Stop, Verb::Status, Verb::Logs, Verb::Attach, Verb::Exists];
+
     fn name(self) -> &'static str {
         match self {
             Verb::List => "list",
