@@ -242,18 +242,56 @@ impl Fixture {
     }
 }
 
+/// `PID ARGS` lines of the processes in `container` (on the host, for local) whose command line
+/// starts with `needle`; PIDs as the container sees them. Read from the host's `/proc` (the
+/// tests run as root), not through an exec: tests poll this often, and an engine serves execs
+/// into one container one at a time (podman takes a second each when six queue up).
 pub fn processes_in(runtime: &Runtime, container: &str, needle: &str) -> Vec<String> {
-    let out = if runtime.is_container() {
-        cli(runtime).args(["exec", container, "ps", "-o", "pid,args"]).output()
-    } else {
-        Command::new("ps").args(["-eo", "pid,args"]).output()
+    let namespace = match runtime.is_container() {
+        true => match pid_namespace(runtime, container) {
+            Some(ns) => Some(ns),
+            // Not running (or not ours to read): what `ps` in it says.
+            None => return processes_by_exec(runtime, container, needle),
+        },
+        false => None,
+    };
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        let dir = entry.path();
+        if let Some(ns) = &namespace
+            && std::fs::read_link(dir.join("ns/pid")).ok().as_ref() != Some(ns)
+        {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(dir.join("cmdline")) else { continue };
+        let args = String::from_utf8_lossy(cmdline.strip_suffix(b"\0").unwrap_or(&cmdline)).replace('\0', " ");
+        if args.is_empty() || !args.starts_with(needle) {
+            continue;
+        }
+        // The PID in the innermost namespace: the container's own.
+        let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
+        let inner = status.lines().find_map(|l| l.strip_prefix("NSpid:")).and_then(|l| l.split_whitespace().last());
+        let shown = if namespace.is_some() { inner.and_then(|p| p.parse().ok()).unwrap_or(pid) } else { pid };
+        found.push(format!("{shown} {args}"));
     }
-    .expect("ps runs");
+    found
+}
+
+/// The PID namespace of a running container, as `/proc/PID/ns/pid` links to it.
+fn pid_namespace(runtime: &Runtime, container: &str) -> Option<std::path::PathBuf> {
+    let out = cli(runtime).args(["inspect", "--format", "{{.State.Pid}}", container]).output().ok()?;
+    let pid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().ok().filter(|p| *p > 0)?;
+    std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok()
+}
+
+fn processes_by_exec(runtime: &Runtime, container: &str, needle: &str) -> Vec<String> {
+    let out = cli(runtime).args(["exec", container, "ps", "-o", "pid,args"]).output().expect("ps runs");
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .skip(1)
         .filter(|l| l.trim_start().split_once(' ').is_some_and(|(_, args)| args.trim_start().starts_with(needle)))
-        .map(str::to_string)
+        .map(|l| l.trim().to_string())
         .collect()
 }
 

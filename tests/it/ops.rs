@@ -6,9 +6,9 @@ use std::time::Duration;
 use boxshell::{Backend, Error, Ops, SessionDef, State, Stop, Stream, Via};
 
 use crate::ensure;
-use crate::harness::{
-    Fixture, LABEL, Scratch, TmuxFixture, cli, contain, engine, eventually, image, remove_container, unique,
-};
+#[cfg(feature = "config")]
+use crate::harness::Scratch;
+use crate::harness::{Fixture, LABEL, TmuxFixture, cli, contain, engine, eventually, image, remove_container, unique};
 use crate::{R, Test};
 
 /// A container runtime and tmux on a socket of its own.
