@@ -16,15 +16,13 @@ use std::time::Duration;
 use crate::error::{Error, Result, Via};
 pub(crate) use crate::proc::Op;
 use crate::proc::{self, Caller, Captured};
+use crate::reap::{REAP_SCRIPT, Reap};
 use crate::runtime::Runtime;
 use crate::state::ContainerState;
 use crate::text;
 
 /// How long probing an engine may take before it counts as not answering.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The script that signals a session's processes inside the container (see its comments).
-pub(crate) const REAP_SCRIPT: &str = include_str!("reap.sh");
 
 /// The CLI that reaches containers: a [`Runtime`] with the program that runs it, the global
 /// arguments put before every subcommand, and environment variables of the CLI process. What
@@ -227,11 +225,12 @@ impl Engine {
         }
     }
 
-    /// `reap.sh`, run by `shell` in `target` as `user` without stdin, with `args` (see the
-    /// script for what they mean): the one argv of every signalling call.
-    pub(crate) fn reap<S: AsRef<OsStr>>(&self, target: &str, user: Option<&str>, shell: &str, args: &[S]) -> Command {
+    /// `reap.sh`, run by `shell` in `target` as `user` without stdin, as `reap` says: the one
+    /// argv of every signalling call.
+    pub(crate) fn reap(&self, target: &str, user: Option<&str>, shell: &str, reap: &Reap<'_>) -> Command {
+        let args = reap.args();
         let mut argv: Vec<&OsStr> = [shell, "-c", REAP_SCRIPT, "reap"].map(OsStr::new).to_vec();
-        argv.extend(args.iter().map(AsRef::as_ref));
+        argv.extend(args.iter().map(OsStr::new));
         self.exec(&ExecSpec { target, interactive: false, user, extra: &[] }, &argv)
     }
 
@@ -560,7 +559,15 @@ mod tests {
         let cluster = UnreachableCluster::new();
         let sh = OsStr::new("/bin/sh");
         let launch = [sh, OsStr::new("-c"), OsStr::new(crate::session::protocol::LAUNCH), sh];
-        let reap = ["command", "42", "INT", "", "7", "", "43", "44"];
+        let pids = [43, 44];
+        let reap = Reap {
+            scope: crate::reap::Scope::Pids(&pids),
+            signal: crate::reap::Signal::Int,
+            shell: 42,
+            instance: Default::default(),
+            watermark: Default::default(),
+            remove: None,
+        };
         // What follows `--` kubectl passes on unread; the scripts are the real ones.
         let feed =
             crate::session::feeder_argv("/bin/sh", "/tmp/.boxshell-x", "/tmp/.boxshell-x/in-1", "BOXSHELL_FEED=x");

@@ -9,6 +9,7 @@ mod ops;
 mod output;
 mod pool;
 mod proc;
+mod reap;
 mod runtime;
 mod session;
 mod state;

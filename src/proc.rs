@@ -206,6 +206,21 @@ impl Caller {
 /// Runs `cmd` to completion with no input, capturing both outputs. Kills it if it has not
 /// finished within `timeout`.
 pub(crate) fn run(cmd: &mut Command, timeout: Duration) -> Result<Captured, RunError> {
+    run_until_answered(cmd, timeout, |_| false)
+}
+
+/// How long a program that has given its answer gets to exit before it is killed.
+const AFTER_ANSWER: Duration = Duration::from_millis(100);
+
+/// As [`run`], but done once `answered` says what `cmd` printed on stdout holds its whole
+/// answer: a client that is slow to exit after its program has (a `podman exec` on a loaded
+/// machine now and then takes five seconds more) is then killed, not waited for. Its status
+/// is then success.
+pub(crate) fn run_until_answered(
+    cmd: &mut Command,
+    timeout: Duration,
+    answered: impl Fn(&[u8]) -> bool,
+) -> Result<Captured, RunError> {
     let deadline = Instant::now() + timeout;
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
     let mut child = cmd.spawn().map_err(RunError::Spawn)?;
@@ -213,15 +228,17 @@ pub(crate) fn run(cmd: &mut Command, timeout: Duration) -> Result<Captured, RunE
     let readers = start_capture(&mut child, &tx);
     drop(tx);
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-    let timed_out = collect(&rx, deadline, &mut stdout, &mut stderr);
-    if timed_out {
+    let end = collect(&rx, deadline, &mut stdout, &mut stderr, &answered);
+    if end == Collected::TimedOut {
         let _ = child.kill();
         let _ = child.wait();
         return Err(RunError::TimedOut { stdout, stderr });
     }
+    let deadline = if end == Collected::Answered { Instant::now() + AFTER_ANSWER } else { deadline };
     let status = wait_until(&mut child, deadline).unwrap_or_else(|| {
         let _ = child.kill();
-        child.wait().unwrap_or_else(|_| ExitStatus::default())
+        let _ = child.wait();
+        ExitStatus::default()
     });
     drop(readers);
     Ok(Captured { status, stdout, stderr })
@@ -249,20 +266,36 @@ fn start_capture(child: &mut Child, tx: &Sender<Option<(bool, Vec<u8>)>>) -> Vec
     handles
 }
 
-/// Gathers output until both pipes close; true when the deadline passed first.
+/// How [`collect`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Collected {
+    /// Both pipes closed.
+    Closed,
+    /// Stdout holds the answer.
+    Answered,
+    TimedOut,
+}
+
+/// Gathers output until both pipes close, stdout holds the answer, or the deadline passes.
 fn collect(
     rx: &Receiver<Option<(bool, Vec<u8>)>>,
     deadline: Instant,
     stdout: &mut Vec<u8>,
     stderr: &mut Vec<u8>,
-) -> bool {
+    answered: &dyn Fn(&[u8]) -> bool,
+) -> Collected {
     loop {
         match rx.recv_deadline(deadline) {
-            Ok(Some((false, b))) => stdout.extend_from_slice(&b),
+            Ok(Some((false, b))) => {
+                stdout.extend_from_slice(&b);
+                if answered(stdout) {
+                    return Collected::Answered;
+                }
+            }
             Ok(Some((true, b))) => stderr.extend_from_slice(&b),
             Ok(None) => {}
-            Err(RecvTimeoutError::Disconnected) => return false,
-            Err(RecvTimeoutError::Timeout) => return true,
+            Err(RecvTimeoutError::Disconnected) => return Collected::Closed,
+            Err(RecvTimeoutError::Timeout) => return Collected::TimedOut,
         }
     }
 }
@@ -385,6 +418,26 @@ mod tests {
             RunError::TimedOut { stderr, .. } => assert_eq!(stderr, b"started\n"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn an_answer_is_not_held_up_by_a_slow_exit() {
+        let start = Instant::now();
+        let script = "printf 'signalled 1'; sleep 0.2; echo ' 2'; echo said >&2; exec sleep 30";
+        let out = run_until_answered(Command::new("sh").args(["-c", script]), Duration::from_secs(20), |out| {
+            out.ends_with(b"\n")
+        })
+        .unwrap();
+        assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+        assert_eq!(out.stdout, b"signalled 1 2\n");
+        assert!(out.status.success());
+        // An exit without the answer is the exit's.
+        let out =
+            run_until_answered(Command::new("sh").args(["-c", "echo part; exit 3"]), Duration::from_secs(20), |out| {
+                out.ends_with(b"!")
+            })
+            .unwrap();
+        assert_eq!((out.stdout.as_slice(), out.status.code()), (&b"part\n"[..], Some(3)));
     }
 
     #[test]

@@ -1,132 +1,177 @@
-# Signals processes of a boxshell session.
-# Run as `SHELL -c SCRIPT reap MODE PID SIGNAL SHELLSIGS MARK DIR [PIDS...]`.
-# MODE "command": the children of shell PID newer than MARK, and all their descendants. MARK is
-#   `W:SINCE` (or just `W`): W the newest background job the session has seen, SINCE the boot
-#   time in centiseconds when the command that started it ended. Children that started after
-#   SINCE, or in the same clock tick with a PID above W, are the running command's; the others
-#   are background jobs of earlier commands, which are spared. Without SINCE (or when this
-#   /proc/uptime is not the clock of process start times), a PID above W decides. The shell
-#   itself is frozen first (so it starts nothing new while they are found) and then gets each
-#   of SHELLSIGS (a space-separated list, may be empty) while its children are still frozen,
-#   so it has seen its own signal when it learns how they ended.
-# MODE "session": every process in PID's process group or session and all their descendants.
-# MODE "pids": the PIDS that are still in PID's process group or session, and their descendants.
-# MODE "environ": every process whose environment holds MARK (PID is unused), and descendants.
-# The process running this script, and zombies, are never targets. The targets are first
-# frozen with SIGSTOP, waiting until each has stopped and scanning again until no new one
-# appears, so nothing can fork its way out between the scan and the signal; then they get
-# SIGNAL (and SIGCONT, unless SIGNAL is KILL). After a KILL the scan runs again, to catch what
-# forked while dying. DIR, if not empty, is removed afterwards (the session's temporary files).
-# Prints the PIDs it signalled. Uses only shell built-ins and /proc (and rm for DIR), so it
-# works in minimal images.
-m=$1 s=$2 g=$3 h=$4 w=$5 r=$6 n='
+# Signals processes of a boxshell session from outside it, through a second exec.
+#
+# Run as `SHELL -c SCRIPT reap MODE SHELL SIGNAL SHELL_SIGNALS INSTANCE MARK DIR [PIDS...]`, the
+# arguments built in one place (`Reap::args`, src/session/signal.rs):
+#   MODE           what to signal, one of:
+#                  command  the running command: the children of SHELL that started after MARK,
+#                           and all their descendants; SHELL itself gets SHELL_SIGNALS
+#                  session  every process in SHELL's process group or session, and descendants
+#                  pids     the PIDS still in SHELL's process group or session, and descendants
+#                  environ  every process whose environment holds MARK, and descendants
+#   SHELL          the PID of the session's shell
+#   SIGNAL         the signal for the targets: INT, KILL, ...
+#   SHELL_SIGNALS  command mode: the signals for the shell itself (space-separated, may be empty)
+#   INSTANCE       SHELL_START:INIT_START, the start times (clock ticks since boot) of the shell
+#                  and of PID 1 when the session opened, either may be empty
+#   MARK           command mode: LAST_JOB:SINCE (or LAST_JOB), see below; environ: NAME=VALUE
+#   DIR            removed afterwards, if not empty (the session's temporary files)
+#
+# Prints one line: `signalled PID...`; or `gone` when the shell is not the session's any more
+# (it exited: a running command has nothing left to signal); or `restarted` when PID 1 is not
+# the one the session saw: the container was restarted (or re-created) since, PIDs name other
+# processes now, and nothing is signalled. A PID is no identity across restarts; a PID and its
+# start time are.
+#
+# Command mode tells the running command's processes from background jobs of earlier commands,
+# which are spared, by their start time: LAST_JOB is the newest background job the session has
+# seen, SINCE the boot time in centiseconds when the command that started it ended. The session
+# writes no command within a clock tick of SINCE, so the children of SHELL that started after
+# SINCE are the running command's. Without SINCE (or when this /proc/uptime is not the clock of
+# process start times, as under lxcfs), a PID above LAST_JOB decides, which fails once PIDs wrap.
+#
+# The targets are first frozen with SIGSTOP, scanning again until no new one appears, so nothing
+# can fork its way out between the scan and the signal; then they get SIGNAL (and SIGCONT,
+# unless SIGNAL is KILL). In command mode the shell is frozen before its children are looked
+# for, so it starts nothing new meanwhile, and gets its signals while they are still frozen, so
+# it has seen its own signal when it learns how they ended. After a KILL in session mode the
+# scan runs again, to catch what forked while dying. The process running this script, and
+# zombies, are never targets (it may run in a subshell of the session's shell, whose `$$` is
+# not its own PID). Only shell built-ins and /proc are used (and rm for DIR), so it works in
+# minimal images.
+mode=$1 shell=$2 sig=$3 shell_sigs=$4 instance=$5 mark=$6 dir=$7 nl='
 '
-shift 6
+shift 7
 roots=" $* "
-u=
-case $w in *:*) u=${w#*:} w=${w%%:*} ;; esac
-if [ -n "$u" ]; then
+
+# The start time of process $1, in `start` (empty when it is gone).
+start_of() {
+    start=
+    read -r line 2>/dev/null </proc/$1/stat || return 0
+    set -- ${line##*) }
+    start=${20}
+}
+
+# This process.
+me=$$
+! read -r line 2>/dev/null </proc/self/stat || me=${line%% *}
+
+# Is this still the session's container instance, and its shell still there?
+start_of "$shell"
+if [ -n "${instance%%:*}" ] && [ "$start" != "${instance%%:*}" ]; then
+    [ "$mode" = command ] && { echo gone; exit 0; }
+    start_of 1
+    [ -n "${instance#*:}" ] && [ "$start" != "${instance#*:}" ] && { echo restarted; exit 0; }
+fi
+
+last_job=$mark since=
+case $mark in *:*) since=${mark#*:} last_job=${mark%%:*} ;; esac
+if [ "$mode" = command ] && [ -n "$since" ]; then
     # Process start times are clock ticks since boot, the clock of /proc/uptime unless that is
-    # virtualised (lxcfs): this script has just started, so the two must about agree.
-    if read -r up x </proc/uptime && read -r l </proc/$$/stat; then
-        set -- ${l##*) }
+    # virtualised: this script has just started, so the two must about agree (within 2 s).
+    start_of "$me"
+    if read -r up _ </proc/uptime && [ -n "$start" ]; then
         up=${up%.*}${up#*.}
-        [ $((up - ${20})) -lt 200 ] && [ $((${20} - up)) -lt 200 ] || u=
+        [ $((up - start)) -lt 200 ] && [ $((start - up)) -lt 200 ] || since=
     else
-        u=
+        since=
     fi
 fi
-signalled=
-round=0
-# Waits until process $1 has stopped (or is gone).
+
+# Waits until process $1 has stopped (or is gone); a stopped process cannot fork. A signal is
+# delivered when its target next runs, which on a loaded machine takes a while: up to 100
+# looks at its state.
 stopped() {
-    k=0
-    while [ $k -lt 100 ]; do
-        read -r l 2>/dev/null </proc/$1/stat || return 0
-        set -- "$1" ${l##*) }
+    looks=0
+    while [ $looks -lt 100 ]; do
+        read -r line 2>/dev/null </proc/$1/stat || return 0
+        set -- "$1" ${line##*) }
         case $2 in T | t | Z | X) return 0 ;; esac
-        k=$((k + 1))
+        looks=$((looks + 1))
     done
 }
-[ "$m" = command ] && [ -n "$h" ] && kill -s STOP "$s" 2>/dev/null && stopped "$s"
-while [ $round -lt 5 ]; do
-    round=$((round + 1))
-    done=' '
-    i=0
-    while [ $i -lt 20 ]; do
-        i=$((i + 1))
+
+[ "$mode" = command ] && [ -n "$shell_sigs" ] && kill -s STOP "$shell" 2>/dev/null && stopped "$shell"
+signalled=
+kill_round=0
+# Session mode with KILL: up to 5 rounds of freeze-and-kill, for what forks while dying.
+while [ $kill_round -lt 5 ]; do
+    kill_round=$((kill_round + 1))
+    frozen=' '
+    scan=0
+    # Up to 20 scans: each freezes what the last one found, until a scan finds nothing new.
+    while [ $scan -lt 20 ]; do
+        scan=$((scan + 1))
         set +f
-        all=
+        # One line per process: PID PPID PGID SID IN_ENVIRON START
+        table=
         for d in /proc/[1-9]*; do
-            p=${d#/proc/}
-            read -r l 2>/dev/null <"$d/stat" || continue
+            read -r line 2>/dev/null <"$d/stat" || continue
             IFS=' '
-            set -- ${l##*) }
+            set -- ${line##*) }
             [ "$1" = Z ] && continue
-            e=0
-            if [ "$m" = environ ]; then
-                while IFS= read -r x || [ -n "$x" ]; do
-                    case $x in *"$w"*) e=1 && break ;; esac
+            in_environ=0
+            if [ "$mode" = environ ]; then
+                while IFS= read -r entry || [ -n "$entry" ]; do
+                    case $entry in *"$mark"*) in_environ=1 && break ;; esac
                 done 2>/dev/null <"$d/environ"
             fi
-            all="$all$p $2 $3 $4 $e ${20}$n"
+            table="$table${d#/proc/} $2 $3 $4 $in_environ ${20}$nl"
         done
         set -f
-        t=' '
-        IFS=$n
-        for l in $all; do
+        targets=' '
+        IFS=$nl
+        for row in $table; do
             IFS=' '
-            set -- $l
-            [ "$1" = "$$" ] && continue
-            case $m in
+            set -- $row
+            [ "$1" = "$me" ] && continue
+            case $mode in
             command)
-                [ "$2" = "$s" ] || continue
-                if [ -n "$u" ]; then
-                    [ "$6" -gt "$u" ] || { [ "$6" -eq "$u" ] && [ "$1" -gt "$w" ]; }
+                [ "$2" = "$shell" ] || continue
+                if [ -n "$since" ]; then
+                    [ "$6" -gt "$since" ]
                 else
-                    [ "$1" -gt "$w" ]
-                fi && t="$t$1 "
+                    [ "$1" -gt "$last_job" ]
+                fi && targets="$targets$1 "
                 ;;
-            session) { [ "$3" = "$s" ] || [ "$4" = "$s" ]; } && t="$t$1 " ;;
-            pids) case $roots in *" $1 "*) { [ "$3" = "$s" ] || [ "$4" = "$s" ]; } && t="$t$1 " ;; esac ;;
-            environ) [ "$5" = 1 ] && t="$t$1 " ;;
+            session) { [ "$3" = "$shell" ] || [ "$4" = "$shell" ]; } && targets="$targets$1 " ;;
+            pids) case $roots in *" $1 "*) { [ "$3" = "$shell" ] || [ "$4" = "$shell" ]; } && targets="$targets$1 " ;; esac ;;
+            environ) [ "$5" = 1 ] && targets="$targets$1 " ;;
             esac
         done
-        c=1
-        while [ $c = 1 ]; do
-            c=0
-            IFS=$n
-            for l in $all; do
+        # Add the descendants of the targets, until none is added.
+        added=1
+        while [ $added = 1 ]; do
+            added=0
+            IFS=$nl
+            for row in $table; do
                 IFS=' '
-                set -- $l
-                case $t in *" $2 "*) case $t in *" $1 "*) ;; *) [ "$1" != "$$" ] && t="$t$1 " && c=1 ;; esac ;; esac
+                set -- $row
+                case $targets in *" $2 "*) case $targets in *" $1 "*) ;; *) [ "$1" != "$me" ] && targets="$targets$1 " && added=1 ;; esac ;; esac
             done
         done
         new=
         IFS=' '
-        for p in $t; do
-            case $done in *" $p "*) ;; *) new="$new $p" ;; esac
+        for p in $targets; do
+            case $frozen in *" $p "*) ;; *) new="$new $p" ;; esac
         done
         [ -z "$new" ] && break
         kill -s STOP $new 2>/dev/null
-        # A signal is delivered when its target next runs: wait until each has stopped, or it
-        # could still fork after the next scan.
         for p in $new; do
             stopped "$p"
         done
-        done="$done${new# } "
+        frozen="$frozen${new# } "
     done
     IFS=' '
-    [ "$done" = ' ' ] && break
-    kill -s "$g" $done 2>/dev/null
-    [ "$g" = KILL ] || [ "$m" = command ] || kill -s CONT $done 2>/dev/null
-    signalled="$signalled$done"
-    [ "$g" = KILL ] && [ "$m" = session ] || break
+    [ "$frozen" = ' ' ] && break
+    kill -s "$sig" $frozen 2>/dev/null
+    [ "$sig" = KILL ] || [ "$mode" = command ] || kill -s CONT $frozen 2>/dev/null
+    signalled="$signalled$frozen"
+    [ "$sig" = KILL ] && [ "$mode" = session ] || break
 done
-if [ "$m" = command ]; then
+if [ "$mode" = command ]; then
     # The shell gets its signals while the command's processes are still frozen, then all go on.
-    [ -z "$h" ] || { for x in $h; do kill -s "$x" "$s" 2>/dev/null; done; kill -s CONT "$s" 2>/dev/null; }
-    [ "$g" = KILL ] || [ "$done" = ' ' ] || kill -s CONT $done 2>/dev/null
+    [ -z "$shell_sigs" ] || { for s in $shell_sigs; do kill -s "$s" "$shell" 2>/dev/null; done; kill -s CONT "$shell" 2>/dev/null; }
+    [ "$sig" = KILL ] || [ "$frozen" = ' ' ] || kill -s CONT $frozen 2>/dev/null
 fi
-[ -z "$r" ] || rm -rf -- "$r"
-echo $signalled
+[ -z "$dir" ] || rm -rf -- "$dir"
+echo signalled $signalled

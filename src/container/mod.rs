@@ -31,6 +31,7 @@ use crate::engine::{Engine, ExecSpec, Op, is_no_such_container};
 use crate::error::{Error, Result};
 use crate::output::{Logs, Output};
 use crate::proc::{self, Captured, Stop};
+use crate::reap::{self, Reap};
 use crate::session::SessionBuilder;
 use crate::state::{ContainerState, State};
 use crate::text;
@@ -325,7 +326,15 @@ impl Containers {
             Err(proc::RunError::Spawn(e)) => return Err(self.engine.spawn_error(cmd.get_program(), e)),
             Err(proc::RunError::TimedOut { stdout, stderr }) => {
                 // The client is dead; what it started in the container is not.
-                let mut reap = self.engine.reap(name, None, "sh", &["environ", "0", "KILL", "", &marker, ""]);
+                let reap = Reap {
+                    scope: reap::Scope::Environ(&marker),
+                    signal: reap::Signal::Kill,
+                    shell: 0,
+                    instance: Default::default(),
+                    watermark: Default::default(),
+                    remove: None,
+                };
+                let mut reap = self.engine.reap(name, None, "sh", &reap);
                 if let Err(e) = self.engine.run_command(Op("exec", name), &mut reap, CALL_TIMEOUT) {
                     log::warn!("ending `{command}` after its timeout: {e}");
                 }

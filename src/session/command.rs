@@ -9,11 +9,15 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::input::Feeder;
 use super::protocol::{self, Input, Token};
-use super::route::{Completion, End, Kept, Shared, Sink};
-use super::shell::{Abort, Scope};
-use super::{Event, Output, Session, Stream, TICK, lock};
+use super::route::{Completion, End, Kept, Sink};
+use super::stop::{Limits, Stop};
+use super::{Event, Output, Session, Stream, TICK};
 use crate::error::{Error, Result};
+use crate::reap::{Reap, Scope, Signal};
 use crate::text;
+
+/// The built-ins and programs `reap.sh` calls, which a user's functions could replace.
+pub(super) const UNSHADOWED: &str = "kill read set test [ echo rm shift exit return unset : true";
 
 /// How many output events a running command may have in flight before the readers wait.
 pub(super) const CHANNEL_CAP: usize = 32;
@@ -22,24 +26,17 @@ pub(super) const CHANNEL_CAP: usize = 32;
 /// byte, so the frame fits a pipe's buffer); more goes through a feeding exec.
 pub(super) const INLINE_STDIN: usize = 8 << 10;
 
-/// A command being run, for the session's internal bookkeeping.
+/// A command being run, for the session's internal bookkeeping. Its deadlines are the
+/// watch's ([`Stop`]).
 pub(super) struct Job {
     pub(super) seq: u64,
     pub(super) rx: Receiver<Event>,
     pub(super) command: String,
     pub(super) started: Instant,
-    pub(super) deadline: Option<Instant>,
-    /// Aborted after printing nothing for this long.
-    pub(super) idle: Option<Duration>,
-    pub(super) step: Step,
-    pub(super) timed_out: bool,
-    /// The processes a timeout signalled, killed once the command is over if any survive.
-    pub(super) tree: Vec<u32>,
-    /// Signalling failed while stopping it: the container cannot be reached (paused, engine
-    /// gone), so the clean-up after the shell is left to `close`.
-    pub(super) unreachable: bool,
     /// The live stdin of an interactive command.
     pub(super) feeder: Option<Feeder>,
+    /// Counted in the session's metrics (the session's own fences are not).
+    pub(super) counted: bool,
 }
 
 /// What a command reads on stdin.
@@ -53,21 +50,6 @@ pub(super) enum Stdin {
     Live,
 }
 
-/// Where a timed-out command is on the way to being stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Step {
-    Running,
-    /// SIGINT sent to the shell and the command; SIGKILL at the instant.
-    Interrupted(Instant),
-    /// SIGKILL sent to the command; the shell cannot be recovered if it has not answered by
-    /// the instant, and the whole session is killed.
-    Killed(Instant),
-    /// The shell and its processes were killed; the exec client is killed at the instant.
-    ShellKilled(Instant),
-    /// The exec client was killed; the command is given up at the instant.
-    ClientKilled(Instant),
-}
-
 /// How a job ended.
 pub(super) struct Finish {
     pub(super) exit_code: i32,
@@ -75,13 +57,6 @@ pub(super) struct Finish {
     pub(super) duration: Duration,
     /// Output kept by the readers (for [`Deliver::Keep`]).
     pub(super) kept: [Kept; 2],
-}
-
-/// The time limits of one command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Limits {
-    pub(super) timeout: Option<Duration>,
-    pub(super) idle: Option<Duration>,
 }
 
 /// How a command's output reaches its waiter.
@@ -127,7 +102,7 @@ impl Session {
             Stdin::Live => feeder.insert(self.feeder()?).input(),
         };
         let token = Token::random();
-        let known_job = self.reaper.known_job();
+        let known_job = self.signaller.known_job();
         text.push_str(&protocol::encode_command(self.dialect, command, &token, input, known_job));
         self.seq += 1;
         let (done, rx) = crossbeam_channel::bounded(if deliver == Deliver::Events { CHANNEL_CAP } else { 0 });
@@ -139,31 +114,49 @@ impl Session {
         if self.seq > 1 {
             log::debug!("exec in {} {}: {command}", self.engine.runtime(), self.target);
         }
-        let job = Job {
-            seq: self.seq,
-            rx,
-            command: command.to_string(),
-            started: Instant::now(),
-            deadline: limits.timeout.map(|t| Instant::now() + t),
-            idle: limits.idle,
-            step: Step::Running,
-            timed_out: false,
-            tree: Vec::new(),
-            unreachable: false,
-            feeder,
-        };
-        if !self.shared.begin(job.seq, token.marker(), sink, done, job.idle.is_some()) {
+        let started = Instant::now();
+        let job = Job { seq: self.seq, rx, command: command.to_string(), started, feeder, counted: true };
+        if !self.shared.begin(job.seq, token.marker(), sink, done, limits.idle.is_some()) {
             self.mark_dead(None, true);
             return Err(self.shell_exited());
         }
-        let mut line = lock(&self.line);
-        line.running = Some((job.seq, token));
-        if let Err(e) = line.write(text.as_bytes(), &self.target) {
+        self.watch.begin(job.seq, token, Stop::new(started, limits, self.timeouts.grace));
+        // Its processes must start in a later clock tick than the last background job did.
+        self.signaller.tick_apart();
+        if let Err(e) = self.write(text.as_bytes()) {
             // The shell is gone (EPIPE): its pipes are closing, and waiting for the job finds
             // out how it ended and what it printed.
             log::debug!("{e}");
         }
         Ok(job)
+    }
+
+    /// Kills what is left of the processes an aborted command's interrupt signalled (its
+    /// background jobs ignore SIGINT), through the session's own shell: `reap.sh` in a
+    /// subshell, safe from the user's aliases and functions. Its end comes after every byte
+    /// they wrote, so none reaches the next command: they are background output, for `read`.
+    fn end_leftovers(&mut self, tree: &[u32], command: &str) {
+        let reap = Reap {
+            scope: Scope::Pids(tree),
+            signal: Signal::Kill,
+            shell: self.signaller.pid,
+            instance: self.signaller.instance,
+            watermark: Default::default(),
+            remove: None,
+        };
+        let script = format!(
+            "( \\command unalias -a; \\command unset -f {UNSHADOWED}; \\command eval {} ) >/dev/null 2>&1",
+            text::quote(&reap.inline())
+        );
+        let limits = Limits { timeout: Some(self.timeouts.close), idle: None };
+        let ended = self.start(&script, limits, Stdin::Empty, Deliver::Unread).and_then(|mut job| {
+            job.counted = false;
+            self.pending = Some(job);
+            self.settle()
+        });
+        if let Err(e) = ended {
+            log::warn!("ending what is left of `{command}`: {e}");
+        }
     }
 
     /// Waits for a pending (sent or detached) command, keeping its output as unread.
@@ -196,8 +189,8 @@ impl Session {
     }
 
     /// Receives `job`'s events into `sink` until it ends (`Some`), `until` passes or `sink`
-    /// says it has what it waited for (`None`), stopping the command step by step once its
-    /// deadline has passed.
+    /// says it has what it waited for (`None`). The watch stops the command at its deadlines;
+    /// this notices the shell's exec client exiting, and the command given up.
     pub(super) fn drive(
         &mut self,
         job: &mut Job,
@@ -205,11 +198,7 @@ impl Session {
         sink: &mut dyn FnMut(Event) -> bool,
     ) -> Result<Option<Finish>> {
         loop {
-            let now = Instant::now();
-            let mut wake = now + TICK;
-            for t in [until, job.next_step(&self.shared)].into_iter().flatten() {
-                wake = wake.min(t);
-            }
+            let wake = until.map_or(Instant::now() + TICK, |u| u.min(Instant::now() + TICK));
             match job.rx.recv_deadline(wake) {
                 Ok(ev) => {
                     if sink(ev) {
@@ -224,21 +213,16 @@ impl Session {
                             return Ok(None);
                         }
                     }
-                    let now = Instant::now();
-                    if self.life.is_live() && matches!(self.child.try_wait(), Ok(Some(_))) {
+                    if self.life.is_live() && self.client.has_exited() {
                         // The shell is gone but something it left still holds its pipes open:
                         // ending what it left closes them; the readers get a grace period.
-                        self.mark_dead(None, !job.unreachable);
-                        job.step = Step::ClientKilled(now + self.timeouts.grace);
-                        continue;
+                        self.mark_dead(None, !self.watch.unreachable(job.seq));
+                        self.watch.shell_gone(job.seq);
                     }
-                    if job.next_step(&self.shared).is_some_and(|t| now >= t) {
-                        if self.escalate(job, now) {
-                            return Ok(Some(self.finish(job)));
-                        }
-                        continue;
+                    if self.watch.given_up(job.seq) {
+                        return Ok(Some(self.finish(job)));
                     }
-                    if until.is_some_and(|u| now >= u) {
+                    if until.is_some_and(|u| Instant::now() >= u) {
                         return Ok(None);
                     }
                 }
@@ -246,79 +230,13 @@ impl Session {
         }
     }
 
-    /// Takes the next step against a command past its deadline. True when the command is
-    /// given up for good.
-    pub(super) fn escalate(&mut self, job: &mut Job, now: Instant) -> bool {
-        let grace = self.timeouts.grace;
-        let reaper = Arc::clone(&self.reaper);
-        // When the container cannot be reached to signal (paused, engine gone, CLI hanging),
-        // more attempts would fail the same way: go straight to killing the exec client.
-        let mut unreachable = |e: Error| {
-            log::warn!("stopping `{}` in {}: {e}; killing the exec client", job.command, self.target);
-            job.unreachable = true;
-        };
-        job.step = match job.step {
-            Step::Running | Step::Interrupted(_) => {
-                let how = if job.step == Step::Running {
-                    job.timed_out = true;
-                    let why = match job.deadline {
-                        Some(deadline) if now >= deadline => "timed out".to_string(),
-                        _ => format!("printed nothing for {:?}", job.idle.unwrap_or_default()),
-                    };
-                    log::warn!("`{}` in {} {why}; interrupting it", job.command, self.target);
-                    Abort::Interrupt
-                } else {
-                    log::warn!("`{}` did not stop on SIGINT; killing it", job.command);
-                    Abort::Kill
-                };
-                match reaper.abort(how) {
-                    Ok(tree) => {
-                        job.tree.extend(tree);
-                        // The grace runs from the signal, not from before the exec that sent
-                        // it: on a loaded engine that exec alone can take seconds.
-                        let until = Instant::now() + grace;
-                        match how {
-                            Abort::Interrupt => Step::Interrupted(until),
-                            Abort::Kill => Step::Killed(until),
-                        }
-                    }
-                    Err(e) => {
-                        unreachable(e);
-                        Step::ShellKilled(now)
-                    }
-                }
-            }
-            Step::Killed(_) => {
-                log::warn!("the shell in {} does not come back; killing the session", self.target);
-                if let Err(e) = reaper.signal(Scope::Session, "KILL", None) {
-                    unreachable(e);
-                }
-                Step::ShellKilled(Instant::now() + grace)
-            }
-            Step::ShellKilled(_) => {
-                let _ = self.child.kill();
-                Step::ClientKilled(now + grace)
-            }
-            Step::ClientKilled(_) => {
-                self.shared.abandon(job.seq);
-                self.mark_dead(None, !job.unreachable);
-                return true;
-            }
-        };
-        false
-    }
-
     /// Books the end of `job` and works out its exit code.
     pub(super) fn finish(&mut self, job: &mut Job) -> Finish {
         if let Some(mut feeder) = job.feeder.take() {
             feeder.end(self.timeouts.grace);
         }
-        {
-            let mut line = lock(&self.line);
-            if line.running.is_some_and(|(seq, _)| seq == job.seq) {
-                line.running = None;
-            }
-        }
+        let stop = self.watch.end(job.seq);
+        let (timed_out, unreachable) = stop.as_ref().map_or((false, false), |s| (s.timed_out(), s.unreachable()));
         let completion = self.shared.take_completion(job.seq);
         let duration = job.started.elapsed();
         let status = match &completion {
@@ -329,45 +247,28 @@ impl Session {
             _ => None,
         };
         if let Some(status) = status {
-            self.reaper.saw(status);
+            self.signaller.saw(status);
         }
         let shell_gone =
             !matches!(completion, Some(Completion { stdout: End::Sentinel(_), stderr: End::Sentinel(_), .. }));
         if shell_gone && self.life.is_live() {
-            self.mark_dead(None, !job.unreachable);
-        } else if !shell_gone && !job.tree.is_empty() {
+            self.mark_dead(None, !unreachable);
+        } else if let Some(tree) = stop.as_ref().map(Stop::tree).filter(|t| !shell_gone && !t.is_empty()) {
             // The command is over, but what ignored its interrupt (background processes do)
-            // must not outlive a timeout.
-            if let Err(e) = self.reaper.signal(Scope::Pids(&job.tree), "KILL", None) {
-                log::warn!("ending what is left of `{}`: {e}", job.command);
-            }
+            // must not outlive it.
+            self.end_leftovers(tree, &job.command);
         }
         let exit_code = match status {
             Some(status) => status.code,
-            None => self.life.exit_code().unwrap_or(if job.timed_out { 137 } else { -1 }),
+            None => self.life.exit_code().unwrap_or(if timed_out { 137 } else { -1 }),
         };
-        self.metrics.commands += 1;
-        self.metrics.busy += duration;
-        self.metrics.last_used = Instant::now();
-        let kept = completion.map(|c| c.kept).unwrap_or_default();
-        Finish { exit_code, timed_out: job.timed_out, duration, kept }
-    }
-}
-
-impl Job {
-    /// When the next timeout step is due: at the deadline, or once the command has printed
-    /// nothing (as `shared` saw it) for its idle timeout, whichever comes first.
-    pub(super) fn next_step(&self, shared: &Shared) -> Option<Instant> {
-        match self.step {
-            Step::Running => {
-                let idle = self.idle.map(|idle| shared.last_output() + idle);
-                match (self.deadline, idle) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                }
-            }
-            Step::Interrupted(t) | Step::Killed(t) | Step::ShellKilled(t) | Step::ClientKilled(t) => Some(t),
+        if job.counted {
+            self.metrics.commands += 1;
+            self.metrics.busy += duration;
+            self.metrics.last_used = Instant::now();
         }
+        let kept = completion.map(|c| c.kept).unwrap_or_default();
+        Finish { exit_code, timed_out, duration, kept }
     }
 }
 

@@ -21,10 +21,11 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use super::Session;
 use super::protocol::Input;
-use super::shell::{Reaper, Scope};
+use super::signal::Signaller;
 use crate::engine::{ExecSpec, Op};
 use crate::error::{Error, Result};
 use crate::proc;
+use crate::reap::{Scope, Signal};
 
 /// What the feeder prints once the FIFO exists, followed by its PID when the command is to
 /// read its stdin (and by nothing when the command is to read the FIFO).
@@ -42,7 +43,7 @@ pub(super) struct Feeder {
     /// `BOXSHELL_FEED=...`, in the environment of the feeding `cat` only.
     mark: String,
     /// To end that `cat` when it does not end by itself.
-    reaper: Arc<Reaper>,
+    signaller: Arc<Signaller>,
     ended: bool,
     /// The FIFO in the container.
     fifo: String,
@@ -77,7 +78,7 @@ impl Session {
         let fifo = format!("{dir}/in-{}", self.seq + 1);
         let mark = format!("BOXSHELL_FEED={}", uuid::Uuid::new_v4().simple());
         let argv = feeder_argv(&self.shell, &dir, &fifo, &mark);
-        let user = self.reaper.user.as_deref();
+        let user = self.signaller.user.as_deref();
         let spec = ExecSpec { target: &self.target, interactive: true, user, extra: &[] };
         let mut cmd = self.engine.exec(&spec, &argv);
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -117,7 +118,7 @@ impl Session {
             child,
             threads,
             mark,
-            reaper: Arc::clone(&self.reaper),
+            signaller: Arc::clone(&self.signaller),
             ended: false,
             fifo: fifo.clone(),
             pid: None,
@@ -231,7 +232,7 @@ impl Feeder {
         }
         self.close();
         if proc::wait_until(&mut self.child, Instant::now() + grace).is_none() {
-            if let Err(e) = self.reaper.signal(Scope::Environ(&self.mark), "KILL", None) {
+            if let Err(e) = self.signaller.signal(Scope::Environ(&self.mark), Signal::Kill, None) {
                 log::warn!("ending the feeder of a command's stdin: {e}");
             }
             let _ = self.child.kill();

@@ -5,17 +5,19 @@
 //! A session is one child process: `docker exec -i CONTAINER SHELL` (or podman's, or a local
 //! shell) with three pipes. Commands go in on stdin as framed lines ([`protocol`]); two reader
 //! threads ([`route`]) scan stdout and stderr for the per-command sentinels and feed one bounded
-//! crossbeam channel per command. Waiting is done on the caller's thread with a deadline, so a
-//! timeout fires on time whatever the command does, and a full channel pushes back on the
-//! container (a command printing faster than it is read waits, it does not fill memory).
+//! crossbeam channel per command, so a command printing faster than it is read waits, it does
+//! not fill memory. A third thread, the watch ([`watch`]), stops the running command at its
+//! deadlines whatever the caller does (waits, writes its input, or calls nothing at all),
+//! following the steps of [`stop`], a state machine without I/O.
 //!
 //! Killing the `exec` client does not kill what it started in the container, so interrupting
 //! a command and closing a session go through a second, short-lived exec that signals PIDs
-//! inside the container (`reap.sh`): on an interrupt or a timeout, the shell (an interactive
-//! shell, which abandons the whole command line on SIGINT, see [`protocol`]) and the command's
-//! process tree; on close, the shell's whole process group and session. After signalling the
-//! shell, the session writes a recovery line that ends the command whether or not the shell
-//! dropped the rest of its frame.
+//! inside the container (`reap.sh`, [`signal`]), after checking in the same exec that the
+//! container is still the instance the session was opened in: on an interrupt or a timeout,
+//! the command's process tree and the shell (an interactive shell, which abandons the whole
+//! command line on SIGINT, see [`protocol`]); on close, the shell's whole process group and
+//! session. After signalling the shell, the session writes a recovery line that ends the
+//! command whether or not the shell dropped the rest of its frame.
 //!
 //! Bytes for a command's stdin go inline, as `printf` text in the frame, when they are few;
 //! more go through a second `exec -i ... cat` into a file in the container, at pipe speed
@@ -28,13 +30,15 @@ pub(crate) mod protocol;
 mod route;
 mod running;
 mod shell;
+mod signal;
+mod stop;
+mod watch;
 
-use std::process::Child;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use self::command::{Deliver, Job, Limits, Stdin};
+use self::command::{Deliver, Job, Stdin};
 #[cfg(test)]
 pub(crate) use self::input::feeder_argv;
 pub use self::open::SessionBuilder;
@@ -42,8 +46,11 @@ use self::open::Timeouts;
 use self::protocol::Dialect;
 use self::route::Shared;
 pub use self::running::{Cmd, Running};
-pub use self::shell::Interrupter;
-use self::shell::{Abort, Line, Reaper};
+use self::shell::{Client, Line};
+use self::signal::Signaller;
+use self::stop::{Abort, Limits};
+pub use self::watch::Interrupter;
+use self::watch::Watch;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::output::{Event, Output, Stream};
@@ -125,11 +132,13 @@ pub struct Session {
     engine: Engine,
     target: String,
     shell: String,
-    child: Child,
+    client: Arc<Client>,
     line: Arc<Mutex<Line>>,
     shared: Arc<Shared>,
-    readers: Vec<JoinHandle<()>>,
-    reaper: Arc<Reaper>,
+    /// The reader threads, and the watch's.
+    threads: Vec<JoinHandle<()>>,
+    signaller: Arc<Signaller>,
+    watch: Arc<Watch>,
     dialect: Dialect,
     seq: u64,
     /// A command started by `send` or a dropped [`Running`], not yet finished.
@@ -288,31 +297,32 @@ impl Session {
     /// Ctrl-C aborts a command line at a prompt. To interrupt [`exec`](Session::exec) from
     /// another thread, use an [`interrupter`](Session::interrupter).
     ///
-    /// SIGINT goes to the shell and to the command's processes inside the container, not to
-    /// background jobs of earlier commands. The shell abandons the rest of the command (a list,
-    /// a loop, a function, a subshell, a pipeline), keeps its cwd, variables, functions,
-    /// aliases and options, and answers the next command; the command's output so far comes
-    /// back, with exit code 130. What ignores SIGINT is left to [`Interrupter::kill`] or the
-    /// timeout, which sends SIGKILL after the grace period. A shell that ignores SIGINT itself
-    /// (`trap '' INT`) runs the rest of the command once its child is gone.
+    /// SIGINT goes to the command's processes inside the container, not to background jobs of
+    /// earlier commands. The shell abandons the rest of the command (a list, a loop, a
+    /// function, a subshell, a pipeline), keeps its cwd, variables, functions, aliases and
+    /// options, and answers the next command; the command's output so far comes back, with
+    /// exit code 130. As after a timeout, what is still running a grace period later (what
+    /// ignores SIGINT) gets SIGKILL, and so does what the command leaves running when it ends
+    /// (its own background jobs). A shell that ignores SIGINT itself (`trap '' INT`) runs the
+    /// rest of the command once its child is gone.
     ///
     /// # Errors
     /// When the signalling exec fails.
     pub fn interrupt(&mut self) -> Result<()> {
         match self.pending {
-            Some(_) => self.reaper.abort(Abort::Interrupt).map(drop),
+            Some(_) => self.watch.ask(Abort::Interrupt),
             None => Ok(()),
         }
     }
 
     /// A handle that interrupts this session's running command from another thread.
     pub fn interrupter(&self) -> Interrupter {
-        Interrupter { reaper: Arc::clone(&self.reaper) }
+        Interrupter { watch: Arc::clone(&self.watch) }
     }
 
     /// The PID of the shell inside the container (on the host, for [`Runtime::Local`]).
     pub fn pid(&self) -> u32 {
-        self.reaper.pid
+        self.signaller.pid
     }
 
     /// A unique id of this session.
@@ -339,7 +349,7 @@ impl Session {
     /// waiting: the exec client has not exited. Runs nothing and takes no lock; a shell that
     /// exited is noticed (and what it left cleaned up) at the latest by the next command.
     pub fn is_alive(&mut self) -> bool {
-        self.life.is_live() && matches!(self.child.try_wait(), Ok(None))
+        self.life.is_live() && !self.client.has_exited()
     }
 
     /// Writes `data` to the file `path` in the container (created or truncated), through
@@ -351,7 +361,7 @@ impl Session {
     /// # Errors
     /// [`Error::CommandFailed`] when the file cannot be written, or as for [`exec`](Session::exec).
     pub fn write_file(&mut self, path: &str, data: &[u8]) -> Result<()> {
-        let cat = self.cmd(format!("cat >| {}", text::quote(path))).max_output(64 << 10).idle_timeout(None);
+        let cat = self.cmd(format!("\\command cat >| {}", text::quote(path))).max_output(64 << 10).idle_timeout(None);
         if data.len() <= command::INLINE_STDIN {
             cat.stdin(data).run()?.check()?;
             return Ok(());
@@ -373,7 +383,7 @@ impl Session {
     /// [`Error::CommandFailed`] when the file cannot be read, [`Error::FileTooLarge`] when it
     /// holds more than the output cap, or as for [`exec`](Session::exec).
     pub fn read_file(&mut self, path: &str) -> Result<Vec<u8>> {
-        let out = self.cmd(format!("cat -- {}", text::quote(path))).run()?.check()?;
+        let out = self.cmd(format!("\\command cat -- {}", text::quote(path))).run()?.check()?;
         if out.truncated {
             return Err(Error::FileTooLarge { path: path.to_string(), max_output: self.max_output });
         }

@@ -11,11 +11,14 @@ use crossbeam_channel::RecvTimeoutError;
 
 use super::protocol::{self, Dialect, Input, Token};
 use super::route::{Completion, End, Shared, Sink, Tap};
-use super::shell::{Line, Reaper, Watermark};
+use super::shell::{Client, Line};
+use super::signal::Signaller;
+use super::watch::Watch;
 use super::{Life, Metrics, Session, Stream, lock};
 use crate::engine::{Engine, ExecSpec};
 use crate::error::{Error, Result};
 use crate::proc;
+use crate::reap::Instance;
 use crate::runtime::{Runtime, validate_target};
 use crate::text;
 
@@ -223,7 +226,7 @@ impl SessionBuilder {
                 }
             }
         }
-        let line = Arc::new(Mutex::new(Line { stdin: child.stdin.take(), running: None }));
+        let line = Arc::new(Mutex::new(Line { stdin: child.stdin.take() }));
         let setup = setup_command(&self.env, self.workdir.as_deref());
         let answer = handshake(&line, &shared, &setup, self.timeouts.open, &target);
         let open_error = |message: String| Error::Open {
@@ -265,28 +268,39 @@ impl SessionBuilder {
         // starts fast) went unclaimed: it is not output of any command.
         let _ = shared.take_unread();
         shared.set_tap(self.tap);
-        let reaper = Arc::new(Reaper {
-            engine: engine.clone(),
-            target: target.clone(),
-            user: self.user.clone(),
-            shell: self.shell.clone(),
-            pid: hello.pid,
-            dialect: hello.dialect,
-            watermark: Mutex::new(Watermark::default()),
-            line: Arc::clone(&line),
-            shared: Arc::clone(&shared),
-        });
+        let signaller = Arc::new(Signaller::new(
+            engine.clone(),
+            target.clone(),
+            self.user.clone(),
+            self.shell.clone(),
+            hello.pid,
+            hello.dialect,
+            hello.instance,
+        ));
+        let client = Arc::new(Client::new(child));
+        let name = format!("boxshell-watch-{}", &id.simple().to_string()[..8]);
+        let watch =
+            Watch::start(Arc::clone(&signaller), Arc::clone(&line), Arc::clone(&shared), Arc::clone(&client), name);
+        let (watch, watch_thread) = match watch {
+            Ok(started) => started,
+            Err(e) => {
+                client.kill_and_wait();
+                return Err(Error::io("starting the watch thread", e));
+            }
+        };
+        readers.push(watch_thread);
         let now = Instant::now();
         let session = Session {
             id,
             engine,
             target,
             shell: self.shell,
-            child,
+            client,
             line,
             shared,
-            readers,
-            reaper,
+            threads: readers,
+            signaller,
+            watch,
             dialect: hello.dialect,
             seq: HANDSHAKE_SEQ,
             pending: None,
@@ -347,10 +361,17 @@ fn setup_command(env: &[(String, String)], workdir: Option<&str>) -> String {
     }
     // The directory for the session's files: `$TMPDIR`, else `/dev/shm` where it is writable
     // (tmpfs: writing a small stdin file there costs a tenth of a container's overlay `/tmp`).
+    // The start times of the shell and of PID 1 tell this container instance from a later one.
     setup.push_str(
-        "__boxshell_tmp=${TMPDIR:-/tmp} \
-         && { [ -n \"${TMPDIR-}\" ] || ! [ -d /dev/shm ] || ! [ -w /dev/shm ] || __boxshell_tmp=/dev/shm; } \
-         && printf '%s %s %s\\n' \"$$\" \"${BASH_VERSION:+bash}\" \"$__boxshell_tmp\" && unset __boxshell_tmp",
+        "__bx_tmp=${TMPDIR:-/tmp} \
+         && { [ -n \"${TMPDIR-}\" ] || ! [ -d /dev/shm ] || ! [ -w /dev/shm ] || __bx_tmp=/dev/shm; } \
+         && __bx_shell=- __bx_init=- __bx_dialect=posix \
+         && { [ -z \"${BASH_VERSION-}\" ] || __bx_dialect=bash; } \
+         && { ! read -r __bx_l 2>/dev/null </proc/$$/stat || { set -- ${__bx_l##*) }; __bx_shell=${20:--}; }; } \
+         && { ! read -r __bx_l 2>/dev/null </proc/1/stat || { set -- ${__bx_l##*) }; __bx_init=${20:--}; }; } \
+         && set -- \
+         && printf '%s %s %s %s %s\\n' \"$$\" \"$__bx_shell\" \"$__bx_init\" \"$__bx_dialect\" \"$__bx_tmp\" \
+         && unset __bx_tmp __bx_shell __bx_init __bx_dialect __bx_l",
     );
     setup
 }
@@ -414,18 +435,20 @@ fn handshake(line: &Mutex<Line>, shared: &Shared, setup: &str, timeout: Duration
 /// What the setup command reported.
 struct Hello {
     pid: u32,
+    instance: Instance,
     dialect: Dialect,
     tmp_dir: String,
 }
 
 impl Hello {
-    /// Parses `PID [bash] TMPDIR`.
+    /// Parses `PID SHELL_START INIT_START DIALECT TMPDIR` (a start time unknown is `-`).
     fn parse(stdout: &[u8]) -> Option<Hello> {
         let text = std::str::from_utf8(stdout).ok()?.strip_suffix('\n')?;
-        let (pid, rest) = text.split_once(' ')?;
-        let (dialect, tmp_dir) = rest.split_once(' ')?;
-        let dialect = if dialect == "bash" { Dialect::Bash } else { Dialect::Posix };
-        Some(Hello { pid: pid.parse().ok()?, dialect, tmp_dir: tmp_dir.to_string() })
+        let mut words = text.splitn(5, ' ');
+        let pid = words.next()?.parse().ok()?;
+        let instance = Instance { shell: words.next()?.parse().ok(), init: words.next()?.parse().ok() };
+        let dialect = if words.next()? == "bash" { Dialect::Bash } else { Dialect::Posix };
+        Some(Hello { pid, instance, dialect, tmp_dir: words.next()?.to_string() })
     }
 }
 

@@ -57,7 +57,10 @@
 //!   and not by the command); its stderr is the session's; fds 7 and 8 are closed for it. All
 //!   of it is undone afterwards and `exec >&7` restores stdout, so `exec >/dev/null`,
 //!   `exec 2>&-` or `exec 7>file` inside a command last until the end of that command and
-//!   cannot blind the session. A leading `\` keeps aliases from changing the frame.
+//!   cannot blind the session. Every built-in the frame (and any shell text of the
+//!   session's own) runs is called as `\command NAME`: the `\` keeps the user's aliases out,
+//!   `command` their functions (bash lets a function take the name of any built-in, `eval`,
+//!   `exec` and `[` included). Only a function named `command` itself would get in.
 //! - The sentinel is `\x1f` `bx` and a random 32-digit token that is new for every command.
 //!   It never appears literally in what is written to the shell: the first byte is written as
 //!   an escape and the token in two halves joined by `printf` at run time. So no trace, echo
@@ -71,22 +74,27 @@
 //!   background job; the stdout sentinel comes last. When `$!` differs from the one the
 //!   session last saw, the stdout sentinel carries the boot time (`/proc/uptime`, in
 //!   centiseconds): every background job of this command or an earlier one had started by
-//!   then, and every process of a later command starts after. That is how an interrupt tells
-//!   a command's processes from the background jobs it must spare: by start time, which does
-//!   not wrap as PIDs do.
+//!   then, and the session writes no command within a clock tick of it, so every process of a
+//!   later command starts after. That is how an interrupt tells a command's processes from
+//!   the background jobs it must spare: by start time, which does not wrap as PIDs do.
 //!
 //! # Aborting a command
 //!
-//! A command is aborted by SIGINT to the shell and the command's processes (sent from outside,
-//! see `reap.sh`). dash and busybox drop the rest of the line, frame included, and with it
-//! whatever they had read ahead; bash returns from the `.` with status 130 and runs the rest of
-//! its frame. Either way the session then writes [`encode_recovery`]: the two sentinel
-//! `printf`s of the same token again, which end the command if the frame did not. When the
-//! frame did end it (the interrupt came as the command finished), the recovery's sentinel
-//! lines arrive after the command's end; the readers drop them. bash waits for a child that
-//! ignores SIGINT and, when it is then killed, goes on with the command (it takes the child to
-//! have handled the interrupt): a `WINCH` trap, armed only while a command runs, re-raises
-//! SIGINT in the shell once that child is gone.
+//! A command is aborted by SIGINT to the command's processes and to the shell (sent from
+//! outside, see `reap.sh`). dash and busybox drop the rest of the line, frame included, and
+//! with it whatever they had read ahead; bash returns from the `.` with status 130 and runs
+//! the rest of its frame. Either way the session then writes [`encode_recovery`]: the two
+//! sentinel `printf`s of the same token again (the stdout one with the boot time), which end
+//! the command if the frame did not. When the frame did end it (the interrupt came as the
+//! command finished), the recovery's sentinel lines arrive after the command's end; the
+//! readers drop them.
+//!
+//! bash is not sent SIGINT itself. A SIGINT that reaches bash while it waits for a child is
+//! taken back when the child then exits other than by SIGINT: bash assumes the child handled
+//! it, and goes on with the command. That is what happens whenever the child was about to
+//! exit anyway (a loop of short commands lost most interrupts so), or ignores SIGINT and is
+//! killed. bash gets SIGWINCH instead, whose trap, armed only while a command runs, raises
+//! SIGINT in the shell once it is between two commands, where nothing takes it back.
 //!
 //! dash and busybox do not get to answer SIGINT where it lands: their handler jumps out of
 //! whatever C code it interrupts, and busybox (static glibc) interrupted inside `malloc`
@@ -128,7 +136,8 @@ pub(crate) enum Dialect {
 }
 
 /// The trap that makes bash abandon a command after a child that ignored SIGINT was killed.
-const BASH_WINCH_TRAP: &str = "trap '[ \"${__boxshell_busy-}\" = 1 ] && { __boxshell_busy=; kill -INT $$; }' WINCH";
+const BASH_WINCH_TRAP: &str =
+    "\\command trap 'case ${__boxshell_busy-} in 1) __boxshell_busy=; \\command kill -s INT $$;; esac' WINCH";
 
 /// The trap that makes dash and busybox abandon a command at a safe point: without it their
 /// SIGINT handler jumps out of whatever code it lands in, and busybox landing in `malloc`
@@ -166,10 +175,10 @@ const END: &str = "__boxshell_end";
 /// so the reader sees it in one read.
 fn end_function() -> String {
     format!(
-        "{END}() {{ \\command printf '\\037bx%s%s %d %s\\n' \"$1\" \"$2\" \"$?\" \"${{!:-0}}\" >&8; __boxshell_busy=; \\exec >&7; \
+        "{END}() {{ \\command printf '\\037bx%s%s %d %s\\n' \"$1\" \"$2\" \"$?\" \"${{!:-0}}\" >&8; __boxshell_busy=; \\command exec >&7; \
          case ${{!:-0}} in \"$3\") \\command printf '\\037bx%s%s\\n' \"$1\" \"$2\";; \
-         *) \\command read -r __bx_up _ </proc/uptime || :; \\command printf '\\037bx%s%s %s\\n' \"$1\" \"$2\" \"${{__bx_up-}}\"; \
-         unset __bx_up;; esac; }}"
+         *) \\command read -r __bx_up _ </proc/uptime || __bx_up=; \\command printf '\\037bx%s%s %s\\n' \"$1\" \"$2\" \"${{__bx_up-}}\"; \
+         \\command unset __bx_up;; esac; }}"
     )
 }
 
@@ -304,7 +313,7 @@ pub(crate) fn encode_command(
             let _ = write!(
                 text,
                 "\\command . /dev/stdin <<'BOXSHELL_{delimiter}'{close_hold} 2>&8 7>&- 8>&-{end_hold}\n\
-                 {{ \\exec 0<{}; }} 2>/dev/null; {command}\nBOXSHELL_{delimiter}\n",
+                 {{ \\command exec 0<{}; }} 2>/dev/null; {command}\nBOXSHELL_{delimiter}\n",
                 input.source()
             );
         }
@@ -325,9 +334,11 @@ pub(crate) fn encode_recovery(dialect: Dialect, token: &Token) -> String {
         }
         Dialect::Bash => (String::new(), ""),
     };
+    // The boot time, always: the aborted command may have started background jobs.
     format!(
-        "\\command printf '\\037bx%s%s %d %s\\n' {a} {b} \"$?\" \"${{!:-0}}\" >&8; __boxshell_busy=;{rearm} \\exec{stdin} >&7 2>/dev/null; \
-         \\command printf '\\037bx%s%s\\n' {a} {b}; {}\n",
+        "\\command printf '\\037bx%s%s %d %s\\n' {a} {b} \"$?\" \"${{!:-0}}\" >&8; __boxshell_busy=;{rearm} \\command exec{stdin} >&7 2>/dev/null; \
+         \\command read -r __bx_up _ </proc/uptime || __bx_up=; \\command printf '\\037bx%s%s %s\\n' {a} {b} \"$__bx_up\"; \
+         \\command unset __bx_up; {}\n",
         end_function()
     )
 }
@@ -340,9 +351,10 @@ pub(crate) fn encode_file(path: &str, dir: Option<&str>, data: &[u8]) -> String 
     let mut text = String::with_capacity(data.len() * 2 + 64);
     if let Some(dir) = dir {
         let dir = quote(dir);
-        let _ = write!(text, "[ -d {dir} ] || \\command mkdir -m 700 {dir}; ");
+        let _ = write!(text, "\\command [ -d {dir} ] || \\command mkdir -m 700 {dir}; ");
     }
-    text.push_str("{ :");
+    // `:` can be a function in bash; `command printf ''` cannot.
+    text.push_str("{ \\command printf ''");
     for chunk in data.chunks(PER_PRINTF) {
         text.push_str(" && \\command printf '");
         for (i, &b) in chunk.iter().enumerate() {

@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Sender, TrySendError};
 
 use super::protocol::{MARK_LEN, Scanner};
 use super::{Event, Stream};
@@ -146,6 +146,8 @@ pub(crate) struct Shared {
     /// only while the running command has an idle timeout (`watch_idle`).
     last_output: AtomicU64,
     watch_idle: AtomicBool,
+    /// A reader waits for the caller to take a command's output (its channel is full).
+    waiting: AtomicBool,
     epoch: Instant,
 }
 
@@ -254,6 +256,7 @@ impl Shared {
             tap: Mutex::new(None),
             last_output: AtomicU64::new(0),
             watch_idle: AtomicBool::new(false),
+            waiting: AtomicBool::new(false),
             epoch: Instant::now(),
         })
     }
@@ -262,6 +265,12 @@ impl Shared {
     fn touch(&self) {
         let nanos = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.last_output.store(nanos, Ordering::Relaxed);
+    }
+
+    /// Whether a reader waits for the caller to take the running command's output: the
+    /// command may be blocked on its output, not stuck.
+    pub(crate) fn readers_wait(&self) -> bool {
+        self.waiting.load(Ordering::Relaxed)
     }
 
     /// When the running command last printed something (or started, if it has not).
@@ -479,9 +488,24 @@ impl Shared {
         self.tap(stream, &data);
         match &c.sink {
             Sink::Events(tx) => {
-                if let Err(e) = tx.send(Event::new(stream, data)) {
+                let sent = match tx.try_send(Event::new(stream, data)) {
+                    Err(TrySendError::Full(ev)) => {
+                        // The caller does not keep up: the command waits for it, and is not
+                        // idle meanwhile.
+                        self.waiting.store(true, Ordering::Relaxed);
+                        let sent = tx.send(ev).map_err(|e| e.into_inner());
+                        self.waiting.store(false, Ordering::Relaxed);
+                        if self.watch_idle.load(Ordering::Relaxed) {
+                            self.touch();
+                        }
+                        sent
+                    }
+                    Err(TrySendError::Disconnected(ev)) => Err(ev),
+                    Ok(()) => Ok(()),
+                };
+                if let Err(ev) = sent {
                     // Nobody listens any more: keep it for `read`.
-                    self.push_unread(stream, e.into_inner().bytes());
+                    self.push_unread(stream, ev.bytes());
                 }
             }
             Sink::Keep(_) => c.kept.push(data),

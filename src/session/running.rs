@@ -5,9 +5,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
-use super::command::{ChunkFn, Collector, Deliver, Job, Limits, Stdin};
+use super::command::{ChunkFn, Collector, Deliver, Job, Stdin};
 use super::input::Feeder;
-use super::shell::Abort;
+use super::stop::Abort;
+use super::stop::Limits;
 use super::{Event, Output, Session, Stream};
 use crate::error::{Error, Result};
 
@@ -48,7 +49,8 @@ impl std::fmt::Debug for Cmd<'_> {
 
 impl<'s> Cmd<'s> {
     /// This command's timeout, instead of the session's: `Some(duration)`, or `None` to wait
-    /// for ever.
+    /// for ever. It is kept by a thread of the session's, whatever the caller does meanwhile
+    /// (waits, writes the command's input, or calls nothing at all).
     pub fn timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
         self.timeout = Some(timeout.into());
         self
@@ -265,7 +267,7 @@ impl Running<'_> {
 
     fn abort(&self, how: Abort) -> Result<()> {
         match self.job {
-            Some(_) => self.session.reaper.abort(how).map(drop),
+            Some(_) => self.session.watch.ask(how),
             None => Ok(()),
         }
     }
@@ -295,15 +297,20 @@ impl Running<'_> {
     /// returns once it is on its way to the container (in the exec client's pipe). Output
     /// that arrives meanwhile is kept, as by [`expect`](Running::expect), so a command that
     /// echoes its input cannot block the write. A command that does not read blocks the
-    /// write up to the command's timeout, which is enforced meanwhile.
+    /// write up to the command's timeout; a command past its timeout is stopped meanwhile,
+    /// and the write then says it has ended.
     ///
     /// # Errors
-    /// [`Error::CommandEnded`] when the command has ended (with its output);
+    /// [`Error::CommandEnded`] when the command has ended (with its output), also by its
+    /// timeout while the caller kept writing;
     /// [`Error::StdinClosed`] when the command is not interactive, its stdin was closed, or
     /// its input no longer reaches it.
     pub fn write_stdin(&mut self, data: &[u8]) -> Result<()> {
         let mut sent = 0usize;
         for chunk in data.chunks(WRITE_CHUNK) {
+            // Past its deadline the command is being stopped: let its end in, if it came.
+            self.feeder()?;
+            self.receive(Some(Instant::now()), None, &mut |_| false)?;
             let mut chunk = chunk.to_vec();
             loop {
                 match self.feeder()?.offer(chunk, PUMP) {
@@ -490,8 +497,11 @@ impl Running<'_> {
     /// The error for input that could not be written: the command ended, or it runs but its
     /// feeder has stopped (killed from outside).
     fn stdin_broken(&mut self, cause: Option<std::io::Error>) -> Error {
-        // Let the command's end, if it is one, arrive.
-        let _ = self.receive(Some(Instant::now() + PUMP), None, &mut |_| false);
+        // Let the command's end, if it is one, arrive: when the command is being stopped,
+        // whatever it takes (its steps all have an end); else for a grace period.
+        let stopping = self.job.as_ref().is_some_and(|job| self.session.watch.stopping(job.seq));
+        let until = (!stopping).then(|| Instant::now() + self.session.timeouts.grace);
+        let _ = self.receive(until, None, &mut |_| false);
         match (&self.job, cause) {
             (None, _) => self.ended(),
             (Some(_), Some(e)) => self.stdin_closed(format!("its input no longer reaches it: {e}")),

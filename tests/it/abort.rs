@@ -338,9 +338,9 @@ fn abort_finds_the_command_after_pids_wrap(fx: &Fixture) -> R {
         let out = sh.exec(&format!("echo 30000 >/proc/sys/kernel/ns_last_pid; sleep {bg} & echo $!"))?;
         let bg_pid: u32 = out.stdout_str().trim().parse().map_err(|e| format!("{shell}: {out:?}: {e}"))?;
         ensure!(bg_pid > 30000, "{shell}: background job got PID {bg_pid}");
-        // Real wraparound takes 32768 processes, far more than the clock tick (10 ms) within
-        // which the PID order still decides.
-        sh.exec("sleep 0.05; echo 200 >/proc/sys/kernel/ns_last_pid")?.check()?;
+        // As if PIDs wrapped at once: the next command's processes get low PIDs, and may start
+        // in the clock tick in which the command before ended.
+        sh.exec("echo 200 >/proc/sys/kernel/ns_last_pid")?.check()?;
         let t = tag();
         let command = format!("echo a; sleep {t}; echo after");
         let running = sh.spawn(&command)?;

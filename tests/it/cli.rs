@@ -369,6 +369,28 @@ fn cli_exec_i_feeds_stdin(fx: &OpsFixture) -> R {
             "{target}, a command that stops reading: {out:?} after {:?}",
             start.elapsed()
         );
+        // Endless input does not hold off the timeout: 124 within seconds, as `yes | timeout 1`.
+        let mut child = boxshell(&["exec", "-i", "--timeout", "1", "--runtime", rt, target, "--", "cat >/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let mut stdin = child.stdin.take().ok_or("stdin")?;
+        let writer = std::thread::spawn(move || {
+            let chunk = vec![b'y'; 1 << 16];
+            while stdin.write_all(&chunk).is_ok() {}
+        });
+        let start = Instant::now();
+        let status = wait_child(&mut child, Duration::from_secs(20));
+        let took = start.elapsed();
+        let _ = child.kill();
+        let out = child.wait_with_output()?;
+        writer.join().map_err(|_| "writer panicked")?;
+        ensure!(
+            status.and_then(|s| s.code()) == Some(124) && took < Duration::from_secs(10),
+            "{target}, endless input past the timeout: {status:?} after {took:?}, stderr {:?}",
+            text(&out.stderr)
+        );
     }
     let out = run(&["shell", "-i", "-"])?;
     ensure!(out.status.code() == Some(2) && text(&out.stderr).contains("shell does not take -i"), "shell -i: {out:?}");

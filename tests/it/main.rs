@@ -14,6 +14,7 @@ mod interactive;
 mod kubectl_real;
 mod ops;
 mod pool;
+mod races;
 mod security;
 mod session;
 mod sizes;
@@ -103,6 +104,7 @@ fn main() {
                     plan.add(&format!("{prefix}-{shell_name}"), &with, session::TESTS);
                 }
                 plan.add(&prefix, &fx, abort::TESTS);
+                plan.add(&prefix, &fx, races::TESTS);
                 plan.add(&prefix, &fx, interactive::TESTS);
                 plan.add(&prefix, &fx, sizes::TESTS);
                 plan.add(&prefix, &fx, pool::TESTS);
@@ -120,6 +122,7 @@ fn main() {
                 }
                 if runtime.manages_containers() {
                     plan.add(&prefix, &fx, abort::ENGINE_TESTS);
+                    plan.add(&prefix, &fx, races::ENGINE_TESTS);
                     plan.add(&prefix, &fx, containers::TESTS);
                     plan.add(&prefix, &fx, faults::ENGINE_TESTS);
                 }
@@ -143,6 +146,7 @@ fn main() {
             Err(reason) => {
                 let mut all = names(session::TESTS);
                 all.extend(names(abort::TESTS));
+                all.extend(names(races::TESTS));
                 all.extend(names(interactive::TESTS));
                 all.extend(names(sizes::TESTS));
                 all.extend(names(pool::TESTS));
@@ -157,6 +161,7 @@ fn main() {
                 if runtime.manages_containers() {
                     all.extend(names(faults::ENGINE_TESTS));
                     all.extend(names(abort::ENGINE_TESTS));
+                    all.extend(names(races::ENGINE_TESTS));
                 }
                 if runtime == Runtime::Docker {
                     all.extend(names(faults::CLI_TESTS).into_iter().map(|t| format!("faults::{t}")));
