@@ -14,6 +14,44 @@ pub enum Stream {
     Stderr = 1,
 }
 
+impl Stream {
+    /// Both streams, stdout first.
+    pub(crate) const BOTH: [Stream; 2] = [Stream::Stdout, Stream::Stderr];
+}
+
+/// One value per stream, picked by [`Stream`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct PerStream<T> {
+    pub(crate) stdout: T,
+    pub(crate) stderr: T,
+}
+
+impl<T> PerStream<T> {
+    /// Applies `f` to both values.
+    pub(crate) fn map<U>(self, mut f: impl FnMut(T) -> U) -> PerStream<U> {
+        PerStream { stdout: f(self.stdout), stderr: f(self.stderr) }
+    }
+}
+
+impl<T> std::ops::Index<Stream> for PerStream<T> {
+    type Output = T;
+    fn index(&self, stream: Stream) -> &T {
+        match stream {
+            Stream::Stdout => &self.stdout,
+            Stream::Stderr => &self.stderr,
+        }
+    }
+}
+
+impl<T> std::ops::IndexMut<Stream> for PerStream<T> {
+    fn index_mut(&mut self, stream: Stream) -> &mut T {
+        match stream {
+            Stream::Stdout => &mut self.stdout,
+            Stream::Stderr => &mut self.stderr,
+        }
+    }
+}
+
 /// A piece of output from a running command, in the order the stream delivered it.
 ///
 /// Pieces of one stream arrive in order; the two streams are independent of each other.
@@ -96,6 +134,8 @@ pub struct Output {
     pub stderr: Vec<u8>,
     /// The exit status, as `$?` shows it: 0 to 255, 128 + N after signal N (130 after an
     /// interrupt or a timeout). If the shell itself exited during the command, its exit code.
+    /// When the shell's end was never seen: [`Output::KILLED`] after a timeout or an abort,
+    /// else [`Output::UNKNOWN`].
     pub exit_code: i32,
     /// The command ran past its timeout (or printed nothing for its idle timeout) and was
     /// aborted.
@@ -113,6 +153,14 @@ pub struct Output {
 }
 
 impl Output {
+    /// The exit code of a command stopped by SIGKILL (128 + 9), also when the shell had to be
+    /// killed with it and its own status was never seen.
+    pub const KILLED: i32 = 137;
+
+    /// The exit code of a command whose end was never seen and that nobody stopped: the shell
+    /// went away during it without an exit code (its exec client was killed from outside).
+    pub const UNKNOWN: i32 = -1;
+
     pub(crate) fn new(
         stdout: Vec<u8>,
         stderr: Vec<u8>,

@@ -65,19 +65,49 @@ pub(crate) fn feeder_argv<'a>(shell: &'a str, dir: &'a str, fifo: &'a str, mark:
     [shell, "-c", SCRIPT, "boxshell-feed", dir, fifo, mark].map(OsStr::new)
 }
 
-impl Session {
-    /// The session's directory for temporary files in the container.
-    pub(super) fn temp_dir(&self) -> String {
-        format!("{}/.boxshell-{}", self.tmp_dir, self.id.simple())
+/// The session's directory for temporary files in the container (stdin files, FIFOs), made
+/// when first needed and removed at close.
+#[derive(Debug)]
+pub(super) struct Scratch {
+    dir: String,
+    made: bool,
+}
+
+impl Scratch {
+    /// The directory of session `id` under `tmp` (the container's `$TMPDIR`, `/dev/shm` or
+    /// `/tmp`).
+    pub(super) fn new(tmp: &str, id: uuid::Uuid) -> Scratch {
+        Scratch { dir: format!("{tmp}/.boxshell-{}", id.simple()), made: false }
     }
 
+    pub(super) fn dir(&self) -> &str {
+        &self.dir
+    }
+
+    /// The directory, if the next command is to make it: it will exist from then on.
+    pub(super) fn make(&mut self) -> Option<String> {
+        (!std::mem::replace(&mut self.made, true)).then(|| self.dir.clone())
+    }
+
+    /// Notes that the directory was made.
+    pub(super) fn made(&mut self) {
+        self.made = true;
+    }
+
+    /// The directory, if it was made.
+    pub(super) fn existing(&self) -> Option<&str> {
+        self.made.then_some(self.dir.as_str())
+    }
+}
+
+impl Session {
     /// Starts a feeder for the next command, with its FIFO in the session's directory (made
     /// if needed), and waits until it is ready: the command reading from it can be sent.
     pub(super) fn feeder(&mut self) -> Result<Feeder> {
-        let dir = self.temp_dir();
+        let dir = self.scratch.dir();
         let fifo = format!("{dir}/in-{}", self.seq + 1);
         let mark = format!("BOXSHELL_FEED={}", uuid::Uuid::new_v4().simple());
-        let argv = feeder_argv(&self.shell, &dir, &fifo, &mark);
+        let argv = feeder_argv(&self.shell.program, dir, &fifo, &mark);
         let user = self.signaller.user.as_deref();
         let spec = ExecSpec { target: &self.target, interactive: true, user, extra: &[] };
         let mut cmd = self.engine.exec(&spec, &argv);
@@ -131,7 +161,7 @@ impl Session {
         let message = match said.recv_timeout(self.timeouts.open) {
             Ok(Ok(pid)) => {
                 feeder.pid = pid;
-                self.temp_dir_made = true;
+                self.scratch.made();
                 return Ok(feeder);
             }
             Ok(Err(message)) => message,

@@ -1,34 +1,21 @@
 //! Persistent shell sessions: [`Session`], its builder, and running commands in it.
 //!
-//! # Design note
-//!
-//! A session is one child process: `docker exec -i CONTAINER SHELL` (or podman's, or a local
-//! shell) with three pipes. Commands go in on stdin as framed lines ([`protocol`]); two reader
-//! threads ([`route`]) scan stdout and stderr for the per-command sentinels and feed one bounded
-//! crossbeam channel per command, so a command printing faster than it is read waits, it does
-//! not fill memory. A third thread, the watch ([`watch`]), stops the running command at its
-//! deadlines whatever the caller does (waits, writes its input, or calls nothing at all),
-//! following the steps of [`stop`], a state machine without I/O.
-//!
-//! Killing the `exec` client does not kill what it started in the container, so interrupting
-//! a command and closing a session go through a second, short-lived exec that signals PIDs
-//! inside the container (`reap.sh`, [`signal`]), after checking in the same exec that the
-//! container is still the instance the session was opened in: on an interrupt or a timeout,
-//! the command's process tree and the shell (an interactive shell, which abandons the whole
-//! command line on SIGINT, see [`protocol`]); on close, the shell's whole process group and
-//! session. After signalling the shell, the session writes a recovery line that ends the
-//! command whether or not the shell dropped the rest of its frame.
-//!
-//! Bytes for a command's stdin go inline, as `printf` text in the frame, when they are few;
-//! more go through a second `exec -i ... cat` into a file in the container, at pipe speed
-//! ([`input`]). An interactive command reads a FIFO that a second exec feeds while it runs.
+//! A session is made of parts, each in its own file and owning its own state: the shell and
+//! its exec client ([`shell`]), the reader threads routing its output ([`readers`]), the
+//! signaller that reaches its processes from outside ([`signal`]), the watch that stops a
+//! command at its deadlines ([`watch`], deciding with [`stop`]), the input feeder and the
+//! session's directory in the container ([`input`]). One command's life, from sending it to
+//! booking its end, reads top to bottom in [`driver`]; its public face is [`cmd`]. Opening is
+//! in [`builder`], the end of the session in [`close`]. How it all works (the framing, the
+//! sentinels, interrupts and clean-up) is in `docs/DESIGN.md`.
 
-mod command;
+mod builder;
+mod close;
+mod cmd;
+mod driver;
 mod input;
-mod open;
 pub(crate) mod protocol;
-mod route;
-mod running;
+mod readers;
 mod shell;
 mod signal;
 mod stop;
@@ -38,15 +25,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use self::command::{Deliver, Job, Stdin};
+pub use self::builder::SessionBuilder;
+use self::builder::Timeouts;
+pub use self::cmd::{Cmd, Running};
+use self::driver::{Deliver, Job, Stdin};
+use self::input::Scratch;
 #[cfg(test)]
 pub(crate) use self::input::feeder_argv;
-pub use self::open::SessionBuilder;
-use self::open::Timeouts;
-use self::protocol::Dialect;
-use self::route::Shared;
-pub use self::running::{Cmd, Running};
-use self::shell::{Client, Line};
+use self::readers::Router;
+use self::shell::Shell;
 use self::signal::Signaller;
 use self::stop::{Abort, Limits};
 pub use self::watch::Interrupter;
@@ -131,57 +118,20 @@ pub struct Session {
     id: uuid::Uuid,
     engine: Engine,
     target: String,
-    shell: String,
-    client: Arc<Client>,
-    line: Arc<Mutex<Line>>,
-    shared: Arc<Shared>,
-    /// The reader threads, and the watch's.
-    threads: Vec<JoinHandle<()>>,
+    shell: Shell,
+    router: Arc<Router>,
     signaller: Arc<Signaller>,
     watch: Arc<Watch>,
-    dialect: Dialect,
+    /// The reader threads, and the watch's.
+    threads: Vec<JoinHandle<()>>,
+    scratch: Scratch,
+    /// The number of the last command sent.
     seq: u64,
     /// A command started by `send` or a dropped [`Running`], not yet finished.
     pending: Option<Job>,
-    life: Life,
     timeouts: Timeouts,
     max_output: usize,
-    /// `$TMPDIR` in the container as the shell saw it at start, else `/dev/shm` where it is
-    /// writable, else `/tmp`.
-    tmp_dir: String,
-    /// The session's directory for temporary files exists in the container.
-    temp_dir_made: bool,
     metrics: Metrics,
-}
-
-/// Where a session is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Life {
-    /// The shell answers commands.
-    Live,
-    /// `close` runs: the shell answers its clean-up command, and nothing else.
-    Closing,
-    /// The shell has exited, with its exit code when known. `cleanup_owed`: ending what it
-    /// left running failed (the container was paused, the engine did not answer), and `close`
-    /// tries again.
-    Exited { code: Option<i32>, cleanup_owed: bool },
-    /// Closed: nothing is left to do.
-    Closed,
-}
-
-impl Life {
-    /// Whether the shell is (as far as is known) still there.
-    fn is_live(self) -> bool {
-        matches!(self, Life::Live | Life::Closing)
-    }
-
-    /// The shell's exit code, once it has exited and it is known.
-    fn exit_code(self) -> Option<i32> {
-        match self {
-            Life::Exited { code, .. } => code,
-            _ => None,
-        }
-    }
 }
 
 impl std::fmt::Debug for Session {
@@ -190,9 +140,9 @@ impl std::fmt::Debug for Session {
             .field("id", &self.id)
             .field("runtime", &self.engine.runtime())
             .field("target", &self.target)
-            .field("shell", &self.shell)
+            .field("shell", &self.shell.program)
             .field("pid", &self.pid())
-            .field("alive", &self.life.is_live())
+            .field("alive", &self.shell.is_live())
             .finish_non_exhaustive()
     }
 }
@@ -233,14 +183,15 @@ impl Session {
     /// A command with options (timeout, stdin, output cap, chunk callback), run with
     /// [`Cmd::run`] or started with [`Cmd::spawn`].
     pub fn cmd(&mut self, command: impl Into<String>) -> Cmd<'_> {
+        let limits = Limits { timeout: self.timeouts.command, idle: self.timeouts.idle };
+        let max_output = self.max_output;
         Cmd {
             session: self,
             command: command.into(),
-            timeout: None,
-            idle_timeout: None,
+            limits,
             stdin: None,
             interactive: false,
-            max_output: None,
+            max_output,
             on_chunk: None,
         }
     }
@@ -272,25 +223,16 @@ impl Session {
     /// # Errors
     /// Only from stopping a sent command that ran past its timeout.
     pub fn read(&mut self) -> Result<Unread> {
-        if let Some(mut job) = self.pending.take() {
-            let shared = Arc::clone(&self.shared);
-            let mut keep = |ev: Event| {
-                shared.push_unread(ev.stream(), ev.bytes());
-                false
-            };
-            if self.drive(&mut job, Some(Instant::now()), &mut keep)?.is_none() {
-                self.pending = Some(job);
-            }
-        }
-        let unread = self.shared.take_unread();
-        let [stdout, stderr] = unread.bufs;
+        self.drive_pending(Some(Instant::now()))?;
+        let unread = self.router.take_unread();
+        let (stdout, stderr) = (unread.bufs.stdout, unread.bufs.stderr);
         Ok(Unread { stdout, stderr, dropped: unread.dropped, busy: self.pending.is_some() })
     }
 
     /// Calls `tap` with every piece of output from now on (see [`SessionBuilder::on_output`]);
     /// replaces the previous one.
     pub fn on_output(&mut self, tap: impl FnMut(Stream, &[u8]) + Send + 'static) {
-        self.shared.set_tap(Some(Box::new(tap)));
+        self.router.set_tap(Some(Box::new(tap)));
     }
 
     /// Aborts a command started with [`send`](Session::send) (or a dropped [`Running`]) as
@@ -349,7 +291,7 @@ impl Session {
     /// waiting: the exec client has not exited. Runs nothing and takes no lock; a shell that
     /// exited is noticed (and what it left cleaned up) at the latest by the next command.
     pub fn is_alive(&mut self) -> bool {
-        self.life.is_live() && !self.client.has_exited()
+        self.shell.is_live() && !self.shell.client.has_exited()
     }
 
     /// Writes `data` to the file `path` in the container (created or truncated), through
@@ -362,7 +304,7 @@ impl Session {
     /// [`Error::CommandFailed`] when the file cannot be written, or as for [`exec`](Session::exec).
     pub fn write_file(&mut self, path: &str, data: &[u8]) -> Result<()> {
         let cat = self.cmd(format!("\\command cat >| {}", text::quote(path))).max_output(64 << 10).idle_timeout(None);
-        if data.len() <= command::INLINE_STDIN {
+        if data.len() <= driver::INLINE_STDIN {
             cat.stdin(data).run()?.check()?;
             return Ok(());
         }

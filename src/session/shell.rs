@@ -1,18 +1,14 @@
-//! The running shell: its exec client, its stdin, and the end of its life (exit, clean-up,
-//! close).
+//! The shell part of a session: its exec client, its stdin, and where it is in its life.
+//! What a session does at the end of that life is in [`close`](super::close).
 
 use std::io::Write;
 use std::process::{Child, ChildStdin, ExitStatus};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::command::UNSHADOWED;
-use super::{Life, Session, lock};
+use super::lock;
 use crate::error::{Error, Result};
 use crate::proc;
-use crate::reap::{Reap, Scope, Signal};
-use crate::state::ContainerState;
-use crate::text;
 
 /// The shell's stdin: shared with the watch, which writes a recovery line after it has
 /// interrupted a command.
@@ -61,153 +57,81 @@ impl Client {
     }
 }
 
-impl Session {
-    pub(super) fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        lock(&self.line).write(bytes, &self.target)
+/// Where a session is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Life {
+    /// The shell answers commands.
+    Live,
+    /// `close` runs: the shell answers its clean-up command, and nothing else.
+    Closing,
+    /// The shell has exited, with its exit code when known. `cleanup_owed`: ending what it
+    /// left running failed (the container was paused, the engine did not answer), and `close`
+    /// tries again.
+    Exited { code: Option<i32>, cleanup_owed: bool },
+    /// Closed: nothing is left to do.
+    Closed,
+}
+
+/// The session's shell: the program, the exec client running it, its stdin (shared with the
+/// watch, which writes recovery lines) and its life.
+pub(super) struct Shell {
+    /// The shell program, as given to the builder.
+    pub(super) program: String,
+    pub(super) client: Arc<Client>,
+    pub(super) line: Arc<Mutex<Line>>,
+    life: Life,
+}
+
+impl Shell {
+    pub(super) fn new(program: String, client: Arc<Client>, line: Arc<Mutex<Line>>) -> Shell {
+        Shell { program, client, line, life: Life::Live }
     }
 
-    /// [`Error::ShellExited`], with the shell's exit code when known.
-    pub(super) fn shell_exited(&self) -> Error {
-        Error::ShellExited {
-            runtime: self.engine.runtime().clone(),
-            container: self.target.clone(),
-            code: self.life.exit_code(),
-        }
+    /// Writes `bytes` to the shell's stdin.
+    pub(super) fn write(&self, bytes: &[u8], target: &str) -> Result<()> {
+        lock(&self.line).write(bytes, target)
     }
 
-    /// Records that the shell has exited: reaps the exec client (within the close timeout)
-    /// and, when the container can be reached, ends whatever the shell left running.
-    pub(super) fn mark_dead(&mut self, code: Option<i32>, reachable: bool) {
-        let closing = match self.life {
-            Life::Live => false,
-            Life::Closing => true,
-            Life::Exited { .. } | Life::Closed => return,
-        };
+    /// Closes the shell's stdin: it reads EOF.
+    pub(super) fn close_stdin(&self) {
         lock(&self.line).stdin = None;
-        let status =
-            self.client.wait_until(Instant::now() + self.timeouts.close).or_else(|| self.client.kill_and_wait());
-        let code = code.or(status.map(proc::exit_code));
-        log::info!("the shell of session {} in {} exited (code {code:?})", self.id, self.target);
-        // A shell that ends while closing is cleaned up by `close` itself. One that cannot be
-        // reached (paused container, engine gone) is not signalled again now: `close` tries.
-        let cleanup_owed = !closing && (!reachable || self.reap_leftovers().is_err());
-        self.life = Life::Exited { code, cleanup_owed };
     }
 
-    /// Kills what the shell left behind (background jobs outliving `exit`), and its temporary
-    /// files. A container that is gone or stopped has nothing left.
-    pub(super) fn reap_leftovers(&self) -> Result<()> {
-        let dir = self.stdin_dir();
-        match self.signaller.signal(Scope::Session, Signal::Kill, dir.as_deref()) {
-            Ok(_) | Err(Error::ContainerNotFound { .. }) => Ok(()),
-            // A stopped container has no processes left; a paused one still has them all.
-            Err(Error::ContainerNotRunning { state, .. }) if state != ContainerState::Paused => Ok(()),
-            Err(e) => {
-                log::warn!("cleaning up after the session in {}: {e}", self.target);
-                Err(e)
-            }
+    pub(super) fn life(&self) -> Life {
+        self.life
+    }
+
+    /// Moves on to `life`, returning where it was.
+    pub(super) fn set_life(&mut self, life: Life) -> Life {
+        std::mem::replace(&mut self.life, life)
+    }
+
+    /// Whether the shell is (as far as is known) still there.
+    pub(super) fn is_live(&self) -> bool {
+        matches!(self.life, Life::Live | Life::Closing)
+    }
+
+    /// The shell's exit code, once it has exited and it is known.
+    pub(super) fn exit_code(&self) -> Option<i32> {
+        match self.life {
+            Life::Exited { code, .. } => code,
+            _ => None,
         }
     }
 
-    pub(super) fn stdin_dir(&self) -> Option<String> {
-        self.temp_dir_made.then(|| self.temp_dir())
+    /// Closes its stdin and waits up to `wait` for the exec client to exit, then kills it:
+    /// its exit code, when known.
+    pub(super) fn reap_client(&self, wait: Duration) -> Option<i32> {
+        self.close_stdin();
+        let status = self.client.wait_until(Instant::now() + wait).or_else(|| self.client.kill_and_wait());
+        status.map(proc::exit_code)
     }
 
-    /// Kills the exec client (not what it started in the container).
-    pub(super) fn kill_client(&mut self) {
-        lock(&self.line).stdin = None;
-        self.client.kill_and_wait();
-    }
-
-    /// Ends the shell and everything it started, once: `close` and `Drop`.
-    pub(super) fn shutdown(&mut self) -> Result<()> {
-        let result = match std::mem::replace(&mut self.life, Life::Closing) {
-            Life::Closed | Life::Closing => {
-                self.life = Life::Closed;
-                return Ok(());
-            }
-            Life::Exited { cleanup_owed: true, .. } => self.reap_leftovers(),
-            Life::Exited { .. } => Ok(()),
-            Life::Live if self.pending.is_none() => self.clean_exit(),
-            Life::Live => self.kill_session(),
-        };
-        self.life = Life::Closed;
-        self.join_threads();
-        log::info!("session {} in {} closed", self.id, self.target);
-        result
-    }
-
-    /// Has an idle shell clean up after itself, as a command: no second exec needed. As the
-    /// leader of its own process group (an exec makes it one, and so does this library for a
-    /// local shell), it is then told to end the group, itself included, with one signal, which
-    /// the kernel delivers atomically with respect to fork. Otherwise it finds what it started
-    /// in /proc (slow in a crowded container: busybox reads one byte per system call) and
-    /// exits. Falls back to [`kill_session`](Session::kill_session).
-    fn clean_exit(&mut self) -> Result<()> {
-        // At close the user's aliases and functions may go: none then changes what runs. The
-        // rest is read after they went (aliases are expanded as a line is read).
-        let mut script = format!(
-            "\\command unalias -a 2>/dev/null; \\command unset -f {UNSHADOWED} 2>/dev/null\nset +eu; IFS=' '; "
-        );
-        if let Some(dir) = self.stdin_dir() {
-            script.push_str("\\command rm -rf -- ");
-            text::quote_into(&mut script, &dir);
-            script.push_str("; ");
-        }
-        script.push_str(
-            "if \\command read -r l </proc/$$/stat; then set -- ${l##*) }; fi; \
-             if [ \"${3-}\" = \"$$\" ]; then echo leader; else ",
-        );
-        let reap = Reap {
-            scope: Scope::Session,
-            signal: Signal::Kill,
-            shell: self.signaller.pid,
-            instance: self.signaller.instance,
-            watermark: Default::default(),
-            remove: None,
-        };
-        script.push_str(&reap.inline());
-        script.push_str("\nfi");
-        let close = self.timeouts.close;
-        match self.cmd(script).timeout(close).max_output(4096).run() {
-            Ok(out) if out.success() && self.life == Life::Closing => {
-                let last = if out.stdout == b"leader\n" { "\\command kill -s KILL 0\n" } else { "\\command exit 0\n" };
-                let _ = self.write(last.as_bytes());
-                lock(&self.line).stdin = None;
-                if self.client.wait_until(Instant::now() + close).is_none() {
-                    // The container is clean; only the client is slow to go.
-                    self.kill_client();
-                }
-                Ok(())
-            }
-            _ => self.kill_session(),
-        }
-    }
-
-    /// Kills the shell and its processes from outside, then the exec client.
-    pub(super) fn kill_session(&mut self) -> Result<()> {
-        let result = self.reap_leftovers();
-        lock(&self.line).stdin = None;
-        if self.client.wait_until(Instant::now() + self.timeouts.close).is_none() {
-            self.kill_client();
-        }
-        result
-    }
-
-    /// Ends the watch, and waits briefly for it and the reader threads; readers end at EOF.
-    /// One that does not (a process that escaped the session still holds a pipe) is left to
-    /// end on its own, as is a watch still waiting for a signalling exec.
-    pub(super) fn join_threads(&mut self) {
-        self.watch.close();
-        let deadline = Instant::now() + Duration::from_secs(1);
-        proc::poll_until(deadline, proc::QUICK_POLL, || self.threads.iter().all(|r| r.is_finished()));
-        for thread in self.threads.drain(..) {
-            if thread.is_finished() {
-                let _ = thread.join();
-            } else {
-                let name = thread.thread().name().unwrap_or_default().to_string();
-                log::warn!("thread {name} of session {} is still blocked; leaving it to end on its own", self.id);
-            }
+    /// Closes its stdin and waits up to `wait` for the exec client to exit; kills it past that.
+    pub(super) fn end_client(&self, wait: Duration) {
+        self.close_stdin();
+        if self.client.wait_until(Instant::now() + wait).is_none() {
+            self.client.kill_and_wait();
         }
     }
 }

@@ -108,15 +108,7 @@ impl Signaller {
     /// get SIGINT, and bash, not interrupted itself, then runs the trap. dash and busybox are
     /// interrupted themselves; their INT trap abandons the command at a safe point.
     pub(super) fn abort_scope(&self, how: Abort) -> (Scope<'static>, Signal) {
-        let (tree, shell): (_, &'static [Signal]) = match (how, self.dialect) {
-            (Abort::Interrupt, Dialect::Posix) => (Signal::Int, &[Signal::Int]),
-            (Abort::Interrupt, Dialect::Bash) => (Signal::Int, &[Signal::Winch]),
-            (Abort::Kill, Dialect::Posix) => (Signal::Kill, &[Signal::Int]),
-            // After an interrupt that did not end the command, both: the trap may be the
-            // command's own now.
-            (Abort::Kill, Dialect::Bash) => (Signal::Kill, &[Signal::Int, Signal::Winch]),
-        };
-        (Scope::Command(shell), tree)
+        abort_scope(how, self.dialect)
     }
 
     /// Signals the processes of `scope` with `signal`, then removes `remove`.
@@ -163,5 +155,35 @@ impl Signaller {
             );
         }
         Ok(reaped)
+    }
+}
+
+/// See [`Signaller::abort_scope`].
+fn abort_scope(how: Abort, dialect: Dialect) -> (Scope<'static>, Signal) {
+    let (tree, shell): (_, &'static [Signal]) = match (how, dialect) {
+        (Abort::Interrupt, Dialect::Posix) => (Signal::Int, &[Signal::Int]),
+        (Abort::Interrupt, Dialect::Bash) => (Signal::Int, &[Signal::Winch]),
+        (Abort::Kill, Dialect::Posix) => (Signal::Kill, &[Signal::Int]),
+        // After an interrupt that did not end the command, both: the trap may be the
+        // command's own now.
+        (Abort::Kill, Dialect::Bash) => (Signal::Kill, &[Signal::Int, Signal::Winch]),
+    };
+    (Scope::Command(shell), tree)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bash_is_interrupted_through_its_winch_trap_and_others_directly() {
+        let scope = |how, dialect| match abort_scope(how, dialect) {
+            (Scope::Command(shell), tree) => (shell.to_vec(), tree),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(scope(Abort::Interrupt, Dialect::Posix), (vec![Signal::Int], Signal::Int));
+        assert_eq!(scope(Abort::Interrupt, Dialect::Bash), (vec![Signal::Winch], Signal::Int));
+        assert_eq!(scope(Abort::Kill, Dialect::Posix), (vec![Signal::Int], Signal::Kill));
+        assert_eq!(scope(Abort::Kill, Dialect::Bash), (vec![Signal::Int, Signal::Winch], Signal::Kill));
     }
 }

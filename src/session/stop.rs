@@ -203,6 +203,7 @@ impl Stop {
     }
 
     /// Whether the command's end will never be seen.
+    #[cfg(test)]
     pub(super) fn given_up(&self) -> bool {
         self.phase == Phase::GivenUp
     }

@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use super::protocol::{self, Token};
-use super::route::Shared;
+use super::readers::Router;
 use super::shell::{Client, Line};
 use super::signal::Signaller;
 use super::stop::{Abort, Action, Outcome, Stop};
@@ -34,7 +34,7 @@ pub(super) struct Watch {
     signaller: Arc<Signaller>,
     /// The shell's stdin, for the recovery line.
     line: Arc<Mutex<Line>>,
-    shared: Arc<Shared>,
+    router: Arc<Router>,
     client: Arc<Client>,
 }
 
@@ -63,7 +63,7 @@ impl Watch {
     pub(super) fn start(
         signaller: Arc<Signaller>,
         line: Arc<Mutex<Line>>,
-        shared: Arc<Shared>,
+        router: Arc<Router>,
         client: Arc<Client>,
         name: String,
     ) -> std::io::Result<(Arc<Watch>, JoinHandle<()>)> {
@@ -73,7 +73,7 @@ impl Watch {
             acting: Mutex::new(()),
             signaller,
             line,
-            shared,
+            router,
             client,
         });
         let run = Arc::clone(&watch);
@@ -83,7 +83,7 @@ impl Watch {
 
     /// Command `seq` has been sent: watch it.
     pub(super) fn begin(&self, seq: u64, token: Token, stop: Stop) {
-        let due = stop.due(self.shared.last_output(), false);
+        let due = stop.due(self.router.last_output(), false);
         let mut state = lock(&self.state);
         state.running = Some(Watched { seq, token, stop });
         if due.is_some_and(|due| state.planned.is_none_or(|planned| due < planned)) {
@@ -125,11 +125,6 @@ impl Watch {
         }
     }
 
-    /// Whether command `seq` was given up: its end will never be seen.
-    pub(super) fn given_up(&self, seq: u64) -> bool {
-        lock(&self.state).running.as_ref().is_some_and(|w| w.seq == seq && w.stop.given_up())
-    }
-
     /// Whether command `seq` is being stopped, or an interrupt of it was asked for: its end is
     /// on the way.
     pub(super) fn stopping(&self, seq: u64) -> bool {
@@ -154,7 +149,7 @@ impl Watch {
             if state.closed {
                 return;
             }
-            let (last, wait) = (self.shared.last_output(), self.shared.readers_wait());
+            let (last, wait) = (self.router.last_output(), self.router.readers_wait());
             let now = Instant::now();
             let mut due = state.running.as_ref().and_then(|w| w.stop.due(last, wait));
             if wait && state.running.is_some() {
@@ -174,7 +169,7 @@ impl Watch {
             let _acting = lock(&self.acting);
             let step = {
                 let mut state = lock(&self.state);
-                let (last, wait) = (self.shared.last_output(), self.shared.readers_wait());
+                let (last, wait) = (self.router.last_output(), self.router.readers_wait());
                 state.running.as_mut().and_then(|w| Some((w.seq, w.token, w.stop.step(Instant::now(), last, wait)?)))
             };
             if let Some((seq, token, action)) = step {
@@ -205,7 +200,7 @@ impl Watch {
                 if let Ok(Reaped::Signalled(_)) = &signalled {
                     // The shell drops the rest of the command, frame included, or bash runs
                     // the rest of its frame: either way this line ends the command.
-                    self.shared.recovering(seq, token.marker());
+                    self.router.recovering(seq, token.marker());
                     let recovery = protocol::encode_recovery(self.signaller.dialect, &token);
                     if let Err(e) = lock(&self.line).write(recovery.as_bytes(), target) {
                         log::debug!("{e}");
@@ -222,23 +217,30 @@ impl Watch {
                 Ok(Reaped::Signalled(Vec::new()))
             }
             Action::GiveUp => {
-                self.shared.abandon(seq);
+                self.router.abandon(seq);
                 Ok(Reaped::Signalled(Vec::new()))
             }
         };
-        match signalled {
-            Ok(Reaped::Signalled(tree)) => (Outcome::Done(tree), None),
-            Ok(Reaped::ShellGone | Reaped::Restarted) => (Outcome::ShellGone, None),
-            // Gone with the container: nothing left to stop.
-            Err(e @ Error::ContainerNotFound { .. }) => (Outcome::ShellGone, Some(e)),
-            Err(e @ Error::ContainerNotRunning { state, .. }) if state != ContainerState::Paused => {
-                (Outcome::ShellGone, Some(e))
-            }
-            Err(e) => {
-                log::warn!("stopping a command in {target} ({action:?}): {e}");
-                (Outcome::Unreachable, Some(e))
-            }
+        let (outcome, error) = outcome(signalled);
+        if let (Outcome::Unreachable, Some(e)) = (&outcome, &error) {
+            log::warn!("stopping a command in {target} ({action:?}): {e}");
         }
+        (outcome, error)
+    }
+}
+
+/// What a step achieved, from what its signalling said; the error, if it failed.
+fn outcome(signalled: Result<Reaped>) -> (Outcome, Option<Error>) {
+    match signalled {
+        Ok(Reaped::Signalled(tree)) => (Outcome::Done(tree), None),
+        Ok(Reaped::ShellGone | Reaped::Restarted) => (Outcome::ShellGone, None),
+        // Gone with the container: nothing left to stop.
+        Err(e @ Error::ContainerNotFound { .. }) => (Outcome::ShellGone, Some(e)),
+        // A stopped container has no processes left; a paused one still has them all.
+        Err(e @ Error::ContainerNotRunning { state, .. }) if state != ContainerState::Paused => {
+            (Outcome::ShellGone, Some(e))
+        }
+        Err(e) => (Outcome::Unreachable, Some(e)),
     }
 }
 
@@ -289,5 +291,42 @@ impl Interrupter {
     /// As for [`interrupt`](Interrupter::interrupt).
     pub fn kill(&self) -> Result<()> {
         self.watch.ask(Abort::Kill)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::Runtime;
+
+    fn not_running(state: ContainerState) -> Error {
+        let (engine_state, message) = (String::new(), String::new());
+        Error::ContainerNotRunning { runtime: Runtime::Docker, container: "web".into(), state, engine_state, message }
+    }
+
+    #[test]
+    fn a_step_that_signalled_is_done_with_what_it_reached() {
+        assert_eq!(outcome(Ok(Reaped::Signalled(vec![7, 8]))).0, Outcome::Done(vec![7, 8]));
+        assert_eq!(outcome(Ok(Reaped::Signalled(Vec::new()))).0, Outcome::Done(Vec::new()));
+    }
+
+    #[test]
+    fn a_shell_gone_or_a_restarted_container_ends_the_steps() {
+        for reaped in [Reaped::ShellGone, Reaped::Restarted] {
+            assert!(matches!(outcome(Ok(reaped)), (Outcome::ShellGone, None)));
+        }
+        let gone =
+            Error::ContainerNotFound { runtime: Runtime::Podman, container: "web".into(), message: "gone".into() };
+        assert!(matches!(outcome(Err(gone)), (Outcome::ShellGone, Some(Error::ContainerNotFound { .. }))));
+        for state in [ContainerState::Exited, ContainerState::Stopped] {
+            assert!(matches!(outcome(Err(not_running(state))), (Outcome::ShellGone, Some(_))));
+        }
+    }
+
+    #[test]
+    fn a_paused_container_or_a_silent_engine_is_out_of_reach() {
+        assert!(matches!(outcome(Err(not_running(ContainerState::Paused))), (Outcome::Unreachable, Some(_))));
+        let silent = Error::io("signal", std::io::Error::from(std::io::ErrorKind::TimedOut));
+        assert!(matches!(outcome(Err(silent)), (Outcome::Unreachable, Some(Error::Io { .. }))));
     }
 }

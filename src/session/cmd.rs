@@ -1,16 +1,17 @@
-//! A command with options ([`Cmd`]) and a command in flight ([`Running`]): waiting for it,
-//! interrupting it, and driving an interactive one (its stdin, `expect`).
+//! The public face of a command: its options ([`Cmd`]) and the command in flight
+//! ([`Running`]): waiting for it, interrupting it, and driving an interactive one (its stdin,
+//! `expect`). Each call drives the command through the phases of [`driver`](super::driver).
 
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
-use super::command::{ChunkFn, Collector, Deliver, Job, Stdin};
+use super::driver::{ChunkFn, Collector, Deliver, Finish, Job, Stdin};
 use super::input::Feeder;
-use super::stop::Abort;
-use super::stop::Limits;
+use super::stop::{Abort, Limits};
 use super::{Event, Output, Session, Stream};
 use crate::error::{Error, Result};
+use crate::output::PerStream;
 
 /// A command with options, made by [`Session::cmd`].
 ///
@@ -26,11 +27,12 @@ use crate::error::{Error, Result};
 pub struct Cmd<'s> {
     pub(super) session: &'s mut Session,
     pub(super) command: String,
-    pub(super) timeout: Option<Option<Duration>>,
-    pub(super) idle_timeout: Option<Option<Duration>>,
+    /// Its timeouts: the session's unless set here.
+    pub(super) limits: Limits,
     pub(super) stdin: Option<Vec<u8>>,
     pub(super) interactive: bool,
-    pub(super) max_output: Option<usize>,
+    /// The cap per stream: the session's unless set here.
+    pub(super) max_output: usize,
     pub(super) on_chunk: Option<ChunkFn<'s>>,
 }
 
@@ -38,8 +40,8 @@ impl std::fmt::Debug for Cmd<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cmd")
             .field("command", &self.command)
-            .field("timeout", &self.timeout)
-            .field("idle_timeout", &self.idle_timeout)
+            .field("timeout", &self.limits.timeout)
+            .field("idle_timeout", &self.limits.idle)
             .field("stdin_bytes", &self.stdin.as_ref().map(Vec::len))
             .field("interactive", &self.interactive)
             .field("max_output", &self.max_output)
@@ -52,14 +54,14 @@ impl<'s> Cmd<'s> {
     /// for ever. It is kept by a thread of the session's, whatever the caller does meanwhile
     /// (waits, writes the command's input, or calls nothing at all).
     pub fn timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
-        self.timeout = Some(timeout.into());
+        self.limits.timeout = timeout.into();
         self
     }
 
     /// This command's idle timeout, instead of the session's: aborted (as on a timeout) once
     /// it has printed nothing on either stream for this long. `None`: off.
     pub fn idle_timeout(mut self, idle: impl Into<Option<Duration>>) -> Self {
-        self.idle_timeout = Some(idle.into());
+        self.limits.idle = idle.into();
         self
     }
 
@@ -102,7 +104,7 @@ impl<'s> Cmd<'s> {
 
     /// The cap on bytes kept per stream, instead of the session's.
     pub fn max_output(mut self, bytes: usize) -> Self {
-        self.max_output = Some(bytes);
+        self.max_output = bytes;
         self
     }
 
@@ -134,12 +136,7 @@ impl<'s> Cmd<'s> {
 
     /// Starts the command; `keep`: its output is kept for [`Running::wait`], not sent as events.
     pub(super) fn start(self, keep: bool) -> Result<Running<'s>> {
-        let session = self.session;
-        let limits = Limits {
-            timeout: self.timeout.unwrap_or(session.timeouts.command),
-            idle: self.idle_timeout.unwrap_or(session.timeouts.idle),
-        };
-        let cap = self.max_output.unwrap_or(session.max_output);
+        let (session, limits, cap) = (self.session, self.limits, self.max_output);
         let deliver = if keep { Deliver::Keep(cap) } else { Deliver::Events };
         let (stdin, first_input) = match (self.stdin, self.interactive) {
             (data, true) => (Stdin::Live, data),
@@ -149,12 +146,11 @@ impl<'s> Cmd<'s> {
         let job = session.start(&self.command, limits, stdin, deliver)?;
         let mut running = Running {
             session,
-            events: job.rx.clone(),
-            job: Some(job),
+            events: job.events.clone(),
+            progress: Progress::Running(job),
             collector: Collector::new(cap, self.on_chunk),
-            held: Default::default(),
+            held: PerStream::default(),
             cap,
-            done: None,
         };
         if let Some(data) = first_input {
             running.write_stdin(&data)?;
@@ -186,23 +182,31 @@ impl<'s> Cmd<'s> {
 /// # Ok(()) }
 /// ```
 pub struct Running<'s> {
-    pub(super) session: &'s mut Session,
-    pub(super) events: Receiver<Event>,
-    pub(super) job: Option<Job>,
-    pub(super) collector: Collector<'s>,
+    session: &'s mut Session,
+    events: Receiver<Event>,
+    progress: Progress,
+    collector: Collector<'s>,
     /// Output received by [`expect`](Running::expect) and not consumed by it: searched by
     /// the next `expect`, handed to `wait` first.
-    held: [Vec<u8>; 2],
+    held: PerStream<Vec<u8>>,
     /// The output cap per stream.
     cap: usize,
-    pub(super) done: Option<Output>,
+}
+
+/// Where a [`Running`] command is.
+enum Progress {
+    Running(Job),
+    /// Ended; its output is kept for later calls.
+    Ended(Output),
+    /// Its output was handed over by `wait`.
+    HandedOver,
 }
 
 impl std::fmt::Debug for Running<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Running")
-            .field("command", &self.job.as_ref().map(|j| &j.command))
-            .field("finished", &self.done.is_some())
+            .field("command", &self.command())
+            .field("finished", &!matches!(self.progress, Progress::Running(_)))
             .finish_non_exhaustive()
     }
 }
@@ -220,16 +224,17 @@ impl Running<'_> {
     /// # Errors
     /// [`Error::Io`] only if stopping a timed-out command fails in an unexpected way.
     pub fn wait(mut self) -> Result<Output> {
-        if let Some(feeder) = self.job.as_mut().and_then(|job| job.feeder.as_mut()) {
+        if let Some(feeder) = self.job_mut().and_then(|job| job.feeder.as_mut()) {
             feeder.close();
         }
-        // Without a deadline the command is driven to its end: this loops at most once more.
-        loop {
-            match self.run_until(None)? {
-                Some(out) => return Ok(out),
-                None if self.job.is_none() => return Err(self.ended()),
-                None => {}
-            }
+        self.release_held();
+        // Without a deadline the command is driven to its end.
+        while matches!(self.progress, Progress::Running(_)) {
+            self.advance(None)?;
+        }
+        match std::mem::replace(&mut self.progress, Progress::HandedOver) {
+            Progress::Ended(out) => Ok(out),
+            _ => Err(self.ended()),
         }
     }
 
@@ -266,31 +271,49 @@ impl Running<'_> {
     }
 
     fn abort(&self, how: Abort) -> Result<()> {
-        match self.job {
-            Some(_) => self.session.watch.ask(how),
-            None => Ok(()),
+        match self.progress {
+            Progress::Running(_) => self.session.watch.ask(how),
+            _ => Ok(()),
         }
     }
 
-    /// As [`run_until`](Running::run_until), keeping a copy of the output for later calls.
+    /// Drives the command until it ends or `until` passes; a copy of its output once it has.
     fn wait_until(&mut self, until: Option<Instant>) -> Result<Option<Output>> {
-        if let Some(out) = &self.done {
-            return Ok(Some(out.clone()));
-        }
-        let out = self.run_until(until)?;
-        self.done.clone_from(&out);
-        Ok(out)
+        self.release_held();
+        self.advance(until)?;
+        Ok(match &self.progress {
+            Progress::Ended(out) => Some(out.clone()),
+            _ => None,
+        })
     }
 
-    /// Drives the command until it ends (its output, handed over once) or `until` passes.
-    fn run_until(&mut self, until: Option<Instant>) -> Result<Option<Output>> {
-        self.release_held();
-        let Some(job) = self.job.as_mut() else { return Ok(self.done.take()) };
-        let out = self.session.collect(job, &mut self.collector, until)?;
-        if out.is_some() {
-            self.job = None;
+    /// Drives the command, gathering its output, until it ends or `until` passes.
+    fn advance(&mut self, until: Option<Instant>) -> Result<()> {
+        let Progress::Running(job) = &mut self.progress else { return Ok(()) };
+        let collector = &mut self.collector;
+        let finish = self.session.drive(job, until, &mut |ev| {
+            collector.push(ev);
+            false
+        })?;
+        if let Some(finish) = finish {
+            self.conclude(finish);
         }
-        Ok(out)
+        Ok(())
+    }
+
+    /// Turns the finished job into its output.
+    fn conclude(&mut self, finish: Finish) {
+        if let Progress::Running(job) = &mut self.progress {
+            let out = self.collector.output(job, finish);
+            self.progress = Progress::Ended(out);
+        }
+    }
+
+    fn job_mut(&mut self) -> Option<&mut Job> {
+        match &mut self.progress {
+            Progress::Running(job) => Some(job),
+            _ => None,
+        }
     }
 
     /// Writes `data` to the stdin of a command started with [`Cmd::interactive`], and
@@ -342,7 +365,7 @@ impl Running<'_> {
     /// # Errors
     /// [`Error::StdinClosed`] when the command is not interactive.
     pub fn close_stdin(&mut self) -> Result<()> {
-        match self.job.as_mut().map(|job| job.feeder.as_mut().filter(|feeder| feeder.live)) {
+        match self.job_mut().map(|job| job.feeder.as_mut().filter(|feeder| feeder.live)) {
             Some(Some(feeder)) => {
                 feeder.close();
                 Ok(())
@@ -411,30 +434,30 @@ impl Running<'_> {
         timeout: Duration,
         mut matcher: impl FnMut(&[u8]) -> Option<usize>,
     ) -> Result<Vec<u8>> {
-        let s = stream as usize;
         let deadline = Instant::now() + timeout;
-        let mut found = if self.held[s].is_empty() { None } else { matcher(&self.held[s]) };
+        let mut found = if self.held[stream].is_empty() { None } else { matcher(&self.held[stream]) };
         if found.is_none() {
-            let mut len = self.held[s].len();
+            let mut len = self.held[stream].len();
             let ended = self.receive(Some(deadline), Some(stream), &mut |held| {
-                if held[s].len() == len {
+                if held[stream].len() == len {
                     return false;
                 }
-                len = held[s].len();
-                found = matcher(&held[s]);
+                len = held[stream].len();
+                found = matcher(&held[stream]);
                 found.is_some()
             })?;
             if ended && found.is_none() {
                 return Err(self.ended());
             }
         }
+        let held = &mut self.held[stream];
         let result = match found {
-            Some(end) => Ok(self.held[s].drain(..end.min(self.held[s].len())).collect()),
-            None if self.job.is_none() => Err(self.ended()),
+            Some(end) => Ok(held.drain(..end.min(held.len())).collect()),
+            None if !matches!(self.progress, Progress::Running(_)) => Err(self.ended()),
             None => Err(Error::ExpectTimeout {
                 command: self.command().to_string(),
                 stream,
-                seen: self.held[s].clone(),
+                seen: self.held[stream].clone(),
                 waited: timeout,
             }),
         };
@@ -449,14 +472,14 @@ impl Running<'_> {
         &mut self,
         until: Option<Instant>,
         expected: Option<Stream>,
-        stop: &mut dyn FnMut(&[Vec<u8>; 2]) -> bool,
+        stop: &mut dyn FnMut(&PerStream<Vec<u8>>) -> bool,
     ) -> Result<bool> {
-        let Some(job) = self.job.as_mut() else { return Ok(true) };
+        let Progress::Running(job) = &mut self.progress else { return Ok(true) };
         let (held, collector, cap) = (&mut self.held, &mut self.collector, self.cap);
         let finish = self.session.drive(job, until, &mut |ev| {
             let stream = ev.stream();
             collector.tap(stream, ev.bytes());
-            let buf = &mut held[stream as usize];
+            let buf = &mut held[stream];
             buf.extend_from_slice(ev.bytes());
             if Some(stream) != expected {
                 collector.keep_excess(stream, buf, cap);
@@ -465,28 +488,30 @@ impl Running<'_> {
         })?;
         let Some(finish) = finish else { return Ok(false) };
         self.release_held();
-        if let Some(mut job) = self.job.take() {
-            self.done = Some(self.collector.output(&mut job, finish));
-        }
+        self.conclude(finish);
         Ok(true)
     }
 
     /// Keeps no more than the cap of what `stream` holds, the oldest bytes going to the
     /// collector.
     fn trim_held(&mut self, stream: Stream) {
-        self.collector.keep_excess(stream, &mut self.held[stream as usize], self.cap);
+        self.collector.keep_excess(stream, &mut self.held[stream], self.cap);
     }
 
     /// Hands what `expect` kept over to the collector, before what comes later.
     fn release_held(&mut self) {
-        for (stream, buf) in [Stream::Stdout, Stream::Stderr].into_iter().zip(&mut self.held) {
-            self.collector.keep(stream, std::mem::take(buf));
+        for stream in Stream::BOTH {
+            self.collector.keep(stream, std::mem::take(&mut self.held[stream]));
         }
     }
 
     /// The live stdin, if the command is running, interactive, and its stdin open.
     fn feeder(&self) -> Result<&Feeder> {
-        match self.job.as_ref().map(|job| job.feeder.as_ref().filter(|feeder| feeder.live)) {
+        let job = match &self.progress {
+            Progress::Running(job) => Some(job),
+            _ => None,
+        };
+        match job.map(|job| job.feeder.as_ref().filter(|feeder| feeder.live)) {
             None => Err(self.ended()),
             Some(None) => Err(self.stdin_closed(NOT_INTERACTIVE)),
             Some(Some(feeder)) if !feeder.is_open() => Err(self.stdin_closed("its stdin was closed")),
@@ -499,13 +524,16 @@ impl Running<'_> {
     fn stdin_broken(&mut self, cause: Option<std::io::Error>) -> Error {
         // Let the command's end, if it is one, arrive: when the command is being stopped,
         // whatever it takes (its steps all have an end); else for a grace period.
-        let stopping = self.job.as_ref().is_some_and(|job| self.session.watch.stopping(job.seq));
+        let stopping = match &self.progress {
+            Progress::Running(job) => self.session.watch.stopping(job.seq),
+            _ => false,
+        };
         let until = (!stopping).then(|| Instant::now() + self.session.timeouts.grace);
         let _ = self.receive(until, None, &mut |_| false);
-        match (&self.job, cause) {
-            (None, _) => self.ended(),
-            (Some(_), Some(e)) => self.stdin_closed(format!("its input no longer reaches it: {e}")),
-            (Some(_), None) => self.stdin_closed("its input no longer reaches it"),
+        match (&self.progress, cause) {
+            (Progress::Running(_), Some(e)) => self.stdin_closed(format!("its input no longer reaches it: {e}")),
+            (Progress::Running(_), None) => self.stdin_closed("its input no longer reaches it"),
+            _ => self.ended(),
         }
     }
 
@@ -515,18 +543,18 @@ impl Running<'_> {
 
     /// [`Error::CommandEnded`] with the output, once the command has ended.
     fn ended(&self) -> Error {
-        match &self.done {
-            Some(out) => Error::CommandEnded { output: Box::new(out.clone()) },
-            None => self.stdin_closed("the command has ended"),
+        match &self.progress {
+            Progress::Ended(out) => Error::CommandEnded { output: Box::new(out.clone()) },
+            _ => self.stdin_closed("the command has ended"),
         }
     }
 
     /// The command line.
     fn command(&self) -> &str {
-        match (&self.job, &self.done) {
-            (Some(job), _) => &job.command,
-            (None, Some(out)) => &out.command,
-            (None, None) => "",
+        match &self.progress {
+            Progress::Running(job) => &job.command,
+            Progress::Ended(out) => &out.command,
+            Progress::HandedOver => "",
         }
     }
 }
@@ -552,13 +580,13 @@ fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        if let Some(mut job) = self.job.take() {
+        if let Progress::Running(mut job) = std::mem::replace(&mut self.progress, Progress::HandedOver) {
             if let Some(feeder) = job.feeder.as_mut() {
                 feeder.close();
             }
             // What `expect` kept and nobody consumed is unread output, as the rest will be.
-            for (stream, buf) in [Stream::Stdout, Stream::Stderr].into_iter().zip(&self.held) {
-                self.session.shared.push_unread(stream, buf);
+            for stream in Stream::BOTH {
+                self.session.router.push_unread(stream, &self.held[stream]);
             }
             self.session.pending = Some(job);
         }

@@ -3,20 +3,23 @@
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::RecvTimeoutError;
 
+use super::input::Scratch;
 use super::protocol::{self, Dialect, Input, Token};
-use super::route::{Completion, End, Shared, Sink, Tap};
-use super::shell::{Client, Line};
+use super::readers::{Completion, End, Router, Sink, Tap};
+use super::shell::{Client, Line, Shell};
 use super::signal::Signaller;
 use super::watch::Watch;
-use super::{Life, Metrics, Session, Stream, lock};
+use super::{Metrics, Session, Stream, lock};
 use crate::engine::{Engine, ExecSpec};
 use crate::error::{Error, Result};
+use crate::output::PerStream;
 use crate::proc;
 use crate::reap::Instance;
 use crate::runtime::{Runtime, validate_target};
@@ -196,78 +199,21 @@ impl SessionBuilder {
         let runtime = engine.runtime().clone();
         self.validate(&runtime)?;
         let target = if runtime.is_container() { self.target.clone() } else { "-".to_string() };
-        let spec = ExecSpec { target: &target, interactive: true, user: self.user.as_deref(), extra: &self.exec_args };
-        let shell = OsStr::new(&self.shell);
-        let mut cmd = engine.exec(&spec, &[shell, OsStr::new("-c"), OsStr::new(protocol::LAUNCH), shell]);
-        let command_line = proc::describe(&cmd);
-        log::info!("opening session: {command_line}");
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        // Own process group: a Ctrl-C meant for this program does not kill its sessions
-        // midway; they are closed in order instead.
-        cmd.process_group(0);
-        let mut child = cmd.spawn().map_err(|e| engine.spawn_error(cmd.get_program(), e))?;
         let id = uuid::Uuid::new_v4();
-        let shared = Shared::new(self.unread_cap);
-        let mut readers = Vec::with_capacity(2);
-        let pipes = (child.stdout.take(), child.stderr.take());
-        if let (Some(out), Some(err)) = pipes {
-            let short = &id.simple().to_string()[..8];
-            for (stream, started) in [
-                (Stream::Stdout, shared.start_reader(Stream::Stdout, out, format!("boxshell-out-{short}"))),
-                (Stream::Stderr, shared.start_reader(Stream::Stderr, err, format!("boxshell-err-{short}"))),
-            ] {
-                match started {
-                    Ok(handle) => readers.push(handle),
-                    Err(e) => {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        return Err(Error::io(format!("starting the {stream:?} reader thread"), e));
-                    }
-                }
-            }
-        }
-        let line = Arc::new(Mutex::new(Line { stdin: child.stdin.take() }));
+        let started = self.spawn_shell(&engine, &target, id)?;
         let setup = setup_command(&self.env, self.workdir.as_deref());
-        let answer = handshake(&line, &shared, &setup, self.timeouts.open, &target);
-        let open_error = |message: String| Error::Open {
-            runtime: runtime.clone(),
-            container: target.clone(),
-            command: command_line.clone(),
-            message,
-        };
-        let stderr = proc::said(&answer.stderr);
-        let hello = match answer.status {
-            _ if answer.timed_out => {
-                kill(&mut child);
-                return Err(open_error(format!("the shell did not answer within {:?}", self.timeouts.open)));
+        let answer = handshake(&started, &setup, self.timeouts.open, &target);
+        let hello = match self.hello(answer, &engine, &target, &started) {
+            Ok(hello) => hello,
+            Err(e) => {
+                started.client.kill_and_wait();
+                return Err(e);
             }
-            None => {
-                // The exec ended: what it printed says why.
-                let code = proc::wait_until(&mut child, Instant::now() + self.timeouts.close).map(proc::exit_code);
-                kill(&mut child);
-                let message = if stderr.is_empty() {
-                    format!("the exec exited with code {}", code.map_or("unknown".into(), |c| c.to_string()))
-                } else {
-                    stderr
-                };
-                let fallback = open_error(message.clone());
-                return Err(engine.diagnose(&target, &message, fallback));
-            }
-            Some(0) => Hello::parse(&answer.stdout),
-            Some(_) => None,
-        };
-        let Some(hello) = hello else {
-            kill(&mut child);
-            return Err(open_error(if stderr.is_empty() {
-                format!("unexpected answer {:?}", proc::said(&answer.stdout))
-            } else {
-                stderr
-            }));
         };
         // Start-up noise that came before the handshake began (busybox's banner, when the shell
         // starts fast) went unclaimed: it is not output of any command.
-        let _ = shared.take_unread();
-        shared.set_tap(self.tap);
+        let _ = started.router.take_unread();
+        started.router.set_tap(self.tap);
         let signaller = Arc::new(Signaller::new(
             engine.clone(),
             target.clone(),
@@ -277,48 +223,105 @@ impl SessionBuilder {
             hello.dialect,
             hello.instance,
         ));
-        let client = Arc::new(Client::new(child));
+        let Started { client, line, router, mut threads, .. } = started;
         let name = format!("boxshell-watch-{}", &id.simple().to_string()[..8]);
         let watch =
-            Watch::start(Arc::clone(&signaller), Arc::clone(&line), Arc::clone(&shared), Arc::clone(&client), name);
-        let (watch, watch_thread) = match watch {
-            Ok(started) => started,
-            Err(e) => {
-                client.kill_and_wait();
-                return Err(Error::io("starting the watch thread", e));
-            }
-        };
-        readers.push(watch_thread);
+            Watch::start(Arc::clone(&signaller), Arc::clone(&line), Arc::clone(&router), Arc::clone(&client), name);
+        let (watch, watch_thread) = watch.map_err(|e| {
+            client.kill_and_wait();
+            Error::io("starting the watch thread", e)
+        })?;
+        threads.push(watch_thread);
         let now = Instant::now();
         let session = Session {
             id,
             engine,
             target,
-            shell: self.shell,
-            client,
-            line,
-            shared,
-            threads: readers,
+            shell: Shell::new(self.shell, client, line),
+            router,
             signaller,
             watch,
-            dialect: hello.dialect,
+            threads,
+            scratch: Scratch::new(&hello.tmp_dir, id),
             seq: HANDSHAKE_SEQ,
             pending: None,
-            life: Life::Live,
             timeouts: self.timeouts,
             max_output: self.max_output,
-            tmp_dir: hello.tmp_dir,
-            temp_dir_made: false,
             metrics: Metrics { commands: 0, busy: Duration::ZERO, created: now, last_used: now },
         };
-        log::info!(
-            "session {} open in {} {} (shell pid {})",
-            session.id,
-            session.engine.runtime(),
-            session.target,
-            session.pid()
-        );
+        let (runtime, pid) = (session.engine.runtime(), session.pid());
+        log::info!("session {id} open in {runtime} {} (shell pid {pid})", session.target);
         Ok(session)
+    }
+
+    /// Starts the exec that runs the shell, and the threads reading its output.
+    fn spawn_shell(&self, engine: &Engine, target: &str, id: uuid::Uuid) -> Result<Started> {
+        let spec = ExecSpec { target, interactive: true, user: self.user.as_deref(), extra: &self.exec_args };
+        let shell = OsStr::new(&self.shell);
+        let mut cmd = engine.exec(&spec, &[shell, OsStr::new("-c"), OsStr::new(protocol::LAUNCH), shell]);
+        let command_line = proc::describe(&cmd);
+        log::info!("opening session: {command_line}");
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        // Own process group: a Ctrl-C meant for this program does not kill its sessions
+        // midway; they are closed in order instead.
+        cmd.process_group(0);
+        let mut child = cmd.spawn().map_err(|e| engine.spawn_error(cmd.get_program(), e))?;
+        let router = Router::new(self.unread_cap);
+        let mut threads = Vec::with_capacity(3);
+        if let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) {
+            let short = &id.simple().to_string()[..8];
+            for (stream, started) in [
+                (Stream::Stdout, router.start_reader(Stream::Stdout, out, format!("boxshell-out-{short}"))),
+                (Stream::Stderr, router.start_reader(Stream::Stderr, err, format!("boxshell-err-{short}"))),
+            ] {
+                match started {
+                    Ok(handle) => threads.push(handle),
+                    Err(e) => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        return Err(Error::io(format!("starting the {stream:?} reader thread"), e));
+                    }
+                }
+            }
+        }
+        let line = Arc::new(Mutex::new(Line { stdin: child.stdin.take() }));
+        Ok(Started { client: Arc::new(Client::new(child)), line, router, threads, command_line })
+    }
+
+    /// What the shell said to the handshake, or why it did not open.
+    fn hello(&self, answer: Answer, engine: &Engine, target: &str, started: &Started) -> Result<Hello> {
+        let open_error = |message: String| Error::Open {
+            runtime: engine.runtime().clone(),
+            container: target.to_string(),
+            command: started.command_line.clone(),
+            message,
+        };
+        let stderr = proc::said(&answer.stderr);
+        let hello = match answer.status {
+            _ if answer.timed_out => {
+                return Err(open_error(format!("the shell did not answer within {:?}", self.timeouts.open)));
+            }
+            None => {
+                // The exec ended: what it printed says why.
+                let code = started.client.wait_until(Instant::now() + self.timeouts.close).map(proc::exit_code);
+                let message = if stderr.is_empty() {
+                    format!("the exec exited with code {}", code.map_or("unknown".into(), |c| c.to_string()))
+                } else {
+                    stderr
+                };
+                let fallback = open_error(message.clone());
+                return Err(engine.diagnose(target, &message, fallback));
+            }
+            Some(0) => Hello::parse(&answer.stdout),
+            Some(_) => None,
+        };
+        hello.ok_or_else(|| {
+            open_error(if stderr.is_empty() {
+                format!("unexpected answer {:?}", proc::said(&answer.stdout))
+            } else {
+                stderr
+            })
+        })
     }
 
     fn validate(&self, runtime: &Runtime) -> Result<()> {
@@ -390,35 +393,28 @@ struct Answer {
 /// The setup's output is claimed before anything is written, so that what the shell prints
 /// at start (banners, job-control notices) cannot be taken for background output; what comes
 /// before the bootstrap's own sentinel is cut off.
-fn handshake(line: &Mutex<Line>, shared: &Shared, setup: &str, timeout: Duration, target: &str) -> Answer {
+fn handshake(started: &Started, setup: &str, timeout: Duration, target: &str) -> Answer {
     let (boot, token) = (Token::random(), Token::random());
-    let (done, rx) = crossbeam_channel::bounded(0);
-    let claimed = shared.begin(HANDSHAKE_SEQ, token.marker(), Sink::Keep(usize::MAX), done, false);
+    let router = &started.router;
+    let done = router.begin(HANDSHAKE_SEQ, token.marker(), Sink::Keep(usize::MAX), false);
     // The dialect is not known yet: the setup runs in the POSIX frame, which bash reads too.
     let mut text = protocol::bootstrap(&boot);
     text.push_str(&protocol::encode_command(Dialect::Posix, setup, &token, Input::Null, 0));
     // A failed write means the exec has ended already; its output says how.
-    let _ = lock(line).write(text.as_bytes(), target);
-    let deadline = Instant::now() + timeout;
-    // Output is kept by the readers; the channel only disconnects once the setup has ended.
-    let timed_out = claimed
-        && loop {
-            match rx.recv_deadline(deadline) {
-                Ok(_) => {}
-                Err(RecvTimeoutError::Disconnected) => break false,
-                Err(RecvTimeoutError::Timeout) => break true,
-            }
-        };
+    let _ = lock(&started.line).write(text.as_bytes(), target);
+    // Output is kept by the readers, and comes with the completion.
+    let completion = done.map(|done| done.recv_timeout(timeout));
+    let timed_out = matches!(completion, Some(Err(RecvTimeoutError::Timeout)));
     if timed_out {
-        shared.abandon(HANDSHAKE_SEQ);
+        router.abandon(HANDSHAKE_SEQ);
     }
-    let (status, [stdout, stderr]) = match shared.take_completion(HANDSHAKE_SEQ) {
-        Some(Completion { stdout: End::Sentinel(out), stderr: End::Sentinel(err), kept }) => {
+    let (status, PerStream { stdout, stderr }) = match completion {
+        Some(Ok(Completion { ends: PerStream { stdout: End::Sentinel(out), stderr: End::Sentinel(err) }, kept })) => {
             (protocol::parse_status(&err, &out).map(|s| s.code), kept.map(|k| k.finish().0))
         }
-        Some(Completion { kept, .. }) => (None, kept.map(|k| k.finish().0)),
+        Some(Ok(Completion { kept, .. })) => (None, kept.map(|k| k.finish().0)),
         // The exec ended before the handshake began: what it printed went unclaimed.
-        None => (None, shared.take_unread().bufs),
+        _ => (None, router.take_unread().bufs),
     };
     let after_boot = |bytes: Vec<u8>| {
         let mut mark = boot.marker().to_vec();
@@ -452,8 +448,12 @@ impl Hello {
     }
 }
 
-/// Kills the exec client of a shell that did not open.
-fn kill(child: &mut Child) {
-    let _ = child.kill();
-    let _ = child.wait();
+/// A shell's exec, started, with the threads reading its output.
+struct Started {
+    client: Arc<Client>,
+    line: Arc<Mutex<Line>>,
+    router: Arc<Router>,
+    threads: Vec<JoinHandle<()>>,
+    /// The exec's command line, for errors.
+    command_line: String,
 }

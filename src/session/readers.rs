@@ -3,9 +3,11 @@
 //! Each reader owns one pipe (the shell's stdout or stderr). While a command is running, the
 //! reader scans its stream for that command's sentinel and hands the bytes before it to the
 //! command's [`Sink`]; when it finds the sentinel it records the end of its stream in the route.
-//! When both streams have ended, the route drops the command's last sender, so the command's
-//! channel disconnects exactly when all of its output has been delivered: that disconnection is
-//! how a waiter learns the command is done, even if someone else took the events.
+//! The reader that ends the second stream sends the command's [`Completion`] (how both streams
+//! ended, and the output kept for it) on the command's own channel, after every byte of its
+//! output went to the sink: receiving it is how the driver learns the command is done. The
+//! route then drops its last sender of events, so a [`Running`](crate::Running)'s event channel
+//! disconnects too.
 //!
 //! A command's output goes to one of three sinks:
 //! - [`Sink::Events`]: a bounded channel of [`Event`]s, for [`Running`](crate::Running) and chunk
@@ -30,11 +32,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use super::protocol::{MARK_LEN, Scanner};
 use super::{Event, Stream};
-use crate::output::Gap;
+use crate::output::{Gap, PerStream};
 use crate::proc;
 
 /// A callback that sees every byte a session's shell writes, on the reader threads.
@@ -43,7 +45,7 @@ pub(crate) type Tap = Box<dyn FnMut(Stream, &[u8]) + Send>;
 /// Where a command's output goes.
 #[derive(Debug, Clone)]
 pub(crate) enum Sink {
-    /// Sent as events; the sender is also what signals the end.
+    /// Sent as events; the channel disconnects once the command has ended.
     Events(Sender<Event>),
     /// Kept by the readers, up to this many bytes per stream.
     Keep(usize),
@@ -56,7 +58,7 @@ pub(crate) enum Sink {
 pub(crate) enum End {
     /// The sentinel arrived; holds the bytes between it and its newline.
     Sentinel(Vec<u8>),
-    /// The stream closed first: the shell is gone.
+    /// The stream closed first (the shell is gone), or the command was given up.
     Eof,
 }
 
@@ -133,13 +135,19 @@ impl Kept {
 /// How both streams of a finished command ended, with the output kept for it.
 #[derive(Debug, Clone)]
 pub(crate) struct Completion {
-    pub stdout: End,
-    pub stderr: End,
-    pub kept: [Kept; 2],
+    pub ends: PerStream<End>,
+    pub kept: PerStream<Kept>,
 }
 
-/// State shared by a session and its reader threads.
-pub(crate) struct Shared {
+impl Completion {
+    /// The end of a command whose end was never seen.
+    pub(crate) fn unseen() -> Completion {
+        Completion { ends: PerStream { stdout: End::Eof, stderr: End::Eof }, kept: PerStream::default() }
+    }
+}
+
+/// The routing of a session's output: shared by the session and its reader threads.
+pub(crate) struct Router {
     route: Mutex<Route>,
     tap: Mutex<Option<Tap>>,
     /// When the readers last delivered a command's output, in nanoseconds since `epoch`; kept
@@ -153,8 +161,7 @@ pub(crate) struct Shared {
 
 struct Route {
     active: Option<Active>,
-    finished: Option<(u64, Completion)>,
-    eof: [bool; 2],
+    eof: PerStream<bool>,
     unread: Unread,
     /// The last two commands a recovery line was written for, with their sentinels. A reader
     /// is at most one command behind: the next cannot start before both streams of one ended.
@@ -165,23 +172,30 @@ struct Active {
     seq: u64,
     marker: [u8; MARK_LEN],
     sink: Sink,
-    /// Dropped when both streams have ended: disconnects the command's channel.
-    _done: Sender<Event>,
-    ends: [Option<End>; 2],
-    kept: [Kept; 2],
+    /// Where the completion goes, once both streams have ended.
+    done: Sender<Completion>,
+    ends: PerStream<Option<End>>,
+    kept: PerStream<Kept>,
+}
+
+impl Active {
+    /// Sends the command's completion (its channel holds one: the send cannot block).
+    fn complete(self, ends: PerStream<End>) {
+        let _ = self.done.try_send(Completion { ends, kept: self.kept });
+    }
 }
 
 /// Output no command claimed, capped per stream (the oldest bytes are dropped first).
 #[derive(Debug, Default)]
 pub(crate) struct Unread {
-    pub bufs: [Vec<u8>; 2],
+    pub bufs: PerStream<Vec<u8>>,
     pub dropped: u64,
     cap: usize,
 }
 
 impl Unread {
     fn push(&mut self, stream: Stream, bytes: &[u8]) {
-        let buf = &mut self.bufs[stream as usize];
+        let buf = &mut self.bufs[stream];
         buf.extend_from_slice(bytes);
         if buf.len() > self.cap {
             let excess = buf.len() - self.cap;
@@ -243,13 +257,12 @@ impl Stale {
     }
 }
 
-impl Shared {
-    pub(crate) fn new(unread_cap: usize) -> Arc<Shared> {
-        Arc::new(Shared {
+impl Router {
+    pub(crate) fn new(unread_cap: usize) -> Arc<Router> {
+        Arc::new(Router {
             route: Mutex::new(Route {
                 active: None,
-                finished: None,
-                eof: [false; 2],
+                eof: PerStream::default(),
                 unread: Unread { cap: unread_cap, ..Unread::default() },
                 recovered: [None; 2],
             }),
@@ -299,51 +312,38 @@ impl Shared {
         *self.tap.lock().unwrap_or_else(|e| e.into_inner()) = tap;
     }
 
-    /// Makes command `seq` the one whose output goes to `sink`; dropping `done` (once both
-    /// streams have ended) signals its end. With `watch_idle`, when it last printed is kept
-    /// ([`last_output`](Shared::last_output)). Returns false if the shell's streams have both
-    /// closed already (the command can never run).
+    /// Makes command `seq` the one whose output goes to `sink`. With `watch_idle`, when it
+    /// last printed is kept ([`last_output`](Router::last_output)). Returns where its
+    /// [`Completion`] will come, or `None` if the shell's streams have both closed already
+    /// (the command can never run).
     pub(crate) fn begin(
         &self,
         seq: u64,
         marker: [u8; MARK_LEN],
         sink: Sink,
-        done: Sender<Event>,
         watch_idle: bool,
-    ) -> bool {
+    ) -> Option<Receiver<Completion>> {
         let mut route = self.route();
-        route.finished = None;
         let ends = route.eof.map(|eof| eof.then_some(End::Eof));
-        if ends.iter().all(Option::is_some) {
-            return false;
+        if ends.stdout.is_some() && ends.stderr.is_some() {
+            return None;
         }
-        route.active = Some(Active { seq, marker, sink, _done: done, ends, kept: Default::default() });
+        let (done, completion) = crossbeam_channel::bounded(1);
+        route.active = Some(Active { seq, marker, sink, done, ends, kept: PerStream::default() });
         drop(route);
         self.watch_idle.store(watch_idle, Ordering::Relaxed);
         if watch_idle {
             self.touch();
         }
-        true
-    }
-
-    /// How command `seq` ended, once both its streams have.
-    pub(crate) fn take_completion(&self, seq: u64) -> Option<Completion> {
-        let mut route = self.route();
-        match route.finished.take() {
-            Some((s, c)) if s == seq => Some(c),
-            other => {
-                route.finished = other;
-                None
-            }
-        }
+        Some(completion)
     }
 
     /// Ends command `seq` without its sentinels (the shell is gone but something still holds
-    /// its pipes open). Later output is unclaimed.
+    /// its pipes open): its completion says both streams closed. Later output is unclaimed.
     pub(crate) fn abandon(&self, seq: u64) {
-        let mut route = self.route();
-        if route.active.as_ref().is_some_and(|a| a.seq == seq) {
-            route.active = None;
+        let abandoned = self.route().active.take_if(|a| a.seq == seq);
+        if let Some(active) = abandoned {
+            active.complete(PerStream { stdout: End::Eof, stderr: End::Eof });
         }
     }
 
@@ -439,10 +439,10 @@ impl Shared {
         };
         let ended = {
             let mut route = self.route();
-            route.eof[stream as usize] = true;
+            route.eof[stream] = true;
             match (&route.active, current) {
                 (Some(a), Some((seq, kept))) if a.seq == seq => Some((seq, kept)),
-                (Some(a), _) if a.ends[stream as usize].is_none() => Some((a.seq, Kept::default())),
+                (Some(a), _) if a.ends[stream].is_none() => Some((a.seq, Kept::default())),
                 _ => None,
             }
         };
@@ -459,7 +459,7 @@ impl Shared {
             reader.stale = Self::stale_in(&route, reader.ended);
         }
         let Some(active) = route.active.as_ref() else { return };
-        if active.ends[stream as usize].is_some() {
+        if active.ends[stream].is_some() {
             return;
         }
         let kept = match active.sink {
@@ -519,11 +519,15 @@ impl Shared {
         let mut route = self.route();
         let stale = Self::stale_in(&route, seq);
         let Some(active) = route.active.as_mut().filter(|a| a.seq == seq) else { return stale };
-        active.ends[stream as usize] = Some(end);
-        active.kept[stream as usize] = kept;
-        let both = route.active.take_if(|a| matches!(a.ends, [Some(_), Some(_)]));
-        if let Some(Active { ends: [Some(stdout), Some(stderr)], kept, .. }) = both {
-            route.finished = Some((seq, Completion { stdout, stderr, kept }));
+        active.ends[stream] = Some(end);
+        active.kept[stream] = kept;
+        let both = route.active.take_if(|a| a.ends.stdout.is_some() && a.ends.stderr.is_some());
+        drop(route);
+        if let Some(mut active) = both {
+            let ends = std::mem::take(&mut active.ends);
+            if let PerStream { stdout: Some(stdout), stderr: Some(stderr) } = ends {
+                active.complete(PerStream { stdout, stderr });
+            }
         }
         stale
     }
