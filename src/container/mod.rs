@@ -341,7 +341,7 @@ impl Containers {
                 (None, stdout, stderr, true)
             }
         };
-        let exit_code = status.map_or(137, proc::exit_code);
+        let exit_code = status.map_or(Output::KILLED, proc::exit_code);
         if !timed_out && exit_code != 0 {
             // Was it the command that failed, or the exec (container gone, stopped, engine down)?
             let message = String::from_utf8_lossy(&stderr).trim().to_string();
