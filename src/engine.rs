@@ -18,7 +18,7 @@ pub(crate) use crate::proc::Op;
 use crate::proc::{self, Caller, Captured};
 use crate::reap::{REAP_SCRIPT, Reap};
 use crate::runtime::Runtime;
-use crate::state::ContainerState;
+use crate::state::State;
 use crate::text;
 
 /// How long probing an engine may take before it counts as not answering.
@@ -122,6 +122,11 @@ impl Engine {
         &self.runtime
     }
 
+    /// What errors say they went through.
+    pub(crate) fn via(&self) -> Via {
+        Via::Runtime(self.runtime.clone())
+    }
+
     /// The program that is run.
     pub fn get_program(&self) -> &OsStr {
         &self.program
@@ -148,11 +153,7 @@ impl Engine {
         if out.status.success() && !out.stdout.trim_ascii().is_empty() {
             Ok(())
         } else {
-            Err(Error::RuntimeUnavailable {
-                runtime: self.runtime.clone(),
-                command: proc::describe(&cmd),
-                message: out.message(),
-            })
+            Err(Error::RuntimeUnavailable { via: self.via(), command: proc::describe(&cmd), message: out.message() })
         }
     }
 
@@ -262,7 +263,7 @@ impl Engine {
     }
 
     fn caller(&self) -> Caller {
-        Caller { via: Via::Runtime(self.runtime.clone()) }
+        Caller { via: self.via() }
     }
 
     /// Why an exec into `target` failed: the container is missing or not running, the engine
@@ -307,25 +308,25 @@ impl Engine {
     pub(crate) fn container_problem(&self, target: &str, message: &str) -> Option<Error> {
         let mut cmd = self.state_command(target)?;
         let status = self.run_command(Op("inspect", target), &mut cmd, PROBE_TIMEOUT).map(|out| (cmd, out));
-        let runtime = self.runtime.clone();
+        let via = self.via();
         let container = target.to_string();
         let message = message.to_string();
         Some(match status {
             // `TYPE/NAME` exists: kubectl exec picks its pod, and says what is wrong with it.
             Ok((_, out)) if out.status.success() && self.resolves_target(target) => return None,
             Ok((cmd, out)) if out.status.success() => match String::from_utf8_lossy(&out.stdout).trim() {
-                word if ContainerState::from_engine(word) == ContainerState::Running => return None,
+                word if State::from_engine(word) == State::Running => return None,
                 word if !word.is_empty() && word.len() <= 20 && word.bytes().all(|b| b.is_ascii_alphabetic()) => {
                     Error::ContainerNotRunning {
-                        runtime,
+                        via,
                         container,
-                        state: ContainerState::from_engine(word),
+                        state: State::from_engine(word),
                         engine_state: word.to_lowercase(),
                         message,
                     }
                 }
                 _ => Error::RuntimeUnavailable {
-                    runtime,
+                    via,
                     command: proc::describe(&cmd),
                     message: format!(
                         "unexpected answer {:?}",
@@ -334,7 +335,7 @@ impl Engine {
                 },
             },
             Ok((_, out)) if is_no_such_container(&out.message()) => {
-                Error::ContainerNotFound { runtime, container, message }
+                Error::ContainerNotFound { via, container, message }
             }
             Ok((cmd, out)) => {
                 let said = out.message();
@@ -342,7 +343,7 @@ impl Engine {
                     (true, _) | (_, true) => message,
                     _ => format!("{said}; {message}"),
                 };
-                Error::RuntimeUnavailable { runtime, command: proc::describe(&cmd), message }
+                Error::RuntimeUnavailable { via, command: proc::describe(&cmd), message }
             }
             Err(e) => e,
         })

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::output::{Output, Stream};
 use crate::runtime::Runtime;
-use crate::state::{ContainerState, State};
+use crate::state::State;
 
 /// Shorthand for `Result<T, boxshell::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -35,10 +35,10 @@ pub enum Error {
 
     /// The runtime's program runs, but its engine does not answer (daemon down, socket
     /// unreachable, no permission).
-    #[error("{runtime}: engine not answering (`{command}`): {message}")]
+    #[error("{via}: engine not answering (`{command}`): {message}")]
     RuntimeUnavailable {
         /// The runtime.
-        runtime: Runtime,
+        via: Via,
         /// The command that was tried.
         command: String,
         /// What the CLI printed.
@@ -55,10 +55,10 @@ pub enum Error {
     },
 
     /// The container does not exist.
-    #[error("{runtime}: container `{container}` not found: {message}")]
+    #[error("{via}: container `{container}` not found: {message}")]
     ContainerNotFound {
         /// The runtime.
-        runtime: Runtime,
+        via: Via,
         /// Container name or id.
         container: String,
         /// What the CLI printed.
@@ -66,14 +66,14 @@ pub enum Error {
     },
 
     /// The container exists but is not running (stopped, exited, created or paused).
-    #[error("{runtime}: container `{container}` is not running ({engine_state}): {message}")]
+    #[error("{via}: container `{container}` is not running ({engine_state}): {message}")]
     ContainerNotRunning {
         /// The runtime.
-        runtime: Runtime,
+        via: Via,
         /// Container name or id.
         container: String,
         /// Its state: stopped, exited or paused.
-        state: ContainerState,
+        state: State,
         /// The state word of the engine, e.g. `exited` or `created`.
         engine_state: String,
         /// What the CLI printed.
@@ -142,19 +142,19 @@ pub enum Error {
     },
 
     /// The runtime cannot do what was asked, e.g. `user` with the local runtime.
-    #[error("{runtime}: {what} is not supported")]
+    #[error("{via}: {what} is not supported")]
     Unsupported {
         /// The runtime.
-        runtime: Runtime,
+        via: Via,
         /// The option or operation.
         what: &'static str,
     },
 
     /// The session's shell could not be started in the container, or did not get ready.
-    #[error("{runtime}: could not open a shell in `{container}` (`{command}`): {message}")]
+    #[error("{via}: could not open a shell in `{container}` (`{command}`): {message}")]
     Open {
         /// The runtime.
-        runtime: Runtime,
+        via: Via,
         /// Container name or id (`-` for the local runtime).
         container: String,
         /// The command line that was run.
@@ -165,10 +165,10 @@ pub enum Error {
 
     /// The session's shell has exited (`exit`, a failure under `set -e`, the container stopped),
     /// so the session cannot run more commands.
-    #[error("{runtime}: the shell of the session in `{container}` has exited{}", code.map(|c| format!(" with code {c}")).unwrap_or_default())]
+    #[error("{via}: the shell of the session in `{container}` has exited{}", code.map(|c| format!(" with code {c}")).unwrap_or_default())]
     ShellExited {
         /// The runtime.
-        runtime: Runtime,
+        via: Via,
         /// Container name or id.
         container: String,
         /// The shell's exit code, when known.

@@ -25,7 +25,7 @@ pub use pool::{Pool, PoolBuilder, Pooled, PooledStatus};
 pub use proc::Stop;
 pub use runtime::{Custom, Kubectl, Runtime};
 pub use session::{Cmd, Interrupter, Metrics, Running, Session, SessionBuilder, Unread};
-pub use state::{ContainerState, State};
+pub use state::State;
 /// What the fuzz target drives (`cargo fuzz`, which builds with `--cfg fuzzing`). Not API.
 #[cfg(fuzzing)]
 #[doc(hidden)]
@@ -40,7 +40,7 @@ pub mod fuzzing {
 }
 
 pub use text::quote;
-pub use tmux::{Keys, Tmux, TmuxSpec, TmuxState, TmuxStatus};
+pub use tmux::{Keys, Tmux, TmuxSpec, TmuxStatus};
 
 /// Compile-time proof of the thread-safety promised in the docs.
 #[allow(dead_code)]

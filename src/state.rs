@@ -1,51 +1,25 @@
 //! What the backends say about a container or a session: the crate's words for states, used
 //! by statuses and errors alike.
 
-/// A container's state, simplified from the engine's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ContainerState {
-    /// Running (or restarting).
-    Running,
-    /// Paused: its processes are frozen, not gone.
-    Paused,
-    /// Created but not started, or dead.
-    Stopped,
-    /// Its main process has exited.
-    Exited,
-    /// The engine reports a state boxshell does not know.
-    Unknown,
-}
-
-impl ContainerState {
-    /// The state for the engine's word (docker's and podman's `State.Status`, a pod's phase).
-    pub(crate) fn from_engine(word: &str) -> ContainerState {
-        match word.to_ascii_lowercase().as_str() {
-            "running" | "restarting" | "stopping" => ContainerState::Running,
-            "paused" => ContainerState::Paused,
-            // Podman says `stopped` between the main process's exit and its clean-up.
-            "exited" | "stopped" | "succeeded" | "failed" => ContainerState::Exited,
-            "created" | "dead" | "configured" | "initialized" | "removing" | "pending" => ContainerState::Stopped,
-            _ => ContainerState::Unknown,
-        }
-    }
-}
-
-/// The state of a session, across backends.
+/// The state of what a backend runs, in the crate's words: a container
+/// ([`ContainerStatus`](crate::container::ContainerStatus), [`Error::ContainerNotRunning`](crate::Error::ContainerNotRunning)),
+/// a tmux session's command ([`TmuxStatus`](crate::tmux::TmuxStatus)), or a session the
+/// [`Ops`](crate::ops::Ops) facade manages ([`SessionStatus`](crate::ops::SessionStatus)).
+/// Each says which of these states it can report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum State {
     /// Its process runs.
     Running,
-    /// A paused container: its processes are frozen.
+    /// A paused container: its processes are frozen, not gone.
     Paused,
-    /// A container that exists but does not run (created, dead).
+    /// A container that exists but does not run: created but not started, or dead.
     Stopped,
-    /// Its process has exited; see [`SessionStatus::exit_code`](crate::SessionStatus::exit_code).
+    /// Its process has exited; the status beside it holds the exit code.
     Exited,
-    /// Defined, but not started.
+    /// Defined in [`Ops`](crate::ops::Ops), but not started.
     Defined,
-    /// The backend reports something else.
+    /// The backend reports a state boxshell does not know.
     Unknown,
 }
 
@@ -64,14 +38,16 @@ impl std::fmt::Display for State {
     }
 }
 
-impl From<ContainerState> for State {
-    fn from(state: ContainerState) -> State {
-        match state {
-            ContainerState::Running => State::Running,
-            ContainerState::Paused => State::Paused,
-            ContainerState::Stopped => State::Stopped,
-            ContainerState::Exited => State::Exited,
-            ContainerState::Unknown => State::Unknown,
+impl State {
+    /// The state for the engine's word (docker's and podman's `State.Status`, a pod's phase).
+    pub(crate) fn from_engine(word: &str) -> State {
+        match word.to_ascii_lowercase().as_str() {
+            "running" | "restarting" | "stopping" => State::Running,
+            "paused" => State::Paused,
+            // Podman says `stopped` between the main process's exit and its clean-up.
+            "exited" | "stopped" | "succeeded" | "failed" => State::Exited,
+            "created" | "dead" | "configured" | "initialized" | "removing" | "pending" => State::Stopped,
+            _ => State::Unknown,
         }
     }
 }

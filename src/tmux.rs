@@ -101,23 +101,17 @@ pub enum Keys {
     Enter,
 }
 
-/// The state of a tmux session's command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TmuxState {
-    /// Its command is running.
-    Running,
-    /// Its command has exited with this status; the pane is kept for its output.
-    Exited(i32),
-}
-
 /// What tmux says about a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TmuxStatus {
     /// Session name.
     pub name: String,
-    /// Whether its command runs.
-    pub state: TmuxState,
+    /// [`State::Running`] while its command runs, then [`State::Exited`] (the pane is kept for
+    /// its output); no other state.
+    pub state: State,
+    /// The command's exit status once it has exited (`128 + N` for signal N).
+    pub exit_code: Option<i32>,
     /// PID of the command in its active pane.
     pub pid: Option<u32>,
     /// When the session was created.
@@ -168,11 +162,7 @@ impl Tmux {
     pub fn start(&self, spec: &TmuxSpec) -> Result<TmuxStatus> {
         text::session_name(&spec.name)?;
         if let Ok(status) = self.status(&spec.name) {
-            let state = match status.state {
-                TmuxState::Running => State::Running,
-                TmuxState::Exited(_) => State::Exited,
-            };
-            return Err(Error::AlreadyExists { via: self.via(), name: spec.name.clone(), state });
+            return Err(Error::AlreadyExists { via: self.via(), name: spec.name.clone(), state: status.state });
         }
         let mut args: Vec<OsString> = ["new-session", "-d", "-s", &spec.name].map(OsString::from).to_vec();
         if let Some(dir) = &spec.workdir {
@@ -204,14 +194,11 @@ impl Tmux {
     /// [`Error::NotFound`]; [`Error::Failed`] (operation `stop`).
     pub fn stop(&self, name: &str, how: Stop) -> Result<()> {
         let status = self.status(name)?;
-        if let (Stop::Graceful(timeout), TmuxState::Running) = (how, status.state) {
+        if let (Stop::Graceful(timeout), State::Running) = (how, status.state) {
             self.run("stop", name, &["send-keys", "-t", &pane(name), "C-c"])?;
             // Each look runs tmux: one every 20 ms, not the quick start of a cheap check.
             proc::poll_until(Instant::now() + timeout, Duration::from_millis(20), || {
-                matches!(
-                    self.status(name),
-                    Ok(TmuxStatus { state: TmuxState::Exited(_), .. }) | Err(Error::NotFound { .. })
-                )
+                matches!(self.status(name), Ok(TmuxStatus { state: State::Exited, .. }) | Err(Error::NotFound { .. }))
             });
         }
         match self.run("stop", name, &["kill-session", "-t", &format!("={name}")]) {
@@ -371,14 +358,12 @@ impl Tmux {
         // A pane is marked dead when its terminal closes, a moment before its process is
         // reaped; until then there is no status and it counts as running.
         let exit = status.parse().ok().or_else(|| signal.parse::<i32>().ok().map(|s| 128 + s));
-        let state = match exit {
-            Some(code) if *dead == "1" => TmuxState::Exited(code),
-            _ => TmuxState::Running,
-        };
+        let exit_code = exit.filter(|_| *dead == "1");
         let status = TmuxStatus {
             name: name.to_string(),
-            state,
-            pid: pid.parse().ok().filter(|_| state == TmuxState::Running),
+            state: if exit_code.is_some() { State::Exited } else { State::Running },
+            exit_code,
+            pid: pid.parse().ok().filter(|_| exit_code.is_none()),
             created: created.parse().ok().map(|secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs)),
             windows: windows.parse().unwrap_or(0),
             attached: attached.parse().unwrap_or(0),
@@ -427,17 +412,20 @@ mod tests {
         let tmux = Tmux::new().socket("s");
         let p = tmux.parse_status("web\x1f10\x1f2\x1f1\x1f4242\x1f0\x1f\x1f\x1f77").unwrap();
         let s = p.status;
-        assert_eq!((s.state, s.pid, s.windows, s.attached), (TmuxState::Running, Some(4242), 2, 1));
+        assert_eq!((s.state, s.exit_code, s.pid, s.windows, s.attached), (State::Running, None, Some(4242), 2, 1));
         assert_eq!(s.created, Some(SystemTime::UNIX_EPOCH + Duration::from_secs(10)));
         assert_eq!(s.socket.as_deref(), Some("s"));
         assert!(!p.unreaped && p.server_pid == 77);
         let p = tmux.parse_status("web\x1f10\x1f1\x1f0\x1f4242\x1f1\x1f3\x1f\x1f77").unwrap();
-        assert_eq!((p.status.state, p.status.pid, p.unreaped), (TmuxState::Exited(3), None, false));
+        assert_eq!(
+            (p.status.state, p.status.exit_code, p.status.pid, p.unreaped),
+            (State::Exited, Some(3), None, false)
+        );
         let p = tmux.parse_status("web\x1f10\x1f1\x1f0\x1f4242\x1f1\x1f\x1f9\x1f77").unwrap();
-        assert_eq!(p.status.state, TmuxState::Exited(137));
+        assert_eq!((p.status.state, p.status.exit_code), (State::Exited, Some(137)));
         // Dead, but not reaped yet: still running, and worth a nudge.
         let p = tmux.parse_status("web\x1f10\x1f1\x1f0\x1f4242\x1f1\x1f\x1f\x1f77").unwrap();
-        assert_eq!((p.status.state, p.unreaped), (TmuxState::Running, true));
+        assert_eq!((p.status.state, p.status.exit_code, p.unreaped), (State::Running, None, true));
         assert!(tmux.parse_status("short").is_none());
     }
 

@@ -33,7 +33,7 @@ use crate::output::{Logs, Output};
 use crate::proc::{self, Captured, Stop};
 use crate::reap::{self, Reap};
 use crate::session::SessionBuilder;
-use crate::state::{ContainerState, State};
+use crate::state::State;
 use crate::text;
 
 mod logs;
@@ -67,7 +67,7 @@ pub struct ContainerStatus {
     /// Name (without docker's leading `/`).
     pub name: String,
     /// Simplified state.
-    pub state: ContainerState,
+    pub state: State,
     /// The state word of the engine: `running`, `exited`, `created`, `paused`, ...
     pub engine_state: String,
     /// PID of the main process on the host, while running or paused.
@@ -142,7 +142,7 @@ impl Containers {
         if !out.status.success() {
             let message = out.message();
             if message.contains("already in use") {
-                let state = self.status(&name).map_or(State::Unknown, |s| s.state.into());
+                let state = self.status(&name).map_or(State::Unknown, |s| s.state);
                 return Err(Error::AlreadyExists { via: self.engine.runtime().clone().into(), name, state });
             }
             return Err(self.engine.failed(op, &cmd, message));
@@ -177,7 +177,7 @@ impl Containers {
             Stop::Kill => match self.call("kill", name, &["kill"], self.timeout) {
                 // `kill` refuses a container that is not running; that is stopped enough.
                 Err(e @ Error::Failed { .. }) => match self.status(name) {
-                    Ok(status) if status.state != ContainerState::Running => Ok(()),
+                    Ok(status) if status.state != State::Running => Ok(()),
                     _ => Err(e),
                 },
                 other => other.map(drop),
@@ -400,10 +400,10 @@ impl Containers {
     #[must_use = "attach returns only when it failed: the error says why"]
     pub fn attach(&self, name: &str) -> Error {
         match self.status(name) {
-            Ok(status) if status.state == ContainerState::Running => {}
+            Ok(status) if status.state == State::Running => {}
             Ok(status) => {
                 return Error::ContainerNotRunning {
-                    runtime: self.engine.runtime().clone(),
+                    via: self.engine.via(),
                     container: name.to_string(),
                     state: status.state,
                     engine_state: status.engine_state,
@@ -439,19 +439,12 @@ impl Containers {
         if self.engine.runtime().manages_containers() {
             Ok(())
         } else {
-            Err(Error::Unsupported {
-                runtime: self.engine.runtime().clone(),
-                what: "container management (docker and podman only)",
-            })
+            Err(Error::Unsupported { via: self.engine.via(), what: "container management (docker and podman only)" })
         }
     }
 
     fn not_found(&self, name: &str, message: &str) -> Error {
-        Error::ContainerNotFound {
-            runtime: self.engine.runtime().clone(),
-            container: name.to_string(),
-            message: message.to_string(),
-        }
+        Error::ContainerNotFound { via: self.engine.via(), container: name.to_string(), message: message.to_string() }
     }
 }
 
@@ -566,7 +559,7 @@ fn parse_statuses(stdout: &[u8]) -> Vec<ContainerStatus> {
 fn parse_status(line: &str) -> Option<ContainerStatus> {
     let f: Vec<&str> = line.split('\x1f').collect();
     let [id, name, engine_state, pid, created, image, exit_code, managed] = f.as_slice() else { return None };
-    let state = ContainerState::from_engine(engine_state);
+    let state = State::from_engine(engine_state);
     Some(ContainerStatus {
         id: id.to_string(),
         name: name.trim_start_matches('/').to_string(),
@@ -575,7 +568,7 @@ fn parse_status(line: &str) -> Option<ContainerStatus> {
         pid: pid.parse().ok().filter(|&p| p != 0),
         created: parse_time(created),
         image: image.to_string(),
-        exit_code: (state == ContainerState::Exited).then(|| exit_code.parse().ok()).flatten(),
+        exit_code: (state == State::Exited).then(|| exit_code.parse().ok()).flatten(),
         managed: *managed == "true",
     })
 }
@@ -641,15 +634,12 @@ mod tests {
         let s = parse_status(line).unwrap();
         assert_eq!(
             (s.name.as_str(), s.state, s.pid, s.exit_code, s.managed),
-            ("web", ContainerState::Exited, None, Some(3), true)
+            ("web", State::Exited, None, Some(3), true)
         );
         assert_eq!(s.created, epoch(10, 0));
         let line = "abc\x1fweb\x1fpaused\x1f42\x1fx\x1fnginx\x1f0\x1f<no value>";
         let s = parse_status(line).unwrap();
-        assert_eq!(
-            (s.state, s.pid, s.exit_code, s.managed, s.created),
-            (ContainerState::Paused, Some(42), None, false, None)
-        );
+        assert_eq!((s.state, s.pid, s.exit_code, s.managed, s.created), (State::Paused, Some(42), None, false, None));
         assert!(parse_status("too\x1ffew").is_none());
     }
 

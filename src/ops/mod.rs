@@ -34,9 +34,9 @@ use crate::engine::Engine;
 use crate::error::{Error, Result, Via};
 use crate::output::Logs;
 use crate::proc::Stop;
-use crate::state::{ContainerState, State};
+use crate::state::State;
 use crate::text::quote;
-use crate::tmux::{Tmux, TmuxSpec, TmuxState, TmuxStatus};
+use crate::tmux::{Tmux, TmuxSpec, TmuxStatus};
 
 /// Where a session lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -339,7 +339,7 @@ impl Ops {
         match def.backend.unwrap_or(self.default_backend) {
             Backend::Tmux => {
                 let tmux = self.tmux_on(def.socket.as_deref());
-                if let Ok(TmuxStatus { state: TmuxState::Exited(_), .. }) = tmux.status(name) {
+                if let Ok(TmuxStatus { state: State::Exited, .. }) = tmux.status(name) {
                     log::info!("replacing exited tmux session {name}");
                     tmux.stop(name, Stop::Kill)?;
                 }
@@ -367,7 +367,7 @@ impl Ops {
                     message: "a container session needs an image".into(),
                 })?;
                 if let Ok(status) = containers.status(name) {
-                    if status.state == ContainerState::Running {
+                    if status.state == State::Running {
                         return Err(Error::AlreadyExists {
                             via: containers.engine().runtime().clone().into(),
                             name: name.to_string(),
@@ -615,23 +615,19 @@ fn not_found(name: &str) -> Error {
 }
 
 fn tmux_info(s: TmuxStatus) -> SessionStatus {
-    let (state, exit_code) = match s.state {
-        TmuxState::Running => (State::Running, None),
-        TmuxState::Exited(code) => (State::Exited, Some(code)),
-    };
     SessionStatus {
         name: s.name,
         backend: Backend::Tmux,
-        state,
+        state: s.state,
         pid: s.pid,
         created: s.created,
         image: None,
-        exit_code,
+        exit_code: s.exit_code,
     }
 }
 
 fn container_info(s: crate::container::ContainerStatus) -> SessionStatus {
-    let state = s.state.into();
+    let state = s.state;
     SessionStatus {
         name: s.name,
         backend: Backend::Container,

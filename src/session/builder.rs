@@ -291,7 +291,7 @@ impl SessionBuilder {
     /// What the shell said to the handshake, or why it did not open.
     fn hello(&self, answer: Answer, engine: &Engine, target: &str, started: &Started) -> Result<Hello> {
         let open_error = |message: String| Error::Open {
-            runtime: engine.runtime().clone(),
+            via: engine.via(),
             container: target.to_string(),
             command: started.command_line.clone(),
             message,
@@ -328,7 +328,7 @@ impl SessionBuilder {
         validate_target(runtime, &self.target)?;
         if self.user.is_some() && !runtime.manages_containers() {
             return Err(Error::Unsupported {
-                runtime: runtime.clone(),
+                via: runtime.clone().into(),
                 what: "`user` (only docker and podman exec take one)",
             });
         }

@@ -9,17 +9,13 @@ use super::shell::Life;
 use crate::error::{Error, Result};
 use crate::proc;
 use crate::reap::{Reap, Scope, Signal};
-use crate::state::ContainerState;
+use crate::state::State;
 use crate::text;
 
 impl Session {
     /// [`Error::ShellExited`], with the shell's exit code when known.
     pub(super) fn shell_exited(&self) -> Error {
-        Error::ShellExited {
-            runtime: self.engine.runtime().clone(),
-            container: self.target.clone(),
-            code: self.shell.exit_code(),
-        }
+        Error::ShellExited { via: self.engine.via(), container: self.target.clone(), code: self.shell.exit_code() }
     }
 
     /// Records that the shell has exited: reaps the exec client (within the close timeout)
@@ -44,7 +40,7 @@ impl Session {
         match self.signaller.signal(Scope::Session, Signal::Kill, self.scratch.existing()) {
             Ok(_) | Err(Error::ContainerNotFound { .. }) => Ok(()),
             // A stopped container has no processes left; a paused one still has them all.
-            Err(Error::ContainerNotRunning { state, .. }) if state != ContainerState::Paused => Ok(()),
+            Err(Error::ContainerNotRunning { state, .. }) if state != State::Paused => Ok(()),
             Err(e) => {
                 log::warn!("cleaning up after the session in {}: {e}", self.target);
                 Err(e)

@@ -20,14 +20,14 @@ use super::stop::{Abort, Action, Outcome, Stop};
 use super::{TICK, lock};
 use crate::error::{Error, Result};
 use crate::reap::{Reaped, Scope, Signal};
-use crate::state::ContainerState;
+use crate::state::State;
 
 /// Stack of the watch thread: it runs the signalling execs.
 const WATCH_STACK: usize = 256 * 1024;
 
 /// What the watch and the session share.
 pub(super) struct Watch {
-    state: Mutex<State>,
+    state: Mutex<Plan>,
     wake: Condvar,
     /// Held while a step is taken.
     acting: Mutex<()>,
@@ -38,7 +38,8 @@ pub(super) struct Watch {
     client: Arc<Client>,
 }
 
-struct State {
+/// What the watch thread follows and when it looks next.
+struct Plan {
     running: Option<Watched>,
     /// When the thread looks next; `None` while it waits to be told.
     planned: Option<Instant>,
@@ -68,7 +69,7 @@ impl Watch {
         name: String,
     ) -> std::io::Result<(Arc<Watch>, JoinHandle<()>)> {
         let watch = Arc::new(Watch {
-            state: Mutex::new(State { running: None, planned: None, closed: false }),
+            state: Mutex::new(Plan { running: None, planned: None, closed: false }),
             wake: Condvar::new(),
             acting: Mutex::new(()),
             signaller,
@@ -237,9 +238,7 @@ fn outcome(signalled: Result<Reaped>) -> (Outcome, Option<Error>) {
         // Gone with the container: nothing left to stop.
         Err(e @ Error::ContainerNotFound { .. }) => (Outcome::ShellGone, Some(e)),
         // A stopped container has no processes left; a paused one still has them all.
-        Err(e @ Error::ContainerNotRunning { state, .. }) if state != ContainerState::Paused => {
-            (Outcome::ShellGone, Some(e))
-        }
+        Err(e @ Error::ContainerNotRunning { state, .. }) if state != State::Paused => (Outcome::ShellGone, Some(e)),
         Err(e) => (Outcome::Unreachable, Some(e)),
     }
 }
@@ -299,9 +298,15 @@ mod tests {
     use super::*;
     use crate::runtime::Runtime;
 
-    fn not_running(state: ContainerState) -> Error {
+    fn not_running(state: State) -> Error {
         let (engine_state, message) = (String::new(), String::new());
-        Error::ContainerNotRunning { runtime: Runtime::Docker, container: "web".into(), state, engine_state, message }
+        Error::ContainerNotRunning {
+            via: Runtime::Docker.into(),
+            container: "web".into(),
+            state,
+            engine_state,
+            message,
+        }
     }
 
     #[test]
@@ -316,16 +321,16 @@ mod tests {
             assert!(matches!(outcome(Ok(reaped)), (Outcome::ShellGone, None)));
         }
         let gone =
-            Error::ContainerNotFound { runtime: Runtime::Podman, container: "web".into(), message: "gone".into() };
+            Error::ContainerNotFound { via: Runtime::Podman.into(), container: "web".into(), message: "gone".into() };
         assert!(matches!(outcome(Err(gone)), (Outcome::ShellGone, Some(Error::ContainerNotFound { .. }))));
-        for state in [ContainerState::Exited, ContainerState::Stopped] {
+        for state in [State::Exited, State::Stopped] {
             assert!(matches!(outcome(Err(not_running(state))), (Outcome::ShellGone, Some(_))));
         }
     }
 
     #[test]
     fn a_paused_container_or_a_silent_engine_is_out_of_reach() {
-        assert!(matches!(outcome(Err(not_running(ContainerState::Paused))), (Outcome::Unreachable, Some(_))));
+        assert!(matches!(outcome(Err(not_running(State::Paused))), (Outcome::Unreachable, Some(_))));
         let silent = Error::io("signal", std::io::Error::from(std::io::ErrorKind::TimedOut));
         assert!(matches!(outcome(Err(silent)), (Outcome::Unreachable, Some(Error::Io { .. }))));
     }

@@ -4,7 +4,7 @@
 use std::io::Read;
 use std::time::{Duration, Instant, SystemTime};
 
-use boxshell::{ContainerSpec, ContainerState, Containers, Error, Scope, State, Stop, Stream, Volumes};
+use boxshell::{ContainerSpec, Containers, Error, Scope, State, Stop, Stream, Volumes};
 
 use crate::ensure;
 use crate::harness::{
@@ -52,7 +52,7 @@ fn run_status_stop_remove(fx: &Fixture) -> R {
     assert_eq!(inspect(fx, &name, "{{.State.Status}}"), "running");
     assert_eq!(inspect(fx, &name, "{{index .Config.Labels \"role\"}}"), "web server");
     let s = web.status()?;
-    assert_eq!((s.state, s.engine_state.as_str(), s.managed), (ContainerState::Running, "running", true));
+    assert_eq!((s.state, s.engine_state.as_str(), s.managed), (State::Running, "running", true));
     assert_eq!(s.name, name);
     assert_eq!(s.id, web.id());
     assert!(s.id.len() == 64 && s.id.bytes().all(|b| b.is_ascii_hexdigit()), "{}", s.id);
@@ -68,7 +68,7 @@ fn run_status_stop_remove(fx: &Fixture) -> R {
     assert!(start.elapsed() < Duration::from_secs(5), "--init makes stop prompt");
     assert_eq!(inspect(fx, &name, "{{.State.Status}}"), "exited");
     let s = c.status(&name)?;
-    assert_eq!((s.state, s.pid), (ContainerState::Exited, None));
+    assert_eq!((s.state, s.pid), (State::Exited, None));
     assert_eq!(s.exit_code.map(|c| c.to_string()), Some(inspect(fx, &name, "{{.State.ExitCode}}")));
     // Stopping what is stopped is fine.
     c.stop(&name, Stop::Graceful(Duration::from_secs(1)))?;
@@ -192,7 +192,7 @@ fn list_managed_or_all(fx: &Fixture) -> R {
         let before = ids();
         let all = c.list(Scope::All)?;
         let after = ids();
-        ensure!(all.iter().any(|s| s.name == foreign && !s.managed && s.state == ContainerState::Running), "{all:?}");
+        ensure!(all.iter().any(|s| s.name == foreign && !s.managed && s.state == State::Running), "{all:?}");
         ensure!(all.iter().any(|s| s.name == managed), "{all:?}");
         let missing: Vec<_> =
             before.iter().filter(|id| after.contains(id) && !all.iter().any(|s| &s.id == *id)).collect();

@@ -76,10 +76,10 @@ fn open_on_an_unreachable_cluster_is_runtime_unavailable(fx: &Unreachable) -> R 
             Ok(_) => return Err(format!("a session opened in {target} on a cluster that does not answer").into()),
             Err(e) => e,
         };
-        let Error::RuntimeUnavailable { runtime, command, message } = &err else {
+        let Error::RuntimeUnavailable { via, command, message } = &err else {
             return Err(format!("{target}: expected RuntimeUnavailable, got {err:?}").into());
         };
-        ensure!(matches!(runtime, boxshell::Runtime::Kubectl(_)), "{err:?}");
+        ensure!(matches!(via, boxshell::Via::Runtime(boxshell::Runtime::Kubectl(_))), "{err:?}");
         // kubectl's own words, with the address it dialled.
         ensure!(
             message.contains("The connection to the server 127.0.0.1:9 was refused"),

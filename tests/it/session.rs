@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use boxshell::{ContainerState, Error, Event, Runtime, Session, Stream};
+use boxshell::{Error, Event, Runtime, Session, State, Stream, Via};
 use libtest_mimic::Failed;
 
 use crate::ensure;
@@ -678,13 +678,13 @@ fn stopped_container_is_named(fx: &Fixture) -> R {
         let err = fx.builder_for(&name).open().unwrap_err();
         crate::harness::remove_container(&fx.engine, &name);
         let text = err.to_string();
-        let Error::ContainerNotRunning { runtime, container, state: typed, engine_state, .. } = &err else {
+        let Error::ContainerNotRunning { via, container, state: typed, engine_state, .. } = &err else {
             return Err(format!("expected ContainerNotRunning, got {err:?}").into());
         };
-        let expected = if verb == "create" { ContainerState::Stopped } else { ContainerState::Exited };
+        let expected = if verb == "create" { State::Stopped } else { State::Exited };
         ensure!(
-            (runtime, container.as_str(), *typed, engine_state.as_str())
-                == (&fx.runtime, name.as_str(), expected, state),
+            (via, container.as_str(), *typed, engine_state.as_str())
+                == (&Via::Runtime(fx.runtime.clone()), name.as_str(), expected, state),
             "{err:?}"
         );
         ensure!(text.contains(&name) && text.contains(state) && text.contains(fx.runtime.name()), "{text}");

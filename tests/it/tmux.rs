@@ -3,7 +3,7 @@
 use std::io::Read;
 use std::time::{Duration, Instant, SystemTime};
 
-use boxshell::{Error, Keys, State, Stop, Stream, TmuxSpec, TmuxState, Via};
+use boxshell::{Error, Keys, State, Stop, Stream, TmuxSpec, Via};
 
 use crate::ensure;
 use crate::harness::{TmuxFixture, cmdline, eventually, spawn_helper, unique};
@@ -30,7 +30,7 @@ fn start_status_and_stop(fx: &TmuxFixture) -> R {
     let n = name();
     let before = SystemTime::now() - Duration::from_secs(2);
     let s = tmux.start(&TmuxSpec::new(&n).command("sleep 3600"))?;
-    assert_eq!((s.name.as_str(), s.state, s.windows), (n.as_str(), TmuxState::Running, 1));
+    assert_eq!((s.name.as_str(), s.state, s.exit_code, s.windows), (n.as_str(), State::Running, None, 1));
     assert_eq!(s.socket.as_deref(), Some(fx.socket.as_str()));
     let pid = s.pid.expect("pid");
     // The pane's process may still be in the middle of its exec (an empty command line then).
@@ -50,7 +50,10 @@ fn env_and_workdir_arrive(fx: &TmuxFixture) -> R {
     tmux.start(
         &TmuxSpec::new(&n).command("printf '%s|%s\\n' \"$PWD\" \"$TRICKY\"").workdir("/tmp").env("TRICKY", value),
     )?;
-    ensure!(eventually(|| matches!(tmux.status(&n).map(|s| s.state), Ok(TmuxState::Exited(0)))), "did not finish");
+    ensure!(
+        eventually(|| matches!(tmux.status(&n).map(|s| (s.state, s.exit_code)), Ok((State::Exited, Some(0))))),
+        "did not finish"
+    );
     let want = format!("/tmp|{value}\n");
     ensure!(eventually(|| tmux.logs(&n, None).is_ok_and(|l| l.stdout == want.as_bytes())), "{:?}", tmux.logs(&n, None));
     tmux.stop(&n, Stop::Kill)?;
@@ -93,7 +96,10 @@ fn send_keys_with_and_without_enter(fx: &TmuxFixture) -> R {
         String::from_utf8_lossy(&tmux.logs(&n, None)?.stdout)
     );
     tmux.send_keys(&n, "C-d", Keys::Only)?;
-    ensure!(eventually(|| matches!(tmux.status(&n).map(|s| s.state), Ok(TmuxState::Exited(0)))), "C-d did not end cat");
+    ensure!(
+        eventually(|| matches!(tmux.status(&n).map(|s| (s.state, s.exit_code)), Ok((State::Exited, Some(0))))),
+        "C-d did not end cat"
+    );
     tmux.stop(&n, Stop::Kill)?;
     Ok(())
 }
@@ -103,7 +109,10 @@ fn logs_keep_ansi_and_survive_the_command(fx: &TmuxFixture) -> R {
     let n = name();
     let script = "printf '\\033[31mred\\033[0m\\n'; for i in 1 2 3 4 5; do echo line$i; done; exit 3";
     tmux.start(&TmuxSpec::new(&n).command(script))?;
-    ensure!(eventually(|| matches!(tmux.status(&n).map(|s| s.state), Ok(TmuxState::Exited(3)))), "no exit 3");
+    ensure!(
+        eventually(|| matches!(tmux.status(&n).map(|s| (s.state, s.exit_code)), Ok((State::Exited, Some(3))))),
+        "no exit 3"
+    );
     // capture-pane renders the screen's colours again: red, then back to the default colour.
     let want = b"\x1b[31mred\n\x1b[39mline1\nline2\nline3\nline4\nline5\n";
     // tmux may see the command exit a moment before it has drawn the last of its output.
