@@ -13,7 +13,9 @@
 
 use std::time::Duration;
 
-use boxshell::{Backend, Ops, Runtime, SessionDef, SessionStatus, Stop, Tmux};
+use boxshell::ops::{Backend, Ops, SessionDef, SessionStatus};
+use boxshell::tmux::Tmux;
+use boxshell::{Runtime, Stop};
 
 fn main() {
     if let Err(e) = run() {

@@ -8,7 +8,9 @@
 
 use std::time::Duration;
 
-use boxshell::{Container, ContainerSpec, Containers, Pool, Runtime, Session};
+use boxshell::container::{Container, ContainerSpec, Containers};
+use boxshell::pool::Pool;
+use boxshell::{Runtime, Session};
 
 fn main() -> boxshell::Result<()> {
     let (runtime, sandboxes) = sandboxes()?;

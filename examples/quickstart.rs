@@ -7,7 +7,8 @@
 
 use std::time::{Duration, Instant};
 
-use boxshell::{Container, ContainerSpec, Containers, Runtime, Session};
+use boxshell::container::{Container, ContainerSpec, Containers};
+use boxshell::{Runtime, Session};
 
 fn main() -> boxshell::Result<()> {
     let place = Place::choose();

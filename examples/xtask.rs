@@ -13,7 +13,8 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use boxshell::{ContainerSpec, Containers, Runtime, Stream};
+use boxshell::container::{ContainerSpec, Containers};
+use boxshell::{Runtime, Stream};
 
 fn main() {
     let task = std::env::args().nth(1).unwrap_or_else(|| "check".into());
@@ -43,7 +44,8 @@ fn check() -> boxshell::Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     containers.copy_in(builder.name(), &root.join("src"), "/work")?;
 
-    let mut sh = builder.session().workdir("/work").env("CI", "1").timeout(Duration::from_secs(300)).open()?;
+    let mut sh =
+        containers.session(builder.name()).workdir("/work").env("CI", "1").timeout(Duration::from_secs(300)).open()?;
     let steps = [
         ("inventory", "export RUST_FILES=$(find . -name '*.rs' | wc -l); echo \"$RUST_FILES Rust files\""),
         ("no-unsafe", "! grep -rn 'unsafe {' . || { echo 'unsafe code found' >&2; false; }"),

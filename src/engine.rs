@@ -27,7 +27,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The CLI that reaches containers: a [`Runtime`] with the program that runs it, the global
 /// arguments put before every subcommand, and environment variables of the CLI process. What
 /// [`SessionBuilder::runtime`](crate::SessionBuilder::runtime), [`Containers::new`],
-/// [`Ops::runtime`](crate::Ops::runtime) and [`Pool`](crate::Pool)'s sessions take; a bare
+/// [`Ops::runtime`](crate::ops::Ops::runtime) and [`Pool`](crate::pool::Pool)'s sessions take; a bare
 /// [`Runtime`] converts into one with the defaults. Cheap to clone.
 ///
 /// The CLI runs with this process's environment, so `DOCKER_HOST`, `DOCKER_CONTEXT` and
@@ -44,7 +44,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// assert!(!format!("{remote:?}").contains("/secrets/docker"));
 /// ```
 ///
-/// [`Containers::new`]: crate::Containers::new
+/// [`Containers::new`]: crate::container::Containers::new
 #[derive(Clone, PartialEq, Eq)]
 pub struct Engine {
     runtime: Runtime,
@@ -93,8 +93,9 @@ impl Engine {
         Runtime::detect().map(Engine::new)
     }
 
-    /// The runtime's program, when it is not the usual one on `PATH`. Ignored by
-    /// [`Runtime::Local`], whose program is the session's shell.
+    /// Where the runtime's binary is, when it is not the usual one on `PATH` (`docker`,
+    /// `podman`, `kubectl`, a [`Custom`](crate::Custom)'s program). The runtime still names the
+    /// CLI in errors. Ignored by [`Runtime::Local`], whose program is the session's shell.
     pub fn program(mut self, program: impl Into<OsString>) -> Self {
         self.program = program.into();
         self
@@ -440,9 +441,8 @@ mod tests {
         let spec = ExecSpec { target: "web-0", interactive: true, user: None, extra: &[] };
         let plain = Engine::new(Runtime::Kubectl(Kubectl::new()));
         assert_eq!(argv(&plain.exec(&spec, &sh)), ["kubectl", "exec", "-i", "web-0", "--", "/bin/sh", "/dev/stdin"]);
-        let full = Kubectl::new().context("prod").namespace("jobs").container("worker");
-        let mut cli = Engine::new(Runtime::Kubectl(full));
-        cli.global_args = vec!["--kubeconfig".into(), "/k".into()];
+        let full = Kubectl::new().namespace("jobs").container("worker");
+        let cli = Engine::new(Runtime::Kubectl(full)).global_args(["--kubeconfig", "/k", "--context", "prod"]);
         let extra = vec![OsString::from("--pod-running-timeout=5s")];
         let spec = ExecSpec { extra: &extra, ..spec };
         assert_eq!(
@@ -451,10 +451,10 @@ mod tests {
                 "kubectl",
                 "--kubeconfig",
                 "/k",
-                "exec",
-                "-i",
                 "--context",
                 "prod",
+                "exec",
+                "-i",
                 "-n",
                 "jobs",
                 "--pod-running-timeout=5s",
@@ -475,9 +475,9 @@ mod tests {
                 "kubectl",
                 "--kubeconfig",
                 "/k",
-                "exec",
                 "--context",
                 "prod",
+                "exec",
                 "-n",
                 "jobs",
                 "web-0",
@@ -578,7 +578,7 @@ mod tests {
             cluster.cli(Kubectl::new(), &[]),
             cluster.cli(Kubectl::new().namespace("jobs"), &timeout),
             cluster.cli(Kubectl::new().container("main"), &[]),
-            cluster.cli(Kubectl::new().context("unreachable").namespace("jobs").container("main"), &timeout),
+            cluster.cli(Kubectl::new().namespace("jobs").container("main"), &["--context", "unreachable", timeout[0]]),
         ];
         let mut calls = Vec::new();
         for cli in &clis {

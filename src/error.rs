@@ -80,7 +80,7 @@ pub enum Error {
         message: String,
     },
 
-    /// A tmux session, or a session the [`Ops`](crate::Ops) facade manages, does not exist.
+    /// A tmux session, or a session the [`Ops`](crate::ops::Ops) facade manages, does not exist.
     #[error("{via}: no session `{name}`")]
     NotFound {
         /// Where it was looked for: a tmux server, or [`Via::Ops`] (neither a tmux session
@@ -111,7 +111,7 @@ pub enum Error {
     /// A configuration file (or configuration given in code) is wrong.
     #[error("{path}: {key}: {message}")]
     Config {
-        /// The file, or `<definition>` for a [`SessionDef`](crate::SessionDef) given in code.
+        /// The file, or `<definition>` for a [`SessionDef`](crate::ops::SessionDef) given in code.
         path: String,
         /// The key at fault, dotted (`ops.sessions.web.image`).
         key: String,
@@ -279,7 +279,7 @@ impl Error {
 }
 
 /// What an error went through: a container runtime's CLI, a tmux server, or the
-/// [`Ops`](crate::Ops) facade's definitions. Shown as `docker`, `tmux`, `tmux -L bots`, `ops`.
+/// [`Ops`](crate::ops::Ops) facade's definitions. Shown as `docker`, `tmux`, `tmux -L bots`, `ops`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Via {

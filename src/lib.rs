@@ -2,26 +2,23 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod container;
+pub mod container;
 mod engine;
 mod error;
-mod ops;
+pub mod ops;
 mod output;
-mod pool;
+pub mod pool;
 mod proc;
 mod reap;
 mod runtime;
 mod session;
 mod state;
 mod text;
-mod tmux;
+pub mod tmux;
 
-pub use container::{Container, ContainerSpec, ContainerStatus, Containers, MANAGED_LABEL, Scope, Volumes};
 pub use engine::Engine;
 pub use error::{Error, Result, Via};
-pub use ops::{Backend, CommandLine, Ops, SessionDef, SessionStatus};
 pub use output::{Event, Gap, Logs, Output, Stream};
-pub use pool::{Pool, PoolBuilder, Pooled, PooledStatus};
 pub use proc::Stop;
 pub use runtime::{Custom, Kubectl, Runtime};
 pub use session::{Cmd, Interrupter, Metrics, Running, Session, SessionBuilder, Unread};
@@ -40,7 +37,11 @@ pub mod fuzzing {
 }
 
 pub use text::quote;
-pub use tmux::{Keys, Tmux, TmuxSpec, TmuxStatus};
+
+use container::{Container, ContainerSpec, Containers};
+use ops::Ops;
+use pool::{Pool, PooledStatus};
+use tmux::Tmux;
 
 /// Compile-time proof of the thread-safety promised in the docs.
 #[allow(dead_code)]

@@ -14,7 +14,8 @@
 //! ```no_run
 //! # fn main() -> boxshell::Result<()> {
 //! use std::time::Duration;
-//! use boxshell::{Pool, Runtime, Session};
+//! use boxshell::pool::Pool;
+//! use boxshell::{Runtime, Session};
 //!
 //! let pool = Pool::builder(|container: &str| Session::builder(container).runtime(Runtime::Docker))
 //!     .idle_timeout(Duration::from_secs(600))

@@ -17,19 +17,23 @@ pub enum Runtime {
     Podman,
     /// A shell on this host, no container: the session's target is ignored.
     Local,
-    /// `kubectl exec -i [--context C] [-n NS] POD [-c CONTAINER] -- SHELL`: the target is a
-    /// pod (or `TYPE/NAME`, such as `deploy/web`).
+    /// `kubectl exec -i [-n NS] POD [-c CONTAINER] -- SHELL`: the target is a pod (or
+    /// `TYPE/NAME`, such as `deploy/web`). The kubeconfig context is one of the engine's
+    /// global arguments: `Engine::new(rt).global_args(["--context", "prod"])`.
     Kubectl(Kubectl),
     /// Any CLI of the same shape, e.g. `nerdctl exec -i {target}` or `ssh {target}`.
     Custom(Custom),
 }
 
-/// Where `kubectl exec` goes: context, namespace and container, each optional.
+/// Where `kubectl exec` goes in a cluster: namespace and container, each optional. Which
+/// cluster (`--context`, `--kubeconfig`) is said once for every kubectl call, as the
+/// [`Engine`](crate::Engine)'s global arguments.
 ///
 /// ```
-/// use boxshell::{Kubectl, Runtime};
-/// let rt = Runtime::Kubectl(Kubectl::new().context("prod").namespace("jobs").container("worker"));
-/// assert_eq!(rt.name(), "kubectl");
+/// use boxshell::{Engine, Kubectl, Runtime};
+/// let rt = Runtime::Kubectl(Kubectl::new().namespace("jobs").container("worker"));
+/// let prod = Engine::new(rt).global_args(["--context", "prod"]);
+/// assert_eq!(prod.runtime().name(), "kubectl");
 /// ```
 // Boxed, like `Custom`, so that a `Runtime` (carried by errors) stays two words.
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
@@ -37,21 +41,14 @@ pub struct Kubectl(Box<KubectlPlace>);
 
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
 struct KubectlPlace {
-    context: Option<String>,
     namespace: Option<String>,
     container: Option<String>,
 }
 
 impl Kubectl {
-    /// The current context, the context's namespace, the pod's default container.
+    /// The context's namespace, the pod's default container.
     pub fn new() -> Kubectl {
         Kubectl::default()
-    }
-
-    /// The kubeconfig context (`--context`).
-    pub fn context(mut self, context: impl Into<String>) -> Self {
-        self.0.context = Some(context.into());
-        self
     }
 
     /// The namespace (`-n`).
@@ -66,11 +63,6 @@ impl Kubectl {
         self
     }
 
-    /// The context, if one was given.
-    pub fn get_context(&self) -> Option<&str> {
-        self.0.context.as_deref()
-    }
-
     /// The namespace, if one was given.
     pub fn get_namespace(&self) -> Option<&str> {
         self.0.namespace.as_deref()
@@ -81,12 +73,9 @@ impl Kubectl {
         self.0.container.as_deref()
     }
 
-    /// `--context C -n NS`, as given.
+    /// `-n NS`, as given.
     pub(crate) fn scope_args(&self) -> Vec<&str> {
         let mut args = Vec::new();
-        if let Some(c) = &self.0.context {
-            args.extend(["--context", c]);
-        }
         if let Some(n) = &self.0.namespace {
             args.extend(["-n", n]);
         }
@@ -96,16 +85,16 @@ impl Kubectl {
 
 impl fmt::Debug for Kubectl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Kubectl")
-            .field("context", &self.0.context)
-            .field("namespace", &self.0.namespace)
-            .field("container", &self.0.container)
-            .finish()
+        f.debug_struct("Kubectl").field("namespace", &self.0.namespace).field("container", &self.0.container).finish()
     }
 }
 
 /// A CLI that runs a command in a target, given as a program and an argument template in
 /// which `{target}` stands for the session's target; the command's argv follows.
+///
+/// The program names the CLI (errors say `ssh: ...`) and is the binary run unless
+/// [`Engine::program`](crate::Engine::program) gives another path for it, as it does for
+/// `docker`: the runtime says which CLI, the engine where its binary is.
 ///
 /// ```
 /// use boxshell::{Custom, Runtime};

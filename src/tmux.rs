@@ -9,7 +9,8 @@
 //! ```no_run
 //! # fn main() -> boxshell::Result<()> {
 //! use std::time::Duration;
-//! use boxshell::{Keys, Stop, Tmux, TmuxSpec};
+//! use boxshell::tmux::{Keys, Tmux, TmuxSpec};
+//! use boxshell::Stop;
 //!
 //! let tmux = Tmux::new().socket("bots");            // tmux -L bots: apart from your own sessions
 //! tmux.start(&TmuxSpec::new("bot").command("python3 bot.py").workdir("/srv/bot").env("MODE", "prod"))?;

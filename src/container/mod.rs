@@ -10,14 +10,15 @@
 //! ```no_run
 //! # fn main() -> boxshell::Result<()> {
 //! use std::time::Duration;
-//! use boxshell::{ContainerSpec, Containers, Runtime, Stop};
+//! use boxshell::container::{ContainerSpec, Containers};
+//! use boxshell::{Runtime, Stop};
 //!
 //! let containers = Containers::new(Runtime::Docker);
 //! let web = containers.run(&ContainerSpec::new("nginx:alpine").name("web").port("8080:80").init())?;
-//! println!("{:?}", web.status()?.state);          // Running
-//! let mut sh = web.session().open()?;             // a persistent shell inside it
+//! println!("{:?}", containers.status(web.name())?.state);  // Running
+//! let mut sh = containers.session(web.name()).open()?;     // a persistent shell inside it
 //! sh.exec("nginx -t")?.check()?;
-//! web.stop(Stop::Graceful(Duration::from_secs(5)))?;
+//! containers.stop(web.name(), Stop::Graceful(Duration::from_secs(5)))?;
 //! web.remove()?;
 //! # Ok(()) }
 //! ```
@@ -296,7 +297,7 @@ impl Containers {
     /// ```no_run
     /// # use std::time::Duration;
     /// # fn main() -> boxshell::Result<()> {
-    /// let docker = boxshell::Containers::new(boxshell::Runtime::Docker);
+    /// let docker = boxshell::container::Containers::new(boxshell::Runtime::Docker);
     /// let out = docker.clone().timeout(Duration::from_secs(5)).exec("db", &["pg_isready"])?;
     /// # Ok(()) }
     /// ```
@@ -458,8 +459,22 @@ pub enum Volumes {
     Remove,
 }
 
-/// A container boxshell started, with its runtime. Removed when dropped only if
-/// [`remove_on_drop`](Container::remove_on_drop) was asked for.
+/// A container boxshell started, with its runtime: what [`Containers::run`] returns. Removed
+/// when dropped only if [`remove_on_drop`](Container::remove_on_drop) was asked for.
+///
+/// It names the container; the verbs are [`Containers`]' (one place for each), reached with
+/// [`containers`](Container::containers):
+///
+/// ```no_run
+/// use boxshell::container::{ContainerSpec, Containers};
+/// # fn main() -> boxshell::Result<()> {
+/// let containers = Containers::detect()?;
+/// let web = containers.run(&ContainerSpec::new("alpine").command(["sleep", "600"]))?.remove_on_drop();
+/// let mut sh = containers.session(web.name()).open()?;
+/// println!("{}", sh.exec("uname -a")?.stdout_str());
+/// println!("{:?}", containers.status(web.name())?.state);
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 #[must_use = "a container keeps running; use or remove it"]
 pub struct Container {
@@ -490,43 +505,6 @@ impl Container {
     /// The containers it belongs to (its runtime).
     pub fn containers(&self) -> &Containers {
         &self.containers
-    }
-
-    /// See [`Containers::status`].
-    ///
-    /// # Errors
-    /// As there.
-    pub fn status(&self) -> Result<ContainerStatus> {
-        self.containers.status(&self.id)
-    }
-
-    /// See [`Containers::stop`].
-    ///
-    /// # Errors
-    /// As there.
-    pub fn stop(&self, how: Stop) -> Result<()> {
-        self.containers.stop(&self.id, how)
-    }
-
-    /// See [`Containers::logs`].
-    ///
-    /// # Errors
-    /// As there.
-    pub fn logs(&self, lines: Option<usize>) -> Result<Logs> {
-        self.containers.logs(&self.id, lines)
-    }
-
-    /// See [`Containers::exec`].
-    ///
-    /// # Errors
-    /// As there.
-    pub fn exec<S: AsRef<OsStr>>(&self, argv: &[S]) -> Result<Output> {
-        self.containers.exec(&self.id, argv)
-    }
-
-    /// A builder for a [`Session`](crate::Session) in this container.
-    pub fn session(&self) -> SessionBuilder {
-        self.containers.session(&self.name)
     }
 
     /// Removes the container now (and its anonymous volumes).

@@ -57,9 +57,9 @@ impl Ops {
     ///
     /// ```
     /// # #[cfg(feature = "config")] {
-    /// let ops = match boxshell::Ops::config_path() {
-    ///     Some(path) => boxshell::Ops::from_file(path)?,
-    ///     None => boxshell::Ops::new(),
+    /// let ops = match boxshell::ops::Ops::config_path() {
+    ///     Some(path) => boxshell::ops::Ops::from_file(path)?,
+    ///     None => boxshell::ops::Ops::new(),
     /// };
     /// # }
     /// # Ok::<(), boxshell::Error>(())

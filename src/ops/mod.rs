@@ -5,7 +5,8 @@
 //! ```no_run
 //! # fn main() -> boxshell::Result<()> {
 //! use std::time::Duration;
-//! use boxshell::{Backend, Ops, SessionDef, State, Stop};
+//! use boxshell::ops::{Backend, Ops, SessionDef};
+//! use boxshell::{State, Stop};
 //!
 //! let ops = Ops::new()
 //!     .define("bot", SessionDef::tmux("python3 bot.py").workdir("/srv/bot"))
@@ -86,34 +87,35 @@ pub enum CommandLine {
 }
 
 /// How to start a session: what [`Ops::define`] takes and what a config file's
-/// `[ops.sessions.NAME]` holds. Unset fields fall back to the facade's defaults.
+/// `[ops.sessions.NAME]` holds, built with its setters. What is not set falls back to the
+/// facade's defaults.
 #[derive(Clone, Default, PartialEq, Eq)]
 #[must_use]
 pub struct SessionDef {
     /// `tmux` or `container`; default: the facade's default backend.
-    pub backend: Option<Backend>,
+    backend: Option<Backend>,
     /// The command; default: the shell (tmux) or the image's command (container).
-    pub command: Option<CommandLine>,
+    command: Option<CommandLine>,
     /// Directory to start in.
-    pub workdir: Option<String>,
+    workdir: Option<String>,
     /// Environment variables.
-    pub env: BTreeMap<String, String>,
+    env: BTreeMap<String, String>,
     /// Image, for a container (required there).
-    pub image: Option<String>,
+    image: Option<String>,
     /// Volumes, for a container (`host:container[:ro]`).
-    pub volumes: Vec<String>,
+    volumes: Vec<String>,
     /// Published ports, for a container (`8080:80`).
-    pub ports: Vec<String>,
+    ports: Vec<String>,
     /// A volume for logs, for a container (`host-dir:container-dir`).
-    pub log_volume: Option<String>,
+    log_volume: Option<String>,
     /// Container runtime; default: the facade's.
-    pub runtime: Option<Engine>,
+    runtime: Option<Engine>,
     /// tmux socket name (`-L`); default: tmux's default socket.
-    pub socket: Option<String>,
+    socket: Option<String>,
     /// Whether a container gets a terminal (`-t`); default no, so that its stdout and stderr
     /// stay apart in [`Ops::logs`]. Its stdin is kept open either way, for
     /// [`Ops::attach`].
-    pub tty: Option<bool>,
+    tty: Option<bool>,
 }
 
 impl std::fmt::Debug for SessionDef {
@@ -137,16 +139,24 @@ impl std::fmt::Debug for SessionDef {
 impl SessionDef {
     /// A tmux session running `command` (a line for tmux's shell).
     pub fn tmux(command: impl Into<String>) -> SessionDef {
-        SessionDef {
-            backend: Some(Backend::Tmux),
-            command: Some(CommandLine::Shell(command.into())),
-            ..Default::default()
-        }
+        SessionDef::default().backend(Backend::Tmux).command(command)
     }
 
     /// A container of `image`.
     pub fn container(image: impl Into<String>) -> SessionDef {
-        SessionDef { backend: Some(Backend::Container), image: Some(image.into()), ..Default::default() }
+        SessionDef::default().backend(Backend::Container).image(image)
+    }
+
+    /// The backend; default: the facade's default backend.
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// The image, for a container (required there).
+    pub fn image(mut self, image: impl Into<String>) -> Self {
+        self.image = Some(image.into());
+        self
     }
 
     /// The command as a shell line.
@@ -220,9 +230,9 @@ impl SessionDef {
     /// overrides.
     ///
     /// ```
-    /// use boxshell::SessionDef;
+    /// use boxshell::ops::SessionDef;
     /// let def = SessionDef::container("alpine").env("A", "1").overridden_by(SessionDef::default().env("B", "2"));
-    /// assert_eq!((def.image.as_deref(), def.env.len()), (Some("alpine"), 2));
+    /// assert_eq!(def, SessionDef::container("alpine").env("A", "1").env("B", "2"));
     /// ```
     pub fn overridden_by(mut self, over: SessionDef) -> SessionDef {
         fn take<T>(mine: &mut Option<T>, theirs: Option<T>) {
@@ -246,6 +256,26 @@ impl SessionDef {
             self.ports = over.ports;
         }
         self
+    }
+
+    /// The backend, if set.
+    pub fn get_backend(&self) -> Option<Backend> {
+        self.backend
+    }
+
+    /// The command, if set.
+    pub fn get_command(&self) -> Option<&CommandLine> {
+        self.command.as_ref()
+    }
+
+    /// The image, if set.
+    pub fn get_image(&self) -> Option<&str> {
+        self.image.as_deref()
+    }
+
+    /// The container runtime, if set.
+    pub fn get_runtime(&self) -> Option<&Engine> {
+        self.runtime.as_ref()
     }
 }
 
@@ -289,7 +319,8 @@ impl Ops {
     /// definitions that name none. Default: `tmux` on `PATH`, tmux's default socket.
     ///
     /// ```
-    /// use boxshell::{Ops, Tmux};
+    /// use boxshell::ops::Ops;
+    /// use boxshell::tmux::Tmux;
     /// let ops = Ops::new().tmux(Tmux::new().program("/usr/bin/tmux").socket("ops"));
     /// ```
     pub fn tmux(mut self, tmux: Tmux) -> Self {
@@ -402,7 +433,7 @@ impl Ops {
                     spec = spec.log_volume(v);
                 }
                 let container = containers.run(&spec)?;
-                Ok(container_info(container.status()?))
+                Ok(container_info(containers.status(container.id())?))
             }
         }
     }

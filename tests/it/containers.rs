@@ -4,7 +4,8 @@
 use std::io::Read;
 use std::time::{Duration, Instant, SystemTime};
 
-use boxshell::{ContainerSpec, Containers, Error, Scope, State, Stop, Stream, Volumes};
+use boxshell::container::{ContainerSpec, Containers, Scope, Volumes};
+use boxshell::{Error, State, Stop, Stream};
 
 use crate::ensure;
 use crate::harness::{
@@ -51,7 +52,7 @@ fn run_status_stop_remove(fx: &Fixture) -> R {
     assert_eq!(web.name(), name);
     assert_eq!(inspect(fx, &name, "{{.State.Status}}"), "running");
     assert_eq!(inspect(fx, &name, "{{index .Config.Labels \"role\"}}"), "web server");
-    let s = web.status()?;
+    let s = c.status(web.name())?;
     assert_eq!((s.state, s.engine_state.as_str(), s.managed), (State::Running, "running", true));
     assert_eq!(s.name, name);
     assert_eq!(s.id, web.id());
@@ -64,7 +65,7 @@ fn run_status_stop_remove(fx: &Fixture) -> R {
     assert!(c.exists(&name)?);
 
     let start = Instant::now();
-    web.stop(Stop::Graceful(Duration::from_secs(10)))?;
+    c.stop(web.name(), Stop::Graceful(Duration::from_secs(10)))?;
     assert!(start.elapsed() < Duration::from_secs(5), "--init makes stop prompt");
     assert_eq!(inspect(fx, &name, "{{.State.Status}}"), "exited");
     let s = c.status(&name)?;
@@ -86,7 +87,7 @@ fn env_values_arrive_and_stay_off_argv(fx: &Fixture) -> R {
     let value = "it's \"quoted\" $(id) `id` with spaces\tand\ttabs";
     let name = unique("bx-env");
     let box_ = c.run(&sleeper(&name).env("SECRET", value).env("EMPTY", "")).map(|b| b.remove_on_drop())?;
-    let out = box_.exec(&["sh", "-c", "printf '%s|%s' \"$SECRET\" \"${EMPTY-unset}\""])?;
+    let out = c.exec(box_.name(), &["sh", "-c", "printf '%s|%s' \"$SECRET\" \"${EMPTY-unset}\""])?;
     assert_eq!(out.stdout_str(), format!("{value}|"));
     assert!(inspect(fx, &name, "{{json .Config.Env}}").contains("SECRET="));
     Ok(())
@@ -99,7 +100,7 @@ fn stop_honours_the_timeout_when_pid1_ignores_sigterm(fx: &Fixture) -> R {
     let spec = ContainerSpec::new(image()).name(&name).command(["sleep", "3600"]).label("boxshell-test", "1");
     let stubborn = c.run(&spec)?.remove_on_drop();
     let start = Instant::now();
-    stubborn.stop(Stop::Graceful(Duration::from_millis(1500)))?;
+    c.stop(stubborn.name(), Stop::Graceful(Duration::from_millis(1500)))?;
     let took = start.elapsed();
     assert!(took >= Duration::from_secs(2) - Duration::from_millis(300), "stopped after {took:?}, before the timeout");
     assert!(took < Duration::from_secs(8), "took {took:?}: the default 10 s was used");
@@ -112,10 +113,10 @@ fn kill_and_restart(fx: &Fixture) -> R {
     let c = containers(fx);
     let name = unique("bx-kill");
     let k = c.run(&sleeper(&name))?.remove_on_drop();
-    let pid = k.status()?.pid;
+    let pid = c.status(k.name())?.pid;
     c.restart(&name, Stop::Graceful(Duration::from_secs(5)))?;
     assert_eq!(inspect(fx, &name, "{{.State.Status}}"), "running");
-    assert_ne!(k.status()?.pid, pid, "restart made a new main process");
+    assert_ne!(c.status(k.name())?.pid, pid, "restart made a new main process");
     c.kill(&name)?;
     // Podman passes through "stopped" while its clean-up process records the exit.
     ensure!(
@@ -123,7 +124,7 @@ fn kill_and_restart(fx: &Fixture) -> R {
         "{}",
         inspect(fx, &name, "{{.State.Status}}")
     );
-    assert_eq!(k.status()?.exit_code, Some(137));
+    assert_eq!(c.status(k.name())?.exit_code, Some(137));
     // Killing a stopped container is an error from the engine; stopping it is not.
     assert!(matches!(c.kill(&name), Err(Error::Failed { operation: "kill", .. })));
     c.stop(&name, Stop::Kill)?;
@@ -141,12 +142,16 @@ fn logs_keep_the_order_lines_were_written(fx: &Fixture) -> R {
     let line = |stream, text: &str| (stream, text.as_bytes().to_vec());
     let (out, err) = (Stream::Stdout, Stream::Stderr);
     let all = vec![line(out, "o1\n"), line(err, "e1\n"), line(out, "o2\n"), line(err, "e2\n"), line(out, "o3\n")];
-    ensure!(eventually(|| l.logs(None).is_ok_and(|logs| logs.lines.len() == 5)), "{:?}", l.logs(None));
-    let logs = l.logs(None)?;
+    ensure!(
+        eventually(|| c.logs(l.name(), None).is_ok_and(|logs| logs.lines.len() == 5)),
+        "{:?}",
+        c.logs(l.name(), None)
+    );
+    let logs = c.logs(l.name(), None)?;
     ensure!(logs.lines == all && logs.stdout == b"o1\no2\no3\n" && logs.stderr == b"e1\ne2\n", "{logs:?}");
-    let tail = l.logs(Some(3))?;
+    let tail = c.logs(l.name(), Some(3))?;
     ensure!(tail.lines == all[2..] && tail.stdout == b"o2\no3\n" && tail.stderr == b"e2\n", "{tail:?}");
-    let tail = l.logs(Some(1))?;
+    let tail = c.logs(l.name(), Some(1))?;
     ensure!(tail.lines == all[4..], "{tail:?}");
     Ok(())
 }
@@ -159,7 +164,7 @@ fn logs_tail_streams_and_ansi(fx: &Fixture) -> R {
     let l = c.run(&ContainerSpec::new(image()).name(&name).command(["sh", "-c", script]).init())?.remove_on_drop();
     let deadline = Instant::now() + Duration::from_secs(10);
     let logs = loop {
-        let logs = l.logs(None)?;
+        let logs = c.logs(l.name(), None)?;
         if logs.stdout.ends_with(b"line5\n") || Instant::now() > deadline {
             break logs;
         }
@@ -168,7 +173,7 @@ fn logs_tail_streams_and_ansi(fx: &Fixture) -> R {
     assert_eq!(logs.stdout, b"\x1b[31mred\x1b[0m\nline1\nline2\nline3\nline4\nline5\n");
     assert_eq!(logs.stderr, b"err\n");
     // The last two lines of the log over both streams, on every engine.
-    let tail = l.logs(Some(2))?;
+    let tail = c.logs(l.name(), Some(2))?;
     assert_eq!((tail.stdout.as_slice(), tail.stderr.as_slice()), (&b"line4\nline5\n"[..], &b""[..]));
     assert!(matches!(c.logs(&unique("bx-nope"), None), Err(Error::ContainerNotFound { .. })));
     Ok(())
@@ -270,7 +275,7 @@ fn session_on_a_container(fx: &Fixture) -> R {
     let c = containers(fx);
     let name = unique("bx-sess");
     let b = c.run(&sleeper(&name).workdir("/tmp"))?.remove_on_drop();
-    let mut sh = b.session().open()?;
+    let mut sh = c.session(b.name()).open()?;
     assert_eq!(sh.exec("pwd; cd /; export A=1")?.stdout, b"/tmp\n");
     assert_eq!(sh.exec("echo $PWD$A")?.stdout, b"/1\n");
     assert_eq!(sh.runtime(), &fx.runtime);
@@ -360,7 +365,7 @@ fn volumes_and_log_volume(fx: &Fixture) -> R {
         // The shell creates the file before `cat` fills it: wait for the content, not the name.
         let log = || std::fs::read(logs.join("app.log")).unwrap_or_default();
         ensure!(eventually(|| log() == b"from host\n"), "log volume: {:?}", String::from_utf8_lossy(&log()));
-        let out = v.exec(&["sh", "-c", "echo x > /data/new 2>/dev/null || echo read-only"])?;
+        let out = c.exec(v.name(), &["sh", "-c", "echo x > /data/new 2>/dev/null || echo read-only"])?;
         ensure!(out.stdout == b"read-only\n", "{out:?}");
         Ok(())
     });

@@ -30,6 +30,8 @@ pub struct Fixture {
     pub container: String,
     /// The runtime's program, when it is not on `PATH` (the kubectl stand-in).
     pub program: Option<String>,
+    /// The engine's global arguments (the kubectl stand-in's `--context`).
+    pub global_args: Vec<String>,
     /// The shell sessions run, when not the default `/bin/sh`.
     pub shell: Option<String>,
 }
@@ -96,12 +98,19 @@ impl Fixture {
         let container = unique("boxshell-it");
         run_container(&runtime, &container)
             .map_err(|e| format!("cannot start the test container (run `sudo scripts/setup-runtimes.sh`): {e}"))?;
-        Ok(Fixture { engine: runtime.clone(), runtime, container, program: None, shell: None })
+        Ok(Fixture { engine: runtime.clone(), runtime, container, program: None, global_args: Vec::new(), shell: None })
     }
 
     /// The local runtime, on this host.
     pub fn host() -> Fixture {
-        Fixture { runtime: Runtime::Local, engine: Runtime::Local, container: "-".into(), program: None, shell: None }
+        Fixture {
+            runtime: Runtime::Local,
+            engine: Runtime::Local,
+            container: "-".into(),
+            program: None,
+            global_args: Vec::new(),
+            shell: None,
+        }
     }
 
     /// This fixture (its container too) with sessions running `shell`.
@@ -111,6 +120,7 @@ impl Fixture {
             engine: self.engine.clone(),
             container: self.container.clone(),
             program: self.program.clone(),
+            global_args: self.global_args.clone(),
             shell: Some(shell.to_string()),
         }
     }
@@ -130,7 +140,8 @@ impl Fixture {
     /// (no cluster runs on the test machines): everything above the argv runs for real.
     pub fn kubectl() -> Result<Fixture, String> {
         let mut fx = Fixture::new(Runtime::Docker)?;
-        fx.runtime = Runtime::Kubectl(boxshell::Kubectl::new().namespace("default").context("test"));
+        fx.runtime = Runtime::Kubectl(boxshell::Kubectl::new().namespace("default"));
+        fx.global_args = vec!["--context".into(), "test".into()];
         fx.program = Some(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bin/kubectl").into());
         Ok(fx)
     }
@@ -150,7 +161,7 @@ impl Fixture {
 
     /// The engine sessions go through: the runtime, with the program when not on `PATH`.
     pub fn session_engine(&self) -> Engine {
-        let engine = Engine::new(self.runtime.clone());
+        let engine = Engine::new(self.runtime.clone()).global_args(&self.global_args);
         match &self.program {
             Some(program) => engine.program(program),
             None => engine,
@@ -398,8 +409,8 @@ impl TmuxFixture {
         Ok(TmuxFixture { socket: unique("boxshell-it") })
     }
 
-    pub fn tmux(&self) -> boxshell::Tmux {
-        boxshell::Tmux::new().socket(&self.socket)
+    pub fn tmux(&self) -> boxshell::tmux::Tmux {
+        boxshell::tmux::Tmux::new().socket(&self.socket)
     }
 
     /// Runs tmux on the fixture's socket; returns stdout, or the error text.
@@ -440,9 +451,9 @@ pub fn helper_mode() -> bool {
     let parts: Vec<&str> = what.splitn(3, ':').collect();
     let err = match parts.as_slice() {
         ["attach-container", runtime, name] => {
-            boxshell::Containers::new(runtime.parse::<Runtime>().expect("runtime")).attach(name)
+            boxshell::container::Containers::new(runtime.parse::<Runtime>().expect("runtime")).attach(name)
         }
-        ["attach-tmux", socket, name] => boxshell::Tmux::new().socket(*socket).attach(name),
+        ["attach-tmux", socket, name] => boxshell::tmux::Tmux::new().socket(*socket).attach(name),
         _ => panic!("unknown helper {what}"),
     };
     // attach only returns when it could not replace this process.

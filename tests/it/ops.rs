@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use boxshell::{Backend, Error, Ops, SessionDef, State, Stop, Stream, Via};
+use boxshell::ops::{Backend, Ops, SessionDef};
+use boxshell::{Error, State, Stop, Stream, Via};
 
 use crate::ensure;
 #[cfg(feature = "config")]
@@ -19,7 +20,7 @@ pub struct OpsFixture {
 
 impl OpsFixture {
     fn ops(&self) -> Ops {
-        Ops::new().tmux(boxshell::Tmux::new().socket(&self.tmux.socket)).runtime(self.containers.runtime.clone())
+        Ops::new().tmux(boxshell::tmux::Tmux::new().socket(&self.tmux.socket)).runtime(self.containers.runtime.clone())
     }
 
     pub fn container_status(&self, name: &str) -> Option<String> {
@@ -118,7 +119,7 @@ fn defined_sessions_are_listed_as_defined(fx: &OpsFixture) -> R {
         .ops()
         .default_backend(Backend::Container)
         .define(&t, SessionDef::tmux("sleep 1"))
-        .define(&c, SessionDef { image: Some(image()), ..SessionDef::default() });
+        .define(&c, SessionDef::default().image(image()));
     let listed = ops.list()?;
     let find = |n: &str| listed.iter().find(|s| s.name == n).cloned();
     let (dt, dc) = (find(&t).expect("tmux def"), find(&c).expect("container def"));
@@ -130,7 +131,7 @@ fn defined_sessions_are_listed_as_defined(fx: &OpsFixture) -> R {
     ensure!(matches!(ops.stop(&c, Stop::Kill), Err(Error::NotFound { .. })), "stop of a defined session");
     ensure!(matches!(ops.status("ops-nowhere"), Err(Error::NotFound { via: Via::Ops, .. })), "undefined, missing");
     // A container definition without an image cannot start.
-    let ops = fx.ops().define("noimage", SessionDef { backend: Some(Backend::Container), ..SessionDef::default() });
+    let ops = fx.ops().define("noimage", SessionDef::default().backend(Backend::Container));
     ensure!(matches!(ops.start("noimage"), Err(Error::Config { .. })), "no image");
     Ok(())
 }

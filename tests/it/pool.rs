@@ -3,7 +3,8 @@
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use boxshell::{Error, Pool};
+use boxshell::Error;
+use boxshell::pool::Pool;
 
 use crate::ensure;
 use crate::harness::{Fixture, engine, run_container, tag, unique};

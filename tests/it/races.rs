@@ -4,7 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use boxshell::{Error, Pool, Session, Stream};
+use boxshell::pool::Pool;
+use boxshell::{Error, Session, Stream};
 use libtest_mimic::Failed;
 
 use crate::ensure;

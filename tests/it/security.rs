@@ -55,7 +55,7 @@ fn security_env_values_never_reach_the_logs(fx: &Fixture) -> R {
     // Also through what the builders show of themselves.
     let builder = fx.builder().env("API_TOKEN", &secret);
     ensure!(!format!("{builder:?}").contains(&secret), "SessionBuilder's Debug shows the value");
-    let spec = boxshell::ContainerSpec::new("img").env("API_TOKEN", &secret);
+    let spec = boxshell::container::ContainerSpec::new("img").env("API_TOKEN", &secret);
     ensure!(!format!("{spec:?}").contains(&secret), "ContainerSpec's Debug shows the value");
     // A value in the CLI's environment (a registry token, `DOCKER_HOST` with a password),
     // through every value that holds an engine, and a live session's interrupter.
@@ -63,13 +63,13 @@ fn security_env_values_never_reach_the_logs(fx: &Fixture) -> R {
     let mut sh = fx.builder().runtime(engine.clone()).open()?;
     let shown = [
         ("Engine", format!("{engine:?}")),
-        ("Containers", format!("{:?}", boxshell::Containers::new(engine.clone()))),
+        ("Containers", format!("{:?}", boxshell::container::Containers::new(engine.clone()))),
         ("Session", format!("{sh:?}")),
         ("Interrupter", format!("{:?}", sh.interrupter())),
         ("Running", format!("{:?}", sh.cmd("true").spawn()?)),
-        ("TmuxSpec", format!("{:?}", boxshell::TmuxSpec::new("t").env("API_TOKEN", &secret))),
-        ("SessionDef", format!("{:?}", boxshell::SessionDef::default().env("API_TOKEN", &secret))),
-        ("Ops", format!("{:?}", boxshell::Ops::new().runtime(engine.clone()))),
+        ("TmuxSpec", format!("{:?}", boxshell::tmux::TmuxSpec::new("t").env("API_TOKEN", &secret))),
+        ("SessionDef", format!("{:?}", boxshell::ops::SessionDef::default().env("API_TOKEN", &secret))),
+        ("Ops", format!("{:?}", boxshell::ops::Ops::new().runtime(engine.clone()))),
     ];
     sh.close()?;
     for (what, shown) in shown {

@@ -3,7 +3,8 @@
 use std::io::Read;
 use std::time::{Duration, Instant, SystemTime};
 
-use boxshell::{Error, Keys, State, Stop, Stream, TmuxSpec, Via};
+use boxshell::tmux::{Keys, TmuxSpec};
+use boxshell::{Error, State, Stop, Stream, Via};
 
 use crate::ensure;
 use crate::harness::{TmuxFixture, cmdline, eventually, spawn_helper, unique};
@@ -152,7 +153,7 @@ fn list_exists_and_exact_names(_: &TmuxFixture) -> R {
     assert_eq!(names, want);
     tmux.stop(&long, Stop::Kill)?;
     // A socket with no server lists nothing.
-    assert!(boxshell::Tmux::new().socket(unique("bx-empty")).list()?.is_empty());
+    assert!(boxshell::tmux::Tmux::new().socket(unique("bx-empty")).list()?.is_empty());
     Ok(())
 }
 
@@ -180,7 +181,7 @@ fn errors_name_the_session(fx: &TmuxFixture) -> R {
         Err(Error::Io { .. }) => {}
         other => return Err(format!("expected Io, got {other:?}").into()),
     }
-    let missing = boxshell::Tmux::new().program("/nonexistent/tmux").socket(&fx.socket);
+    let missing = boxshell::tmux::Tmux::new().program("/nonexistent/tmux").socket(&fx.socket);
     ensure!(matches!(missing.status(&n), Err(Error::RuntimeNotFound { .. })), "missing binary");
     tmux.stop(&n, Stop::Kill)?;
     Ok(())
@@ -213,7 +214,7 @@ fn two_users_of_one_socket_whose_server_keeps_exiting(_fx: &TmuxFixture) -> R {
         .map(|_| {
             let socket = socket.clone();
             std::thread::spawn(move || -> Result<(), String> {
-                let tmux = boxshell::Tmux::new().socket(&socket);
+                let tmux = boxshell::tmux::Tmux::new().socket(&socket);
                 for _ in 0..25 {
                     let n = name();
                     tmux.start(&TmuxSpec::new(&n).command("sleep 30")).map_err(|e| format!("start: {e}"))?;

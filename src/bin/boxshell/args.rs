@@ -1,10 +1,12 @@
 //! The command line, parsed with lexopt: options may come before or after the names.
 
 use std::ffi::OsString;
+use std::mem::take;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use boxshell::{Backend, CommandLine, Runtime, SessionDef, Stop};
+use boxshell::ops::{Backend, SessionDef};
+use boxshell::{Runtime, Stop};
 use lexopt::prelude::*;
 
 pub const USAGE: &str = "\
@@ -123,18 +125,18 @@ impl Args {
                     a.runtime = Some(value.parse().map_err(|e| Usage(format!("--runtime: {e}")))?);
                 }
                 Long("socket") => a.socket = Some(p.value()?.string()?),
-                Long("image") => a.overrides.image = Some(p.value()?.string()?),
-                Long("command") => a.overrides.command = Some(CommandLine::Shell(p.value()?.string()?)),
-                Long("workdir") => a.overrides.workdir = Some(p.value()?.string()?),
+                Long("image") => a.overrides = take(&mut a.overrides).image(p.value()?.string()?),
+                Long("command") => a.overrides = take(&mut a.overrides).command(p.value()?.string()?),
+                Long("workdir") => a.overrides = take(&mut a.overrides).workdir(p.value()?.string()?),
                 Short('e') | Long("env") => {
                     let kv = p.value()?.string()?;
                     let Some((k, v)) = kv.split_once('=') else {
                         return Err(Usage(format!("-e {kv}: expected KEY=VALUE")));
                     };
-                    a.overrides.env.insert(k.to_string(), v.to_string());
+                    a.overrides = take(&mut a.overrides).env(k, v);
                 }
-                Short('v') | Long("volume") => a.overrides.volumes.push(p.value()?.string()?),
-                Short('p') | Long("port") => a.overrides.ports.push(p.value()?.string()?),
+                Short('v') | Long("volume") => a.overrides = take(&mut a.overrides).volume(p.value()?.string()?),
+                Short('p') | Long("port") => a.overrides = take(&mut a.overrides).port(p.value()?.string()?),
                 Long("timeout") => {
                     let value = p.value()?.string()?;
                     let secs: f64 = value

@@ -8,7 +8,7 @@ mod run;
 use std::io::Write;
 use std::process::ExitCode;
 
-use boxshell::{Engine, Ops, SessionDef};
+use boxshell::ops::{Ops, SessionDef};
 
 use args::{Action, Args, USAGE, Usage, Verb};
 
@@ -63,9 +63,15 @@ fn run(args: Args) -> Result<ExitCode, String> {
 /// What the command line sets of session `name`'s definition.
 fn overrides(args: &Args) -> SessionDef {
     let mut overrides: SessionDef = args.overrides.clone();
-    overrides.backend = args.backend;
-    overrides.runtime = args.runtime.clone().map(Engine::from);
-    overrides.socket.clone_from(&args.socket);
+    if let Some(backend) = args.backend {
+        overrides = overrides.backend(backend);
+    }
+    if let Some(runtime) = &args.runtime {
+        overrides = overrides.runtime(runtime.clone());
+    }
+    if let Some(socket) = &args.socket {
+        overrides = overrides.socket(socket);
+    }
     overrides
 }
 

@@ -4,7 +4,8 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::time::UNIX_EPOCH;
 
-use boxshell::{Backend, Logs, SessionStatus, Stream};
+use boxshell::ops::{Backend, SessionStatus};
+use boxshell::{Logs, Stream};
 
 /// `sessions` as a table, or as a JSON array (a single object for one status).
 pub fn sessions(out: &mut impl Write, sessions: &[SessionStatus], json: bool) -> io::Result<()> {
