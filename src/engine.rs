@@ -562,7 +562,7 @@ mod tests {
         let launch = [sh, OsStr::new("-c"), OsStr::new(crate::session::protocol::LAUNCH), sh];
         let pids = [43, 44];
         let reap = Reap {
-            scope: crate::reap::Scope::Pids(&pids),
+            procs: crate::reap::Procs::Pids(&pids),
             signal: crate::reap::Signal::Int,
             shell: 42,
             instance: Default::default(),

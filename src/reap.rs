@@ -29,7 +29,7 @@ impl Signal {
 
 /// What to signal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Scope<'a> {
+pub(crate) enum Procs<'a> {
     /// The running command's processes (background jobs of earlier commands are spared), and
     /// the shell itself with these signals.
     Command(&'a [Signal]),
@@ -62,7 +62,7 @@ impl Instance {
 /// One run of `reap.sh`: the one place its arguments are built (see the script's header).
 #[derive(Debug)]
 pub(crate) struct Reap<'a> {
-    pub(crate) scope: Scope<'a>,
+    pub(crate) procs: Procs<'a>,
     pub(crate) signal: Signal,
     pub(crate) shell: u32,
     pub(crate) instance: Instance,
@@ -75,11 +75,11 @@ pub(crate) struct Reap<'a> {
 impl Reap<'_> {
     /// `MODE SHELL SIGNAL SHELL_SIGNALS INSTANCE MARK DIR [PIDS...]`.
     pub(crate) fn args(&self) -> Vec<String> {
-        let (mode, shell_signals, mark, pids): (_, &[Signal], _, &[u32]) = match self.scope {
-            Scope::Command(signals) => ("command", signals, self.watermark.arg(), &[]),
-            Scope::Session => ("session", &[], String::new(), &[]),
-            Scope::Pids(pids) => ("pids", &[], String::new(), pids),
-            Scope::Environ(mark) => ("environ", &[], mark.to_string(), &[]),
+        let (mode, shell_signals, mark, pids): (_, &[Signal], _, &[u32]) = match self.procs {
+            Procs::Command(signals) => ("command", signals, self.watermark.arg(), &[]),
+            Procs::Session => ("session", &[], String::new(), &[]),
+            Procs::Pids(pids) => ("pids", &[], String::new(), pids),
+            Procs::Environ(mark) => ("environ", &[], mark.to_string(), &[]),
         };
         let shell_signals: Vec<&str> = shell_signals.iter().map(|s| s.name()).collect();
         let mut args = vec![
@@ -160,7 +160,7 @@ mod tests {
     #[test]
     fn arguments_in_the_order_the_script_reads_them() {
         let reap = Reap {
-            scope: Scope::Command(&[Signal::Int, Signal::Winch]),
+            procs: Procs::Command(&[Signal::Int, Signal::Winch]),
             signal: Signal::Kill,
             shell: 42,
             instance: Instance { shell: Some(1234), init: None },
@@ -169,9 +169,9 @@ mod tests {
         };
         assert_eq!(reap.args(), ["command", "42", "KILL", "INT WINCH", "1234:", "77:99", ""]);
         let pids = [5, 6];
-        let reap = Reap { scope: Scope::Pids(&pids), remove: Some("/tmp/x y"), ..reap };
+        let reap = Reap { procs: Procs::Pids(&pids), remove: Some("/tmp/x y"), ..reap };
         assert_eq!(reap.args(), ["pids", "42", "KILL", "", "1234:", "", "/tmp/x y", "5", "6"]);
-        let reap = Reap { scope: Scope::Environ("BOXSHELL_FEED=ab"), instance: Instance::default(), ..reap };
+        let reap = Reap { procs: Procs::Environ("BOXSHELL_FEED=ab"), instance: Instance::default(), ..reap };
         assert_eq!(reap.args(), ["environ", "42", "KILL", "", ":", "BOXSHELL_FEED=ab", "/tmp/x y"]);
         assert!(reap.inline().starts_with("set -- 'environ' '42' 'KILL' '' ':' 'BOXSHELL_FEED=ab' '/tmp/x y'\n"));
     }

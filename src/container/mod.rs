@@ -328,7 +328,7 @@ impl Containers {
             Err(proc::RunError::TimedOut { stdout, stderr }) => {
                 // The client is dead; what it started in the container is not.
                 let reap = Reap {
-                    scope: reap::Scope::Environ(&marker),
+                    procs: reap::Procs::Environ(&marker),
                     signal: reap::Signal::Kill,
                     shell: 0,
                     instance: Default::default(),

@@ -8,7 +8,7 @@ use super::driver::UNSHADOWED;
 use super::shell::Life;
 use crate::error::{Error, Result};
 use crate::proc;
-use crate::reap::{Reap, Scope, Signal};
+use crate::reap::{Procs, Reap, Signal};
 use crate::state::State;
 use crate::text;
 
@@ -37,7 +37,7 @@ impl Session {
     /// Kills what the shell left behind (background jobs outliving `exit`), and its temporary
     /// files. A container that is gone or stopped has nothing left.
     fn reap_leftovers(&self) -> Result<()> {
-        match self.signaller.signal(Scope::Session, Signal::Kill, self.scratch.existing()) {
+        match self.signaller.signal(Procs::Session, Signal::Kill, self.scratch.existing()) {
             Ok(_) | Err(Error::ContainerNotFound { .. }) => Ok(()),
             // A stopped container has no processes left; a paused one still has them all.
             Err(Error::ContainerNotRunning { state, .. }) if state != State::Paused => Ok(()),
@@ -104,7 +104,7 @@ impl Session {
              if [ \"${3-}\" = \"$$\" ]; then echo leader; else ",
         );
         let reap = Reap {
-            scope: Scope::Session,
+            procs: Procs::Session,
             signal: Signal::Kill,
             shell: self.signaller.pid,
             instance: self.signaller.instance,

@@ -23,7 +23,7 @@ use super::stop::{Limits, Stop};
 use super::{Event, Output, Session, Stream, TICK};
 use crate::error::{Error, Result};
 use crate::output::PerStream;
-use crate::reap::{Reap, Scope, Signal};
+use crate::reap::{Procs, Reap, Signal};
 use crate::text;
 
 /// The built-ins and programs `reap.sh` calls, which a user's functions could replace.
@@ -269,7 +269,7 @@ impl Session {
     /// they wrote, so none reaches the next command: they are background output, for `read`.
     fn end_leftovers(&mut self, tree: &[u32], command: &str) {
         let reap = Reap {
-            scope: Scope::Pids(tree),
+            procs: Procs::Pids(tree),
             signal: Signal::Kill,
             shell: self.signaller.pid,
             instance: self.signaller.instance,

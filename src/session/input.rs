@@ -25,7 +25,7 @@ use super::signal::Signaller;
 use crate::engine::{ExecSpec, Op};
 use crate::error::{Error, Result};
 use crate::proc;
-use crate::reap::{Scope, Signal};
+use crate::reap::{Procs, Signal};
 
 /// What the feeder prints once the FIFO exists, followed by its PID when the command is to
 /// read its stdin (and by nothing when the command is to read the FIFO).
@@ -262,7 +262,7 @@ impl Feeder {
         }
         self.close();
         if proc::wait_until(&mut self.child, Instant::now() + grace).is_none() {
-            if let Err(e) = self.signaller.signal(Scope::Environ(&self.mark), Signal::Kill, None) {
+            if let Err(e) = self.signaller.signal(Procs::Environ(&self.mark), Signal::Kill, None) {
                 log::warn!("ending the feeder of a command's stdin: {e}");
             }
             let _ = self.child.kill();

@@ -11,7 +11,7 @@ use super::stop::Abort;
 use crate::engine::{Engine, Op};
 use crate::error::Result;
 use crate::proc::{self, RunError};
-use crate::reap::{Instance, Reap, Reaped, Scope, Signal, Watermark};
+use crate::reap::{Instance, Procs, Reap, Reaped, Signal, Watermark};
 
 /// Longest time one signalling exec may take; one that does not answer in time is tried once
 /// more before the container is taken to be out of reach. An engine serves the execs into one
@@ -107,18 +107,18 @@ impl Signaller {
     /// happens whenever the child was about to exit as the interrupt came. Its children still
     /// get SIGINT, and bash, not interrupted itself, then runs the trap. dash and busybox are
     /// interrupted themselves; their INT trap abandons the command at a safe point.
-    pub(super) fn abort_scope(&self, how: Abort) -> (Scope<'static>, Signal) {
-        abort_scope(how, self.dialect)
+    pub(super) fn abort_procs(&self, how: Abort) -> (Procs<'static>, Signal) {
+        abort_procs(how, self.dialect)
     }
 
-    /// Signals the processes of `scope` with `signal`, then removes `remove`.
+    /// Signals the processes of `procs` with `signal`, then removes `remove`.
     ///
     /// # Errors
     /// When the exec fails or does not answer (twice), with why (the container is gone, not
     /// running, the engine does not answer).
-    pub(super) fn signal(&self, scope: Scope<'_>, signal: Signal, remove: Option<&str>) -> Result<Reaped> {
+    pub(super) fn signal(&self, procs: Procs<'_>, signal: Signal, remove: Option<&str>) -> Result<Reaped> {
         let reap =
-            Reap { scope, signal, shell: self.pid, instance: self.instance, watermark: lock(&self.jobs).mark, remove };
+            Reap { procs, signal, shell: self.pid, instance: self.instance, watermark: lock(&self.jobs).mark, remove };
         let args = reap.args();
         let op = Op("signal", &self.target);
         let mut attempt = 1;
@@ -158,8 +158,8 @@ impl Signaller {
     }
 }
 
-/// See [`Signaller::abort_scope`].
-fn abort_scope(how: Abort, dialect: Dialect) -> (Scope<'static>, Signal) {
+/// See [`Signaller::abort_procs`].
+fn abort_procs(how: Abort, dialect: Dialect) -> (Procs<'static>, Signal) {
     let (tree, shell): (_, &'static [Signal]) = match (how, dialect) {
         (Abort::Interrupt, Dialect::Posix) => (Signal::Int, &[Signal::Int]),
         (Abort::Interrupt, Dialect::Bash) => (Signal::Int, &[Signal::Winch]),
@@ -168,7 +168,7 @@ fn abort_scope(how: Abort, dialect: Dialect) -> (Scope<'static>, Signal) {
         // command's own now.
         (Abort::Kill, Dialect::Bash) => (Signal::Kill, &[Signal::Int, Signal::Winch]),
     };
-    (Scope::Command(shell), tree)
+    (Procs::Command(shell), tree)
 }
 
 #[cfg(test)]
@@ -177,13 +177,13 @@ mod tests {
 
     #[test]
     fn bash_is_interrupted_through_its_winch_trap_and_others_directly() {
-        let scope = |how, dialect| match abort_scope(how, dialect) {
-            (Scope::Command(shell), tree) => (shell.to_vec(), tree),
+        let procs = |how, dialect| match abort_procs(how, dialect) {
+            (Procs::Command(shell), tree) => (shell.to_vec(), tree),
             other => panic!("{other:?}"),
         };
-        assert_eq!(scope(Abort::Interrupt, Dialect::Posix), (vec![Signal::Int], Signal::Int));
-        assert_eq!(scope(Abort::Interrupt, Dialect::Bash), (vec![Signal::Winch], Signal::Int));
-        assert_eq!(scope(Abort::Kill, Dialect::Posix), (vec![Signal::Int], Signal::Kill));
-        assert_eq!(scope(Abort::Kill, Dialect::Bash), (vec![Signal::Int, Signal::Winch], Signal::Kill));
+        assert_eq!(procs(Abort::Interrupt, Dialect::Posix), (vec![Signal::Int], Signal::Int));
+        assert_eq!(procs(Abort::Interrupt, Dialect::Bash), (vec![Signal::Winch], Signal::Int));
+        assert_eq!(procs(Abort::Kill, Dialect::Posix), (vec![Signal::Int], Signal::Kill));
+        assert_eq!(procs(Abort::Kill, Dialect::Bash), (vec![Signal::Int, Signal::Winch], Signal::Kill));
     }
 }

@@ -19,7 +19,7 @@ use super::signal::Signaller;
 use super::stop::{Abort, Action, Outcome, Stop};
 use super::{TICK, lock};
 use crate::error::{Error, Result};
-use crate::reap::{Reaped, Scope, Signal};
+use crate::reap::{Procs, Reaped, Signal};
 use crate::state::State;
 
 /// Stack of the watch thread: it runs the signalling execs.
@@ -196,8 +196,8 @@ impl Watch {
         let signalled = match action {
             Action::Interrupt | Action::Kill => {
                 let how = if action == Action::Interrupt { Abort::Interrupt } else { Abort::Kill };
-                let (scope, signal) = self.signaller.abort_scope(how);
-                let signalled = self.signaller.signal(scope, signal, None);
+                let (procs, signal) = self.signaller.abort_procs(how);
+                let signalled = self.signaller.signal(procs, signal, None);
                 if let Ok(Reaped::Signalled(_)) = &signalled {
                     // The shell drops the rest of the command, frame included, or bash runs
                     // the rest of its frame: either way this line ends the command.
@@ -211,7 +211,7 @@ impl Watch {
             }
             Action::KillShell => {
                 log::warn!("the shell in {target} does not come back; killing the session");
-                self.signaller.signal(Scope::Session, Signal::Kill, None)
+                self.signaller.signal(Procs::Session, Signal::Kill, None)
             }
             Action::KillClient => {
                 self.client.kill();
