@@ -1,13 +1,16 @@
 //! Persistent shell sessions: [`Session`], its builder, and running commands in it.
 //!
 //! A session is made of parts, each in its own file and owning its own state: the shell and
-//! its exec client ([`shell`]), the reader threads routing its output ([`readers`]), the
-//! signaller that reaches its processes from outside ([`signal`]), the watch that stops a
-//! command at its deadlines ([`watch`], deciding with [`stop`]), the input feeder and the
-//! session's directory in the container ([`input`]). One command's life, from sending it to
-//! booking its end, reads top to bottom in [`driver`]; its public face is [`cmd`]. Opening is
-//! in [`builder`], the end of the session in [`close`]. How it all works (the framing, the
-//! sentinels, interrupts and clean-up) is in `docs/DESIGN.md`.
+//! its exec client ([`shell`]), the text written to it and the scanning of what it prints
+//! ([`protocol`]), the reader threads routing its output ([`readers`]), the signaller that
+//! reaches its processes from outside ([`signal`]), the watch that stops a command at its
+//! deadlines ([`watch`], deciding with [`stop`]), the input feeder and the session's directory
+//! in the container ([`input`]). One command's life, from sending it to booking its end, reads
+//! top to bottom in [`driver`]; its public face is [`cmd`]. Opening is in [`builder`], the end
+//! of the session in [`close`].
+//!
+//! The mechanism (the interactive shell, the frame and its sentinels, input, aborting a
+//! command, closing): see `docs/DESIGN.md`.
 
 mod builder;
 mod close;

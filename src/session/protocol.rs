@@ -1,110 +1,13 @@
 //! Framing of commands for a POSIX shell, and scanning of its output for sentinels. No I/O.
 //!
-//! # Starting the shell
+//! It holds the launcher the shell is started with ([`LAUNCH`]) and the two dialects it
+//! tells apart ([`Dialect`]); the first lines written to a new shell ([`bootstrap`]); the
+//! frame of each command ([`encode_command`]) and the line written after an interrupt
+//! ([`encode_recovery`]); shell text that writes a file byte for byte ([`encode_file`]); what
+//! a sentinel line says ([`parse_status`]); and the [`Scanner`].
 //!
-//! The shell is started as `SHELL -c LAUNCH SHELL` ([`LAUNCH`]), which execs it again as an
-//! *interactive* shell: only an interactive shell answers SIGINT as a terminal's Ctrl-C does,
-//! by abandoning the whole command line it is running (the rest of a list, a loop, a function)
-//! and going on reading, with its variables, functions, cwd and options intact. A
-//! non-interactive shell either dies of SIGINT (dash) or lets the interrupted child go and runs
-//! the rest of the command. The launcher picks the form that does this for the shell at hand,
-//! which is bash even when it is called `sh`:
-//!
-//! - dash, busybox ash and other POSIX shells: `SHELL -i /dev/stdin`, the script read from the
-//!   session's pipe on an fd of the shell's own ([`Dialect::Posix`]);
-//! - bash: `bash --norc --noediting +o history -i`, reading stdin ([`Dialect::Bash`]). bash
-//!   reading a script file dies of SIGINT even with `-i`. `--noediting` makes it read stdin in
-//!   blocks instead of a byte at a time.
-//!
-//! `$ENV` (which an interactive POSIX shell would source) is put aside before the exec and
-//! restored after; bash reads no rc file and keeps no history.
-//!
-//! The first line written ([`bootstrap`]) neutralises what is left of interactive mode: the
-//! session's stdout and stderr are kept on fds 7 and 8 and the shell's own fd 2 points at
-//! `/dev/null`, so prompts, job-control notices and `set -x` / `set -v` output of the frame
-//! never reach the session; prompts are emptied; bash gets `set +H` (no `!` history expansion)
-//! and no history file. For POSIX shells fd 0 then points at `/dev/null`, so every command
-//! reads EOF and nothing it runs can read the protocol. What does stay visible: `$-` holds `i`.
-//!
-//! # The frame
-//!
-//! Each command is written as one line (bash: a `.` of a here-document), in the dialect the
-//! shell answered with at start, and ends with a call of a function the bootstrap defined:
-//!
-//! ```text
-//! Posix: __boxshell_busy=1; \command eval 'CMD' 2>&8 7>&- 8>&-; \__boxshell_end T1 T2 KNOWN
-//! Bash:  __boxshell_busy=1; \command . /dev/stdin <<'DELIM' 2>&8 7>&- 8>&-
-//!        { \exec 0</dev/null; } 2>/dev/null; CMD
-//!        DELIM
-//!        \__boxshell_end T1 T2 KNOWN
-//!
-//! __boxshell_end() { \command printf '\037bx%s%s %d %s\n' "$1" "$2" "$?" "${!:-0}" >&8;
-//!     __boxshell_busy=; \exec >&7;
-//!     case ${!:-0} in "$3") \command printf '\037bx%s%s\n' "$1" "$2";;
-//!     *) (read the boot time); \command printf '\037bx%s%s %s\n' "$1" "$2" TIME;; esac; }
-//! ```
-//!
-//! - `command eval` / `command .` run the command in the shell itself, so `cd`, `export`,
-//!   functions and aliases persist; `command` keeps a syntax error from killing the shell
-//!   (status 2). bash runs a `.` file with its `interactive` flag off, which keeps the notices
-//!   an interactive bash prints into a command's stderr (`[1] PID` for `cmd &`, `tcsetattr`
-//!   after a child killed by a signal) out of it, while a SIGINT still abandons the whole file.
-//!   The here-document is the `.`'s stdin and is read whole before the command runs, which
-//!   begins by pointing stdin at `/dev/null` (the shell's own stdin is the session's pipe).
-//! - The command's stdin is the shell's `/dev/null` (bash: a `/dev/null` of its own), the
-//!   file of its stdin bytes when they fit in the frame, or the stdin of a feeding exec
-//!   ([`Input::Pipe`]: `{ ... </proc/PID/fd/0 9>&- ...; } 9>FIFO`, the FIFO held by the shell
-//!   and not by the command); its stderr is the session's; fds 7 and 8 are closed for it. All
-//!   of it is undone afterwards and `exec >&7` restores stdout, so `exec >/dev/null`,
-//!   `exec 2>&-` or `exec 7>file` inside a command last until the end of that command and
-//!   cannot blind the session. Every built-in the frame (and any shell text of the
-//!   session's own) runs is called as `\command NAME`: the `\` keeps the user's aliases out,
-//!   `command` their functions (bash lets a function take the name of any built-in, `eval`,
-//!   `exec` and `[` included). Only a function named `command` itself would get in.
-//! - The sentinel is `\x1f` `bx` and a random 32-digit token that is new for every command.
-//!   It never appears literally in what is written to the shell: the first byte is written as
-//!   an escape and the token in two halves joined by `printf` at run time. So no trace, echo
-//!   or look-alike printed by a command can end a command early. (bash's here-document
-//!   delimiter is a second random word.)
-//! - `$?` in the function is the status of the command before its call. The function is
-//!   parsed once: dash spends some 40 instructions on each character of a frame, and its body
-//!   would be 300 more per command. A command that removes it (`unset -f`) makes its own frame
-//!   miss its sentinels until its timeout; the recovery line defines it again.
-//! - The stderr sentinel comes first and carries the exit status and `$!`, the newest
-//!   background job; the stdout sentinel comes last. When `$!` differs from the one the
-//!   session last saw, the stdout sentinel carries the boot time (`/proc/uptime`, in
-//!   centiseconds): every background job of this command or an earlier one had started by
-//!   then, and the session writes no command within a clock tick of it, so every process of a
-//!   later command starts after. That is how an interrupt tells a command's processes from
-//!   the background jobs it must spare: by start time, which does not wrap as PIDs do.
-//!
-//! # Aborting a command
-//!
-//! A command is aborted by SIGINT to the command's processes and to the shell (sent from
-//! outside, see `reap.sh`). dash and busybox drop the rest of the line, frame included, and
-//! with it whatever they had read ahead; bash returns from the `.` with status 130 and runs
-//! the rest of its frame. Either way the session then writes [`encode_recovery`]: the two
-//! sentinel `printf`s of the same token again (the stdout one with the boot time), which end
-//! the command if the frame did not. When the frame did end it (the interrupt came as the
-//! command finished), the recovery's sentinel lines arrive after the command's end; the
-//! readers drop them.
-//!
-//! bash is not sent SIGINT itself. A SIGINT that reaches bash while it waits for a child is
-//! taken back when the child then exits other than by SIGINT: bash assumes the child handled
-//! it, and goes on with the command. That is what happens whenever the child was about to
-//! exit anyway (a loop of short commands lost most interrupts so), or ignores SIGINT and is
-//! killed. bash gets SIGWINCH instead, whose trap, armed only while a command runs, raises
-//! SIGINT in the shell once it is between two commands, where nothing takes it back.
-//!
-//! dash and busybox do not get to answer SIGINT where it lands: their handler jumps out of
-//! whatever C code it interrupts, and busybox (static glibc) interrupted inside `malloc`
-//! waits for the allocator's lock forever, a hang seen about once in two hundred aborts of a
-//! loop of built-ins on a loaded machine. So the bootstrap gives them an `INT` trap, which the
-//! shell runs between two commands. While a command runs (`__boxshell_busy` is set), the trap
-//! removes itself and raises SIGINT in the shell, whose handler now jumps from a known place
-//! and abandons the line as above; the recovery line sets the trap again. Idle, it does
-//! nothing. The trap is visible to `trap`. A command that sets an `INT` trap of its own
-//! replaces it, as it would have replaced the shell's own handling of SIGINT before.
+//! The mechanism (why the shell runs interactive, the frame, the sentinels, how a command is
+//! aborted and recovered from) is described in `docs/DESIGN.md`.
 //!
 //! # Scanning
 //!
@@ -146,7 +49,7 @@ const BASH_WINCH_TRAP: &str =
 /// the shell's own handler, which then jumps from a known place. Its trace goes nowhere.
 const POSIX_INT_TRAP: &str = "\\command trap 'case ${__boxshell_busy-} in 1) { __boxshell_busy= __boxshell_rearm=1; \\command trap - INT; \\command kill -s INT $$; } 2>/dev/null;; esac' INT";
 
-/// The first lines written to a new session's shell (see the module docs). They work in
+/// The first lines written to a new session's shell (see docs/DESIGN.md). They work in
 /// every dialect, as the dialect is not known yet, define [`END`], and end by printing
 /// `boot`'s sentinel with the word `boot` on both streams: what precedes it is the shell's
 /// start-up noise (banners, job-control notices). The first line holds no `!`, which bash
@@ -169,7 +72,7 @@ const END: &str = "__boxshell_end";
 
 /// The definition of [`END`], which every frame calls as `END T1 T2 KNOWN` right after the
 /// command: the two sentinels of the token `T1T2` (`$?` at the call is the command's status),
-/// and the boot time when `$!` is no longer `KNOWN` (see the module docs). A function, parsed
+/// and the boot time when `$!` is no longer `KNOWN` (see docs/DESIGN.md). A function, parsed
 /// once: dash spends some 40 instructions per character reading a frame, and these are some
 /// 300 characters a command would otherwise carry. Each sentinel is one `printf`: one write,
 /// so the reader sees it in one read.
