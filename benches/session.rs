@@ -2,7 +2,9 @@
 //!
 //! For each runtime (docker, podman, local; `BOXSHELL_BENCH_RUNTIMES` picks), in one run:
 //! - round trip of `echo hi` through a session, beside the raw floor (the same `exec -i` pipe
-//!   driven by a minimal marker loop on one thread) and beside one new exec per command;
+//!   driven by a minimal marker loop on one thread) and beside one new exec per command; for
+//!   reference, the floor reading both streams on one thread, and through a reader thread per
+//!   stream (the hand-offs a session's readers add);
 //! - throughput of 200 MB of stdout, beside raw `exec -i ... head -c`;
 //! - session open time, beside a bare `exec -i ... true`;
 //! - 64 MiB into a file through `write_file`, `Cmd::stdin` and `Running::write_stdin`, beside
@@ -128,20 +130,51 @@ fn row(runtime: &Runtime, measure: &str, session: String, floor: String, ratio: 
     println!("| {runtime} | {measure} | {session} | {floor} | {ratio:.2}× | {target} |");
 }
 
-/// The floor: one thread writing `echo hi; echo MARK` and reading stdout until MARK. With
-/// `both`, it also writes a marker to stderr first and reads it: what a protocol that must know
-/// both streams are complete cannot avoid.
+/// How a floor reads the shell's answer.
+#[derive(Clone, Copy, PartialEq)]
+enum Floor {
+    /// The caller reads stdout until the marker: the floor.
+    Stdout,
+    /// The caller reads stdout, then stderr, each until its marker: what a protocol that must
+    /// know both streams are complete cannot avoid, with no thread between.
+    Both,
+    /// A reader thread per stream hands what it reads to the caller on a channel, as a
+    /// session's readers do: `Both` plus the hand-offs between threads.
+    Threads,
+}
+
+/// A floor: `echo hi; echo MARK` (and `echo MARK >&2`) written to a bare shell, read back.
 struct RawLoop {
     child: Child,
     buf: Vec<u8>,
-    both: bool,
+    floor: Floor,
+    from_readers: Option<crossbeam_channel::Receiver<(bool, Vec<u8>)>>,
 }
 
 impl RawLoop {
-    fn new(target: &Target, both: bool) -> RawLoop {
+    fn new(target: &Target, floor: Floor) -> RawLoop {
         let mut cmd = target.command(true, &["/bin/sh"]);
-        let child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
-        RawLoop { child, buf: vec![0; 65536], both }
+        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+        let from_readers = (floor == Floor::Threads).then(|| {
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let streams: [(bool, Box<dyn Read + Send>); 2] = [
+                (false, Box::new(child.stdout.take().expect("stdout"))),
+                (true, Box::new(child.stderr.take().expect("stderr"))),
+            ];
+            for (is_stderr, mut pipe) in streams {
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    let mut buf = vec![0; 65536];
+                    while let Ok(n @ 1..) = pipe.read(&mut buf) {
+                        if tx.send((is_stderr, buf[..n].to_vec())).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            rx
+        });
+        RawLoop { child, buf: vec![0; 65536], floor, from_readers }
     }
 
     fn read_until_mark(&mut self, stderr: bool) -> Vec<u8> {
@@ -159,13 +192,29 @@ impl RawLoop {
         got
     }
 
+    /// Both streams from the reader threads, until each ends in its marker.
+    fn receive_until_marks(&mut self) -> [Vec<u8>; 2] {
+        let rx = self.from_readers.as_ref().expect("reader threads");
+        let mut got = [Vec::new(), Vec::new()];
+        while !got.iter().all(|g| g.ends_with(b"MARK\n")) {
+            let (is_stderr, chunk) = rx.recv().expect("raw shell exited");
+            got[usize::from(is_stderr)].extend_from_slice(&chunk);
+        }
+        got
+    }
+
     fn round_trip(&mut self) -> Duration {
         let start = Instant::now();
-        let line: &[u8] = if self.both { b"echo hi; echo MARK >&2; echo MARK\n" } else { b"echo hi; echo MARK\n" };
+        let line: &[u8] =
+            if self.floor == Floor::Stdout { b"echo hi; echo MARK\n" } else { b"echo hi; echo MARK >&2; echo MARK\n" };
         self.child.stdin.as_mut().expect("stdin").write_all(line).expect("write");
-        assert_eq!(self.read_until_mark(false), b"hi\nMARK\n");
-        if self.both {
-            assert_eq!(self.read_until_mark(true), b"MARK\n");
+        match self.floor {
+            Floor::Stdout => assert_eq!(self.read_until_mark(false), b"hi\nMARK\n"),
+            Floor::Both => {
+                assert_eq!(self.read_until_mark(false), b"hi\nMARK\n");
+                assert_eq!(self.read_until_mark(true), b"MARK\n");
+            }
+            Floor::Threads => assert_eq!(self.receive_until_marks(), [&b"hi\nMARK\n"[..], b"MARK\n"]),
         }
         start.elapsed()
     }
@@ -180,20 +229,20 @@ impl Drop for RawLoop {
 
 fn round_trip(target: &Target) {
     let mut sh = target.session();
-    let mut raw = RawLoop::new(target, false);
-    let mut raw_both = RawLoop::new(target, true);
+    let mut raws = [Floor::Stdout, Floor::Both, Floor::Threads].map(|f| RawLoop::new(target, f));
     for _ in 0..100 {
-        raw.round_trip();
-        raw_both.round_trip();
+        for raw in &mut raws {
+            raw.round_trip();
+        }
         sh.exec("echo hi").expect("exec");
     }
-    let (mut ours, mut floor, mut both) = (Vec::new(), Vec::new(), Vec::new());
+    let mut ours = Vec::new();
+    let [mut floor, mut both, mut threads] = [(); 3].map(|()| Vec::new());
     for _ in 0..ROUNDS {
-        for _ in 0..PER_ROUND {
-            floor.push(raw.round_trip());
-        }
-        for _ in 0..PER_ROUND {
-            both.push(raw_both.round_trip());
+        for (raw, times) in raws.iter_mut().zip([&mut floor, &mut both, &mut threads]) {
+            for _ in 0..PER_ROUND {
+                times.push(raw.round_trip());
+            }
         }
         for _ in 0..PER_ROUND {
             let start = Instant::now();
@@ -202,12 +251,14 @@ fn round_trip(target: &Target) {
             assert_eq!(out.stdout, b"hi\n");
         }
     }
-    let ((o50, o99), (f50, f99), (b50, _)) = (stats(ours), stats(floor), stats(both));
+    let ((o50, o99), (f50, f99), (b50, _), (t50, _)) = (stats(ours), stats(floor), stats(both), stats(threads));
     let rt = &target.runtime;
     row(rt, "round trip p50", us(o50), us(f50), o50.as_secs_f64() / f50.as_secs_f64(), "≤ 1.5×");
     row(rt, "round trip p99", us(o99), us(f99), o99.as_secs_f64() / f99.as_secs_f64(), "");
     let ratio = b50.as_secs_f64() / f50.as_secs_f64();
     row(rt, "(floor reading stdout and stderr, p50)", us(b50), us(f50), ratio, "(for reference)");
+    let ratio = t50.as_secs_f64() / f50.as_secs_f64();
+    row(rt, "(the same through a reader thread per stream, p50)", us(t50), us(f50), ratio, "(for reference)");
     sh.close().expect("close");
 }
 
