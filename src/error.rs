@@ -214,6 +214,24 @@ pub enum Error {
         max_output: usize,
     },
 
+    /// A path in the container could not be used: a command's
+    /// [`workdir`](crate::Cmd::workdir) (the command was not run), or a file system call of
+    /// the session ([`Session::read_dir`](crate::Session::read_dir) and the other verbs named
+    /// as `std::fs` names them). `kind` says why, in `std::io`'s words, so a caller can match
+    /// it: `NotFound`, `PermissionDenied`, `NotADirectory`, `IsADirectory`, `AlreadyExists`,
+    /// `DirectoryNotEmpty`, or `Other` with the tool's own message.
+    #[error("{op} `{path}`: {message}")]
+    Fs {
+        /// What was being done: `workdir`, `read_dir`, `metadata`, `remove_file`, ...
+        op: &'static str,
+        /// The path (lossy UTF-8 if it is not UTF-8).
+        path: String,
+        /// Why, as `std::io` names it.
+        kind: io::ErrorKind,
+        /// What the tool said, or the kind in words.
+        message: String,
+    },
+
     /// Input could not be written to a running command: it was not started with
     /// [`Cmd::interactive`](crate::Cmd::interactive), its stdin was closed, or its input no
     /// longer reaches it.

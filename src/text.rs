@@ -4,6 +4,8 @@
 //! a name on a command line checks it here first, so that no name can be read as an option and
 //! no value can end a line early.
 
+use std::fmt::Write as _;
+
 use crate::error::{Error, Result};
 
 /// Quotes `s` for a POSIX shell, so that the shell reads it back as exactly one word.
@@ -29,6 +31,42 @@ pub(crate) fn quote_into(out: &mut String, s: &str) {
     }
     out.push_str(rest);
     out.push('\'');
+}
+
+/// Appends a `printf` format (without its quotes) that prints `bytes` exactly, NUL included:
+/// printable ASCII as itself, the rest as octal escapes.
+pub(crate) fn printf_format_into(out: &mut String, bytes: &[u8]) {
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'%' => out.push_str("%%"),
+            b'\\' => out.push_str("\\\\"),
+            b'\'' => out.push_str("\\047"),
+            // A format starting with `-` is an option to dash's and bash's printf.
+            b'-' if i == 0 => out.push_str("\\055"),
+            0x20..=0x7e => out.push(b as char),
+            _ => {
+                let _ = write!(out, "\\{b:03o}");
+            }
+        }
+    }
+}
+
+/// Appends shell text that sets the shell variable `var` to `value`, byte for byte (any bytes
+/// but NUL): a quoted word when `value` is UTF-8, else the output of a `printf` (one fork).
+/// The text ends in `; `.
+pub(crate) fn assign_into(out: &mut String, var: &str, value: &[u8]) {
+    out.push_str(var);
+    out.push('=');
+    match std::str::from_utf8(value) {
+        Ok(s) => quote_into(out, s),
+        Err(_) => {
+            // `$(...)` drops trailing newlines: an `x` after the value keeps them.
+            out.push_str("$(\\command printf '");
+            printf_format_into(out, value);
+            let _ = write!(out, "x'); {var}=${{{var}%x}}");
+        }
+    }
+    out.push_str("; ");
 }
 
 /// Checks that a value going to a shell or a CLI holds no NUL byte (which would cut it short).
@@ -125,6 +163,21 @@ mod tests {
             let out =
                 std::process::Command::new("sh").arg("-c").arg(format!("printf %s {}", quote(s))).output().unwrap();
             assert_eq!(out.stdout, s.as_bytes(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn assignments_keep_every_byte_but_nul() {
+        let values: [&[u8]; 6] =
+            [b"", b"plain", b"it's $(id) `x` \\ %s\n\n", b"\xff\xfe-\n", b"-x\x80", "é".as_bytes()];
+        for value in values {
+            let mut script = String::new();
+            assign_into(&mut script, "v", value);
+            script.push_str("printf %s \"$v\"");
+            for sh in ["dash", "bash"] {
+                let out = std::process::Command::new(sh).arg("-c").arg(&script).output().unwrap();
+                assert_eq!(out.stdout, value, "{sh}: {script}");
+            }
         }
     }
 

@@ -2,16 +2,21 @@
 //! ([`Running`]): waiting for it, interrupting it, and driving an interactive one (its stdin,
 //! `expect`). Each call drives the command through the phases of [`driver`](super::driver).
 
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
 use super::driver::{ChunkFn, Collector, Deliver, Finish, Job, Stdin};
 use super::input::Feeder;
+use super::overlay::Overlay;
+use super::protocol::Refusal;
 use super::stop::{Abort, Limits};
 use super::{Event, Output, Session, Stream};
 use crate::error::{Error, Result};
 use crate::output::PerStream;
+use crate::text;
 
 /// A command with options, made by [`Session::cmd`].
 ///
@@ -34,6 +39,8 @@ pub struct Cmd<'s> {
     /// The cap per stream: the session's unless set here.
     pub(super) max_output: usize,
     pub(super) on_chunk: Option<ChunkFn<'s>>,
+    /// Its own environment variables and working directory.
+    pub(super) overlay: Overlay,
 }
 
 impl std::fmt::Debug for Cmd<'_> {
@@ -45,6 +52,8 @@ impl std::fmt::Debug for Cmd<'_> {
             .field("stdin_bytes", &self.stdin.as_ref().map(Vec::len))
             .field("interactive", &self.interactive)
             .field("max_output", &self.max_output)
+            .field("env", &text::EnvNames(&self.overlay.vars))
+            .field("workdir", &self.overlay.workdir)
             .finish_non_exhaustive()
     }
 }
@@ -102,6 +111,38 @@ impl<'s> Cmd<'s> {
         self
     }
 
+    /// An environment variable for this command only, as `std::process::Command::env`: the
+    /// session's environment is as it was afterwards. The value may hold any bytes but NUL;
+    /// the name must be one a shell can export (ASCII letters, digits and `_`).
+    ///
+    /// With `env` or [`workdir`](Cmd::workdir) the command runs in a subshell of the session's
+    /// shell: it sees the session's functions, aliases and unexported variables, and what it
+    /// changes (`cd`, `export`, `exit`) ends with it.
+    ///
+    /// ```
+    /// # fn main() -> boxshell::Result<()> {
+    /// let mut sh = boxshell::Session::builder("-").runtime(boxshell::Runtime::Local).open()?;
+    /// sh.exec("greet() { echo \"$GREETING, $1\"; }")?;
+    /// let out = sh.cmd("greet world; pwd").env("GREETING", "hello").workdir("/tmp").run()?;
+    /// assert_eq!(out.stdout, b"hello, world\n/tmp\n");
+    /// assert_eq!(sh.exec("echo \"${GREETING-unset}\"")?.stdout, b"unset\n");
+    /// # Ok(()) }
+    /// ```
+    pub fn env(mut self, key: impl Into<String>, value: impl AsRef<OsStr>) -> Self {
+        self.overlay.vars.push((key.into(), value.as_ref().to_os_string()));
+        self
+    }
+
+    /// The directory this command runs in, as `std::process::Command::current_dir` (a relative
+    /// one is taken from the session's cwd): the session's cwd is as it was afterwards. A
+    /// directory that does not exist, is not a directory or cannot be entered is
+    /// [`Error::Fs`] (kind `NotFound`, `NotADirectory` or `PermissionDenied`, op `workdir`),
+    /// and the command is not run. See [`env`](Cmd::env) for what the command sees.
+    pub fn workdir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.overlay.workdir = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
     /// The cap on bytes kept per stream, instead of the session's.
     pub fn max_output(mut self, bytes: usize) -> Self {
         self.max_output = bytes;
@@ -143,7 +184,16 @@ impl<'s> Cmd<'s> {
             (Some(data), false) => (Stdin::Bytes(data), None),
             (None, false) => (Stdin::Empty, None),
         };
-        let job = session.start(&self.command, limits, stdin, deliver)?;
+        let workdir = self.overlay.workdir.clone();
+        let job = if self.overlay.is_empty() {
+            session.start(&self.command, limits, stdin, deliver)?
+        } else {
+            self.overlay.check()?;
+            let mut job = session.start(&self.overlay.wrap(&self.command), limits, stdin, deliver)?;
+            // Errors and the output name the command as given, not its wrapping.
+            job.command = self.command;
+            job
+        };
         let mut running = Running {
             session,
             events: job.events.clone(),
@@ -151,6 +201,7 @@ impl<'s> Cmd<'s> {
             collector: Collector::new(cap, self.on_chunk),
             held: PerStream::default(),
             cap,
+            workdir,
         };
         if let Some(data) = first_input {
             running.write_stdin(&data)?;
@@ -191,6 +242,8 @@ pub struct Running<'s> {
     held: PerStream<Vec<u8>>,
     /// The output cap per stream.
     cap: usize,
+    /// Its own working directory, if it was given one.
+    workdir: Option<PathBuf>,
 }
 
 /// Where a [`Running`] command is.
@@ -198,6 +251,8 @@ enum Progress {
     Running(Job),
     /// Ended; its output is kept for later calls.
     Ended(Output),
+    /// Not run: its working directory could not be entered. Holds the command line.
+    Refused(Refusal, String),
     /// Its output was handed over by `wait`.
     HandedOver,
 }
@@ -234,6 +289,7 @@ impl Running<'_> {
         }
         match std::mem::replace(&mut self.progress, Progress::HandedOver) {
             Progress::Ended(out) => Ok(out),
+            Progress::Refused(refusal, _) => Err(refusal.error(self.workdir())),
             _ => Err(self.ended()),
         }
     }
@@ -281,10 +337,11 @@ impl Running<'_> {
     fn wait_until(&mut self, until: Option<Instant>) -> Result<Option<Output>> {
         self.release_held();
         self.advance(until)?;
-        Ok(match &self.progress {
-            Progress::Ended(out) => Some(out.clone()),
-            _ => None,
-        })
+        match &self.progress {
+            Progress::Ended(out) => Ok(Some(out.clone())),
+            Progress::Refused(..) => Err(self.ended()),
+            _ => Ok(None),
+        }
     }
 
     /// Drives the command, gathering its output, until it ends or `until` passes.
@@ -304,8 +361,10 @@ impl Running<'_> {
     /// Turns the finished job into its output.
     fn conclude(&mut self, finish: Finish) {
         if let Progress::Running(job) = &mut self.progress {
-            let out = self.collector.output(job, finish);
-            self.progress = Progress::Ended(out);
+            self.progress = match finish.refused {
+                Some(refusal) => Progress::Refused(refusal, std::mem::take(&mut job.command)),
+                None => Progress::Ended(self.collector.output(job, finish)),
+            };
         }
     }
 
@@ -545,8 +604,14 @@ impl Running<'_> {
     fn ended(&self) -> Error {
         match &self.progress {
             Progress::Ended(out) => Error::CommandEnded { output: Box::new(out.clone()) },
+            Progress::Refused(refusal, _) => refusal.error(self.workdir()),
             _ => self.stdin_closed("the command has ended"),
         }
+    }
+
+    /// The working directory asked for, as errors show it.
+    fn workdir(&self) -> String {
+        self.workdir.as_deref().map(|dir| dir.to_string_lossy().into_owned()).unwrap_or_default()
     }
 
     /// The command line.
@@ -554,6 +619,7 @@ impl Running<'_> {
         match &self.progress {
             Progress::Running(job) => &job.command,
             Progress::Ended(out) => &out.command,
+            Progress::Refused(_, command) => command,
             Progress::HandedOver => "",
         }
     }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, select};
 
 use super::input::Feeder;
-use super::protocol::{self, Input, Status, Token};
+use super::protocol::{self, Input, Refusal, Status, Token};
 use super::readers::{Completion, End, Kept, Sink};
 use super::stop::{Limits, Stop};
 use super::{Event, Output, Session, Stream, TICK};
@@ -82,6 +82,8 @@ pub(super) struct Finish {
     pub(super) duration: Duration,
     /// Output kept by the readers (for [`Deliver::Keep`]).
     pub(super) kept: PerStream<Kept>,
+    /// Why the frame did not run the command, if it did not.
+    pub(super) refused: Option<Refusal>,
 }
 
 /// How a command ended, decided from what the readers saw and how the watch stopped it.
@@ -260,7 +262,8 @@ impl Session {
             self.metrics.last_used = Instant::now();
         }
         let exit_code = ending.exit_code(self.shell.exit_code());
-        Finish { exit_code, timed_out: ending.timed_out, duration, kept: completion.kept }
+        let refused = ending.status.and_then(|s| s.refused);
+        Finish { exit_code, timed_out: ending.timed_out, duration, kept: completion.kept, refused }
     }
 
     /// Kills what is left of the processes an aborted command's interrupt signalled (its

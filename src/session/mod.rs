@@ -17,6 +17,7 @@ mod close;
 mod cmd;
 mod driver;
 mod input;
+mod overlay;
 pub(crate) mod protocol;
 mod readers;
 mod shell;
@@ -35,6 +36,7 @@ use self::driver::{Deliver, Job, Stdin};
 use self::input::Scratch;
 #[cfg(test)]
 pub(crate) use self::input::feeder_argv;
+use self::overlay::Overlay;
 use self::readers::Router;
 use self::shell::Shell;
 use self::signal::Signaller;
@@ -196,6 +198,7 @@ impl Session {
             interactive: false,
             max_output,
             on_chunk: None,
+            overlay: Overlay::default(),
         }
     }
 

@@ -17,7 +17,7 @@
 
 use std::fmt::Write as _;
 
-use crate::text::{quote, quote_into};
+use crate::text::{printf_format_into, quote, quote_into};
 
 /// The `-c` script the session shell is started with (`SHELL -c LAUNCH SHELL`): it execs the
 /// shell again in the interactive form that survives SIGINT ([`Dialect`]), with `$ENV` set
@@ -70,15 +70,20 @@ pub(crate) fn bootstrap(boot: &Token) -> String {
 /// The name of the shell function that prints a command's sentinels.
 const END: &str = "__boxshell_end";
 
+/// The shell variable a frame sets when it did not run its command, to the word of a
+/// [`Refusal`]; [`END`] prints it after the status.
+pub(crate) const REFUSED: &str = "__boxshell_refused";
+
 /// The definition of [`END`], which every frame calls as `END T1 T2 KNOWN` right after the
-/// command: the two sentinels of the token `T1T2` (`$?` at the call is the command's status),
+/// command: the two sentinels of the token `T1T2` (`$?` at the call is the command's status,
+/// then [`REFUSED`]),
 /// and the boot time when `$!` is no longer `KNOWN` (see docs/DESIGN.md). A function, parsed
 /// once: dash spends some 40 instructions per character reading a frame, and these are some
 /// 300 characters a command would otherwise carry. Each sentinel is one `printf`: one write,
 /// so the reader sees it in one read.
 fn end_function() -> String {
     format!(
-        "{END}() {{ \\command printf '\\037bx%s%s %d %s\\n' \"$1\" \"$2\" \"$?\" \"${{!:-0}}\" >&8; __boxshell_busy=; \\command exec >&7; \
+        "{END}() {{ \\command printf '\\037bx%s%s %d %s %s\\n' \"$1\" \"$2\" \"$?\" \"${{!:-0}}\" \"${{{REFUSED}-}}\" >&8; __boxshell_busy= {REFUSED}=; \\command exec >&7; \
          case ${{!:-0}} in \"$3\") \\command printf '\\037bx%s%s\\n' \"$1\" \"$2\";; \
          *) \\command read -r __bx_up _ </proc/uptime || __bx_up=; \\command printf '\\037bx%s%s %s\\n' \"$1\" \"$2\" \"${{__bx_up-}}\"; \
          \\command unset __bx_up;; esac; }}"
@@ -260,19 +265,7 @@ pub(crate) fn encode_file(path: &str, dir: Option<&str>, data: &[u8]) -> String 
     text.push_str("{ \\command printf ''");
     for chunk in data.chunks(PER_PRINTF) {
         text.push_str(" && \\command printf '");
-        for (i, &b) in chunk.iter().enumerate() {
-            match b {
-                b'%' => text.push_str("%%"),
-                b'\\' => text.push_str("\\\\"),
-                b'\'' => text.push_str("\\047"),
-                // A format starting with `-` is an option to dash's and bash's printf.
-                b'-' if i == 0 => text.push_str("\\055"),
-                0x20..=0x7e => text.push(b as char),
-                _ => {
-                    let _ = write!(text, "\\{b:03o}");
-                }
-            }
-        }
+        printf_format_into(&mut text, chunk);
         text.push('\'');
     }
     text.push_str("; } >|");
@@ -291,20 +284,49 @@ pub(crate) struct Status {
     /// The boot time after the command, in centiseconds, when `$!` had changed and the shell
     /// could read it.
     pub since: Option<u64>,
+    /// Why the frame did not run the command, if it did not.
+    pub refused: Option<Refusal>,
 }
 
-/// Parses the stderr trailer `" CODE LASTJOB"` and the stdout trailer: `""`, or the boot
+/// Why a frame did not run its command: its working directory ([`REFUSED`]'s words).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// `ENOENT`: it does not exist.
+    NotFound,
+    /// `ENOTDIR`: it is not a directory.
+    NotADirectory,
+    /// `EACCES`: it cannot be entered.
+    PermissionDenied,
+}
+
+impl Refusal {
+    /// The word the shell sets [`REFUSED`] to.
+    pub(crate) fn word(self) -> &'static str {
+        match self {
+            Refusal::NotFound => "ENOENT",
+            Refusal::NotADirectory => "ENOTDIR",
+            Refusal::PermissionDenied => "EACCES",
+        }
+    }
+
+    fn from_word(word: &str) -> Option<Refusal> {
+        [Refusal::NotFound, Refusal::NotADirectory, Refusal::PermissionDenied].into_iter().find(|r| r.word() == word)
+    }
+}
+
+/// Parses the stderr trailer `" CODE LASTJOB [REFUSAL]"` and the stdout trailer: `""`, or the boot
 /// time as `/proc/uptime` shows it (`" 12345.67"`, seconds with two decimals).
 pub(crate) fn parse_status(stderr: &[u8], stdout: &[u8]) -> Option<Status> {
     let mut words = std::str::from_utf8(stderr).ok()?.split_ascii_whitespace();
     let code = words.next()?.parse().ok()?;
     let last_job = words.next()?.parse().ok()?;
+    let refused = words.next().and_then(Refusal::from_word);
     let since = std::str::from_utf8(stdout).ok().and_then(|t| {
         let (secs, hundredths) = t.trim().split_once('.')?;
         let hundredths: u64 = hundredths.parse().ok().filter(|_| hundredths.len() == 2)?;
         Some(secs.parse::<u64>().ok()? * 100 + hundredths)
     });
-    Some(Status { code, last_job, since })
+    Some(Status { code, last_job, since, refused })
 }
 
 /// What one call of [`Scanner::feed`] found.
@@ -541,11 +563,17 @@ mod tests {
 
     #[test]
     fn status_parses() {
-        assert_eq!(parse_status(b" 0 0", b""), Some(Status { code: 0, last_job: 0, since: None }));
-        assert_eq!(parse_status(b" 130 4411", b""), Some(Status { code: 130, last_job: 4411, since: None }));
-        let stamped = Some(Status { code: 0, last_job: 4411, since: Some(123456) });
+        let plain = Status { code: 0, last_job: 0, since: None, refused: None };
+        assert_eq!(parse_status(b" 0 0", b""), Some(plain));
+        assert_eq!(parse_status(b" 0 0 ", b""), Some(plain));
+        assert_eq!(parse_status(b" 130 4411", b""), Some(Status { code: 130, last_job: 4411, ..plain }));
+        for refusal in [Refusal::NotFound, Refusal::NotADirectory, Refusal::PermissionDenied] {
+            let trailer = format!(" 0 0 {}", refusal.word());
+            assert_eq!(parse_status(trailer.as_bytes(), b""), Some(Status { refused: Some(refusal), ..plain }));
+        }
+        let stamped = Some(Status { code: 0, last_job: 4411, since: Some(123456), refused: None });
         assert_eq!(parse_status(b" 0 4411", b" 1234.56"), stamped);
-        let unstamped = Some(Status { code: 0, last_job: 4411, since: None });
+        let unstamped = Some(Status { code: 0, last_job: 4411, ..plain });
         for bad in [&b" "[..], b" 1234", b" 1234.5", b" x.56", b" 12.3x"] {
             assert_eq!(parse_status(b" 0 4411", bad), unstamped, "{bad:?}");
         }

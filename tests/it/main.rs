@@ -7,6 +7,7 @@
 mod abort;
 #[cfg(feature = "cli")]
 mod cli;
+mod cmd_env;
 mod containers;
 mod faults;
 mod harness;
@@ -106,6 +107,7 @@ fn main() {
                 plan.add(&prefix, &fx, abort::TESTS);
                 plan.add(&prefix, &fx, races::TESTS);
                 plan.add(&prefix, &fx, interactive::TESTS);
+                plan.add(&prefix, &fx, cmd_env::TESTS);
                 plan.add(&prefix, &fx, sizes::TESTS);
                 plan.add(&prefix, &fx, pool::TESTS);
                 plan.add(&prefix, &fx, security::TESTS);
@@ -148,6 +150,7 @@ fn main() {
                 all.extend(names(abort::TESTS));
                 all.extend(names(races::TESTS));
                 all.extend(names(interactive::TESTS));
+                all.extend(names(cmd_env::TESTS));
                 all.extend(names(sizes::TESTS));
                 all.extend(names(pool::TESTS));
                 all.extend(names(security::TESTS));
