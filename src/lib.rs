@@ -5,6 +5,7 @@
 pub mod container;
 mod engine;
 mod error;
+pub mod fs;
 pub mod ops;
 mod output;
 pub mod pool;

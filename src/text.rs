@@ -69,6 +69,36 @@ pub(crate) fn assign_into(out: &mut String, var: &str, value: &[u8]) {
     out.push_str("; ");
 }
 
+/// `path` as a shell word, any bytes but NUL: quoted when it is UTF-8, else the variable `var`,
+/// which the text appended to `prelude` sets. A relative path starts with `./`, so that no
+/// tool reads it as an option and `cd` does not search `$CDPATH` for it.
+pub(crate) fn path_word(prelude: &mut String, var: &str, path: &std::path::Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    let bytes = if bytes.starts_with(b"/") { bytes.to_vec() } else { [b"./", bytes].concat() };
+    match String::from_utf8(bytes) {
+        Ok(path) => quote(&path),
+        Err(e) => {
+            assign_into(prelude, var, e.as_bytes());
+            format!("\"${var}\"")
+        }
+    }
+}
+
+/// Checks a path going to a shell: not empty, no NUL byte. `what` names it in the error.
+pub(crate) fn path(what: &'static str, path: &std::path::Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    let reason = if bytes.is_empty() {
+        "it is empty"
+    } else if bytes.contains(&0) {
+        "it contains a NUL byte"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidValue { what, reason })
+}
+
 /// Checks that a value going to a shell or a CLI holds no NUL byte (which would cut it short).
 /// `what` names the value in the error; the value itself is never shown (it may be a secret).
 pub(crate) fn no_nul(what: &'static str, value: &str) -> Result<()> {

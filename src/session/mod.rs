@@ -16,6 +16,7 @@ mod builder;
 mod close;
 mod cmd;
 mod driver;
+mod fs;
 mod input;
 mod overlay;
 pub(crate) mod protocol;
@@ -44,10 +45,9 @@ use self::stop::{Abort, Limits};
 pub use self::watch::Interrupter;
 use self::watch::Watch;
 use crate::engine::Engine;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::output::{Event, Output, Stream};
 use crate::runtime::Runtime;
-use crate::text;
 
 /// How often a waiting call checks that the shell is still there.
 const TICK: Duration = Duration::from_millis(100);
@@ -298,44 +298,6 @@ impl Session {
     /// exited is noticed (and what it left cleaned up) at the latest by the next command.
     pub fn is_alive(&mut self) -> bool {
         self.shell.is_live() && !self.shell.client.has_exited()
-    }
-
-    /// Writes `data` to the file `path` in the container (created or truncated), through
-    /// the session's shell. Up to 8 KiB go with the command; more goes through a second exec
-    /// while the command runs, copied from `data` a piece at a time (never all at once, as
-    /// [`Cmd::stdin`] would take it). The session's idle timeout does not
-    /// apply (nothing is printed while the file is written); its command timeout does.
-    ///
-    /// # Errors
-    /// [`Error::CommandFailed`] when the file cannot be written, or as for [`exec`](Session::exec).
-    pub fn write_file(&mut self, path: &str, data: &[u8]) -> Result<()> {
-        let cat = self.cmd(format!("\\command cat >| {}", text::quote(path))).max_output(64 << 10).idle_timeout(None);
-        if data.len() <= driver::INLINE_STDIN {
-            cat.stdin(data).run()?.check()?;
-            return Ok(());
-        }
-        // Written from `data` a piece at a time, not from a copy of all of it.
-        let mut running = cat.interactive().start(true)?;
-        let written = running.write_stdin(data).and_then(|()| running.close_stdin());
-        match written {
-            Ok(()) => running.wait()?.check().map(drop),
-            // `cat` could not open the file: its error, not the broken input.
-            Err(Error::CommandEnded { output }) if !output.success() => output.check().map(drop),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Reads the file `path` in the container, through the session's shell.
-    ///
-    /// # Errors
-    /// [`Error::CommandFailed`] when the file cannot be read, [`Error::FileTooLarge`] when it
-    /// holds more than the output cap, or as for [`exec`](Session::exec).
-    pub fn read_file(&mut self, path: &str) -> Result<Vec<u8>> {
-        let out = self.cmd(format!("\\command cat -- {}", text::quote(path))).run()?.check()?;
-        if out.truncated {
-            return Err(Error::FileTooLarge { path: path.to_string(), max_output: self.max_output });
-        }
-        Ok(out.stdout)
     }
 
     /// Ends the shell and every process it started in the container, and waits for the exec

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use super::protocol::{REFUSED, Refusal};
 use crate::error::{Error, Result};
-use crate::text::{self, assign_into, quote, quote_into};
+use crate::text::{self, assign_into, quote_into};
 
 /// The shell variable a workdir that is not UTF-8 is put in first.
 const WORKDIR_VAR: &str = "__boxshell_workdir";
@@ -38,15 +38,7 @@ impl Overlay {
                 return Err(Error::InvalidValue { what: "environment value", reason: "it contains a NUL byte" });
             }
         }
-        match &self.workdir {
-            Some(dir) if dir.as_os_str().is_empty() => {
-                Err(Error::InvalidValue { what: "workdir", reason: "it is empty" })
-            }
-            Some(dir) if dir.as_os_str().as_bytes().contains(&0) => {
-                Err(Error::InvalidValue { what: "workdir", reason: "it contains a NUL byte" })
-            }
-            _ => Ok(()),
-        }
+        self.workdir.as_deref().map_or(Ok(()), |dir| text::path("workdir", dir))
     }
 
     /// `command` as shell text that runs it in a subshell with these variables exported and
@@ -54,18 +46,7 @@ impl Overlay {
     /// shell: it then runs nothing and sets [`REFUSED`] to why.
     pub(crate) fn wrap(&self, command: &str) -> String {
         let mut text = String::with_capacity(command.len() + 200);
-        let dir = self.workdir.as_ref().map(|dir| {
-            let bytes = dir.as_os_str().as_bytes();
-            // `./` keeps `cd` from searching `$CDPATH` for a relative directory.
-            let bytes = if bytes.starts_with(b"/") { bytes.to_vec() } else { [b"./", bytes].concat() };
-            match String::from_utf8(bytes) {
-                Ok(dir) => quote(&dir),
-                Err(e) => {
-                    assign_into(&mut text, WORKDIR_VAR, e.as_bytes());
-                    format!("\"${WORKDIR_VAR}\"")
-                }
-            }
-        });
+        let dir = self.workdir.as_ref().map(|dir| text::path_word(&mut text, WORKDIR_VAR, dir));
         if let Some(dir) = &dir {
             let refuse = |text: &mut String, test: &str, why: Refusal| {
                 let _ = write!(text, "! \\command [ {test} {dir} ]; then {REFUSED}={}; ", why.word());

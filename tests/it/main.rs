@@ -10,6 +10,7 @@ mod cli;
 mod cmd_env;
 mod containers;
 mod faults;
+mod fs;
 mod harness;
 mod interactive;
 mod kubectl_real;
@@ -108,6 +109,7 @@ fn main() {
                 plan.add(&prefix, &fx, races::TESTS);
                 plan.add(&prefix, &fx, interactive::TESTS);
                 plan.add(&prefix, &fx, cmd_env::TESTS);
+                plan.add(&prefix, &fx, fs::TESTS);
                 plan.add(&prefix, &fx, sizes::TESTS);
                 plan.add(&prefix, &fx, pool::TESTS);
                 plan.add(&prefix, &fx, security::TESTS);
@@ -151,6 +153,7 @@ fn main() {
                 all.extend(names(races::TESTS));
                 all.extend(names(interactive::TESTS));
                 all.extend(names(cmd_env::TESTS));
+                all.extend(names(fs::TESTS));
                 all.extend(names(sizes::TESTS));
                 all.extend(names(pool::TESTS));
                 all.extend(names(security::TESTS));

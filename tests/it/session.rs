@@ -545,11 +545,10 @@ fn files_round_trip(fx: &Fixture) -> R {
     let size = sh.exec(&format!("wc -c < {}", boxshell::quote(&path)))?;
     assert_eq!(size.stdout_str().trim(), "50000");
     match sh.read_file("/nonexistent/file") {
-        Err(Error::CommandFailed { exit_code, stderr, .. }) => {
-            assert_ne!(exit_code, 0);
-            assert!(stderr.contains("/nonexistent/file"), "{stderr}");
+        Err(e @ Error::Fs { kind: std::io::ErrorKind::NotFound, .. }) => {
+            ensure!(e.to_string().contains("/nonexistent/file"), "{e}")
         }
-        other => return Err(format!("expected CommandFailed, got {other:?}").into()),
+        other => return Err(format!("expected Error::Fs NotFound, got {other:?}").into()),
     }
     // Larger than the cap: its own error, naming the file and the cap.
     let mut capped = fx.builder().max_output(49_999).open()?;
@@ -562,14 +561,20 @@ fn files_round_trip(fx: &Fixture) -> R {
     ensure!(capped.read_file(&path).is_err() && capped.exec("true")?.exit_code == 0, "the session goes on");
     sh.exec(&format!("rm -f {}", boxshell::quote(&path)))?.check()?;
     // A file that cannot be written, with input small enough to go inline and large enough to
-    // go through a second exec: the shell's error, naming the path, and nothing left blocked.
-    for (len, target) in [(100, "/nonexistent/dir/file"), (3 << 20, "/nonexistent/dir/file"), (3 << 20, "/tmp")] {
+    // go through a second exec: an error naming the path and why, and nothing left blocked.
+    let cases = [
+        (100, "/etc/passwd/file", std::io::ErrorKind::NotADirectory),
+        (3 << 20, "/etc/passwd/dir/file", std::io::ErrorKind::NotADirectory),
+        (100, "/tmp", std::io::ErrorKind::IsADirectory),
+        (3 << 20, "/tmp", std::io::ErrorKind::IsADirectory),
+    ];
+    for (len, target, want) in cases {
         let started = Instant::now();
         match sh.write_file(target, &data.repeat(len / data.len() + 1)[..len]) {
-            Err(Error::CommandFailed { exit_code, stderr, .. }) => {
-                ensure!(exit_code != 0 && stderr.contains(target), "{len} bytes to {target}: {exit_code} {stderr:?}")
+            Err(e @ Error::Fs { kind, .. }) if kind == want => {
+                ensure!(e.to_string().contains(target), "{len} bytes to {target}: {e}")
             }
-            other => return Err(format!("{len} bytes to {target}: expected CommandFailed, got {other:?}").into()),
+            other => return Err(format!("{len} bytes to {target}: expected {want:?}, got {other:?}").into()),
         }
         ensure!(started.elapsed() < Duration::from_secs(30), "{len} bytes to {target}: {:?}", started.elapsed());
         ensure!(sh.exec("echo still here")?.stdout == b"still here\n", "the session goes on after {target}");
