@@ -33,11 +33,40 @@ fn main() {
     }
 }
 
+/// Opens `sessions` sessions at once, runs `commands` commands on each, closes them all and
+/// reports; false if the process or the container holds more afterwards than before.
 fn scale(runtime: &Runtime, container: &str, sessions: usize, commands: usize) -> bool {
     let snapshot = || Snapshot::take(runtime, container, |_| false);
     let before = snapshot();
+    let (opened, open_time) = timed(|| open_all(runtime, container, sessions));
+    let during = snapshot();
+    let clients = exec_clients_rss_kib();
+    let (opened, command_time) = timed(|| run_commands(opened, commands));
+    let busy: Duration = opened.iter().map(|s| s.metrics().busy).sum();
+    let per_command = busy / (sessions * commands) as u32;
+    let ((), close_time) = timed(|| close_all(opened));
+    std::thread::sleep(Duration::from_millis(500));
+    let after = snapshot();
+
+    let run = Run { sessions, commands, open_time, command_time, per_command, close_time, clients };
+    print_table(runtime, &run.rows(&before, &during, &after));
+    let ok = before.same_holdings(&after);
+    if !ok {
+        println!("LEAK: before {before:?}\n      after  {after:?}");
+    }
+    ok
+}
+
+/// `f`'s result and how long it took.
+fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     let start = Instant::now();
-    let opened: Vec<Session> = std::thread::scope(|s| {
+    let result = f();
+    (result, start.elapsed())
+}
+
+/// `sessions` sessions on `container`, opened at once from as many threads.
+fn open_all(runtime: &Runtime, container: &str, sessions: usize) -> Vec<Session> {
+    std::thread::scope(|s| {
         let handles: Vec<_> = (0..sessions)
             .map(|_| {
                 s.spawn(|| {
@@ -50,13 +79,13 @@ fn scale(runtime: &Runtime, container: &str, sessions: usize, commands: usize) -
             })
             .collect();
         handles.into_iter().map(|h| h.join().expect("thread")).collect()
-    });
-    let open_time = start.elapsed();
-    let during = snapshot();
-    let clients = exec_clients_rss_kib();
+    })
+}
 
-    let start = Instant::now();
-    let mut opened: Vec<Session> = std::thread::scope(|s| {
+/// Runs `commands` commands on each session, each session on a thread of its own, checking
+/// every output.
+fn run_commands(opened: Vec<Session>, commands: usize) -> Vec<Session> {
+    std::thread::scope(|s| {
         let handles: Vec<_> = opened
             .into_iter()
             .map(|mut sh| {
@@ -70,58 +99,81 @@ fn scale(runtime: &Runtime, container: &str, sessions: usize, commands: usize) -
             })
             .collect();
         handles.into_iter().map(|h| h.join().expect("thread")).collect()
-    });
-    let command_time = start.elapsed();
-    let busy: Duration = opened.iter().map(|s| s.metrics().busy).sum();
-    let per_command = busy / (sessions * commands) as u32;
+    })
+}
 
-    let start = Instant::now();
+/// Closes every session at once, each on a thread of its own.
+fn close_all(opened: Vec<Session>) {
     std::thread::scope(|s| {
-        for sh in opened.drain(..) {
+        for sh in opened {
             s.spawn(move || sh.close().expect("close"));
         }
     });
-    let close_time = start.elapsed();
-    std::thread::sleep(Duration::from_millis(500));
-    let after = snapshot();
+}
 
-    let n = sessions as f64;
-    let kib = |k: i64| format!("{:.1} MiB", k as f64 / 1024.0);
+/// What one run measured, besides the snapshots.
+struct Run {
+    sessions: usize,
+    commands: usize,
+    open_time: Duration,
+    command_time: Duration,
+    /// The average time one command kept its session busy.
+    per_command: Duration,
+    close_time: Duration,
+    /// The exec clients' RSS while the sessions were open.
+    clients: i64,
+}
+
+impl Run {
+    /// The measures and their values, as the table shows them.
+    fn rows(&self, before: &Snapshot, during: &Snapshot, after: &Snapshot) -> Vec<(String, String)> {
+        let Run { sessions, commands, open_time, command_time, per_command, close_time, clients } = *self;
+        let n = sessions as f64;
+        let total = sessions * commands;
+        let kib = |k: i64| format!("{:.1} MiB", k as f64 / 1024.0);
+        vec![
+            (format!("open {sessions} sessions at once"), format!("{:.2} s", open_time.as_secs_f64())),
+            (
+                format!("{total} commands ({sessions} threads)"),
+                format!(
+                    "{:.2} s ({:.0} commands/s; {:.0} µs each on average)",
+                    command_time.as_secs_f64(),
+                    total as f64 / command_time.as_secs_f64(),
+                    per_command.as_secs_f64() * 1e6
+                ),
+            ),
+            ("close all".into(), format!("{:.2} s", close_time.as_secs_f64())),
+            (
+                "this process, per session".into(),
+                format!(
+                    "{:.0} KiB RSS, {:.1} threads, {:.1} fds",
+                    (during.rss_kib - before.rss_kib) as f64 / n,
+                    (during.threads as f64 - before.threads as f64) / n,
+                    (during.fds as f64 - before.fds as f64) / n
+                ),
+            ),
+            (
+                "exec client processes, per session".into(),
+                format!("{} RSS (total {})", kib((clients as f64 / n) as i64), kib(clients)),
+            ),
+            ("before → after: fds".into(), format!("{} → {}", before.fds, after.fds)),
+            ("before → after: threads".into(), format!("{} → {}", before.threads, after.threads)),
+            (
+                "before → after: processes in the container".into(),
+                format!("{} → {}", before.processes.len(), after.processes.len()),
+            ),
+        ]
+    }
+}
+
+/// A markdown table of `rows`, each marked with `runtime`, and a blank line.
+fn print_table(runtime: &Runtime, rows: &[(String, String)]) {
     println!("| {runtime} | measure | value |");
     println!("|---|---|---|");
-    println!("| {runtime} | open {sessions} sessions at once | {:.2} s |", open_time.as_secs_f64());
-    println!(
-        "| {runtime} | {} commands ({sessions} threads) | {:.2} s ({:.0} commands/s; {:.0} µs each on average) |",
-        sessions * commands,
-        command_time.as_secs_f64(),
-        (sessions * commands) as f64 / command_time.as_secs_f64(),
-        per_command.as_secs_f64() * 1e6
-    );
-    println!("| {runtime} | close all | {:.2} s |", close_time.as_secs_f64());
-    println!(
-        "| {runtime} | this process, per session | {:.0} KiB RSS, {:.1} threads, {:.1} fds |",
-        (during.rss_kib - before.rss_kib) as f64 / n,
-        (during.threads as f64 - before.threads as f64) / n,
-        (during.fds as f64 - before.fds as f64) / n
-    );
-    println!(
-        "| {runtime} | exec client processes, per session | {} RSS (total {}) |",
-        kib((clients as f64 / n) as i64),
-        kib(clients)
-    );
-    println!("| {runtime} | before → after: fds | {} → {} |", before.fds, after.fds);
-    println!("| {runtime} | before → after: threads | {} → {} |", before.threads, after.threads);
-    println!(
-        "| {runtime} | before → after: processes in the container | {} → {} |",
-        before.processes.len(),
-        after.processes.len()
-    );
-    println!();
-    let ok = before.same_holdings(&after);
-    if !ok {
-        println!("LEAK: before {before:?}\n      after  {after:?}");
+    for (measure, value) in rows {
+        println!("| {runtime} | {measure} | {value} |");
     }
-    ok
+    println!();
 }
 
 /// Total RSS of this process's children: the runtime's exec clients.

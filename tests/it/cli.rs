@@ -61,6 +61,20 @@ fn state(config: &str, name: &str) -> Result<String, libtest_mimic::Failed> {
 fn cli_ops_lifecycle_from_a_config_file(fx: &OpsFixture) -> R {
     let (t, c) = (unique("cli_t").replace('-', "_"), unique("cli_c").replace('-', "_"));
     let scratch = Scratch::new("bx-cli")?;
+    let config = lifecycle_config(fx, &scratch, &t, &c)?;
+    let result = contain(|| -> R {
+        listed_as_defined(&config, &t, &c)?;
+        tmux_lifecycle(fx, &config, &t)?;
+        container_lifecycle(fx, &config, &c)
+    });
+    let _ = fx.tmux.raw(&["kill-session", "-t", &format!("={t}")]);
+    remove_container(&fx.containers.runtime, &c);
+    result
+}
+
+/// A config file (its path) defining the tmux session `t` and the container session `c`, on
+/// the fixture's socket and runtime, each printing lines for its logs.
+fn lifecycle_config(fx: &OpsFixture, scratch: &Scratch, t: &str, c: &str) -> Result<String, libtest_mimic::Failed> {
     let config = scratch.write(
         "boxshell.toml",
         format!(
@@ -84,83 +98,88 @@ command = "echo out-1; sleep 0.3; echo err-1 >&2; sleep 0.3; echo out-2; sleep 3
             image = image(),
         ),
     )?;
-    let config = config.to_string_lossy().into_owned();
-    let result = contain(|| -> R {
-        // Defined before they start, in a table and as JSON.
-        let out = run(&["ops", "list", "--config", &config])?;
-        let table = text(&out.stdout);
-        ensure!(out.status.success() && table.starts_with("NAME"), "{out:?}");
-        for name in [&t, &c] {
-            ensure!(table.lines().any(|l| l.starts_with(name.as_str()) && l.contains("defined")), "{table}");
-        }
-        let listed = json(&run(&["--json", "--config", &config, "ops", "list"])?)?;
-        let defined = |name: &str| {
-            listed.as_array().is_some_and(|a| a.iter().any(|s| s["name"] == name && s["state"] == "defined"))
-        };
-        ensure!(defined(&t) && defined(&c), "{listed}");
+    Ok(config.to_string_lossy().into_owned())
+}
 
-        // tmux: start with an override, status, logs in order, stop.
-        let out = run(&["--config", &config, "ops", "start", &t, "-e", "MODE=args"])?;
-        ensure!(out.status.success() && text(&out.stdout).contains("running"), "{out:?}");
-        ensure!(fx.tmux_has(&t), "tmux does not have {t}");
-        ensure!(state(&config, &t)? == "running", "status of {t}");
-        let mut last = None;
-        ensure!(
-            eventually(|| {
-                let out = run(&["--config", &config, "ops", "logs", &t, "-n", "2"]).ok();
-                let done = out.as_ref().is_some_and(|o| o.stdout == b"two\nthree-args\n");
-                last = out;
-                done
-            }),
-            "logs -n 2 of {t}: {last:?}"
-        );
-        let out = run(&["--config", &config, "ops", "exists", &t])?;
-        ensure!(out.status.success() && text(&out.stdout).contains("tmux"), "{out:?}");
-        let out = run(&["--config", &config, "ops", "stop", &t, "--timeout", "5"])?;
-        ensure!(out.status.success(), "{out:?}");
-        ensure!(eventually(|| !fx.tmux_has(&t)), "{t} still in tmux");
-        ensure!(state(&config, &t)? == "defined", "after stop");
+/// Defined before they start, in a table and as JSON.
+fn listed_as_defined(config: &str, t: &str, c: &str) -> R {
+    let out = run(&["ops", "list", "--config", config])?;
+    let table = text(&out.stdout);
+    ensure!(out.status.success() && table.starts_with("NAME"), "{out:?}");
+    for name in [t, c] {
+        ensure!(table.lines().any(|l| l.starts_with(name) && l.contains("defined")), "{table}");
+    }
+    let listed = json(&run(&["--json", "--config", config, "ops", "list"])?)?;
+    let defined =
+        |name: &str| listed.as_array().is_some_and(|a| a.iter().any(|s| s["name"] == name && s["state"] == "defined"));
+    ensure!(defined(t) && defined(c), "{listed}");
+    Ok(())
+}
 
-        // A container: start, status from the engine, logs in the order written, stop.
-        let out = run(&["--config", &config, "--json", "ops", "start", &c])?;
-        ensure!(json(&out)?[0]["state"] == "running", "{out:?}");
-        ensure!(fx.container_status(&c).as_deref() == Some("running"), "engine says {:?}", fx.container_status(&c));
-        // Listed from the runtime its definition names, whatever the facade detects.
-        let out = run(&["--config", &config, "ops", "list"])?;
-        ensure!(text(&out.stdout).lines().any(|l| l.starts_with(c.as_str()) && l.contains("running")), "{out:?}");
-        let mut last = None;
-        ensure!(
-            eventually(|| {
-                let out = run(&["--config", &config, "ops", "logs", &c, "-n", "2", "--json"]).ok();
-                // Each line from its own stream, as written, newline kept.
-                let lines: Vec<(String, String)> = out
-                    .as_ref()
-                    .and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok())
-                    .and_then(|v| v.as_array().cloned())
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|l| {
-                        (l["stream"].as_str().unwrap_or_default().into(), l["line"].as_str().unwrap_or_default().into())
-                    })
-                    .collect();
-                last = out;
-                lines == [("stderr".into(), "err-1\n".into()), ("stdout".into(), "out-2\n".into())]
-            }),
-            "logs -n 2 --json of {c}: {last:?}"
-        );
-        // Without --json: each line on its own stream.
-        let out = run(&["--config", &config, "ops", "logs", &c, "-n", "3"])?;
-        ensure!(out.stdout == b"out-1\nout-2\n" && out.stderr == b"err-1\n" && out.status.success(), "{out:?}");
-        let out = run(&["--config", &config, "ops", "stop", &c, "--kill"])?;
-        ensure!(out.status.success(), "{out:?}");
-        ensure!(eventually(|| fx.container_status(&c).is_none()), "{c} is left: {:?}", fx.container_status(&c));
-        let out = run(&["--config", &config, "ops", "exists", &c])?;
-        ensure!(out.status.code() == Some(1) && text(&out.stdout).contains("does not exist"), "{out:?}");
-        Ok(())
-    });
-    let _ = fx.tmux.raw(&["kill-session", "-t", &format!("={t}")]);
-    remove_container(&fx.containers.runtime, &c);
-    result
+/// The tmux session `t`: start with an override, status, logs in order, stop.
+fn tmux_lifecycle(fx: &OpsFixture, config: &str, t: &str) -> R {
+    let out = run(&["--config", config, "ops", "start", t, "-e", "MODE=args"])?;
+    ensure!(out.status.success() && text(&out.stdout).contains("running"), "{out:?}");
+    ensure!(fx.tmux_has(t), "tmux does not have {t}");
+    ensure!(state(config, t)? == "running", "status of {t}");
+    let mut last = None;
+    ensure!(
+        eventually(|| {
+            let out = run(&["--config", config, "ops", "logs", t, "-n", "2"]).ok();
+            let done = out.as_ref().is_some_and(|o| o.stdout == b"two\nthree-args\n");
+            last = out;
+            done
+        }),
+        "logs -n 2 of {t}: {last:?}"
+    );
+    let out = run(&["--config", config, "ops", "exists", t])?;
+    ensure!(out.status.success() && text(&out.stdout).contains("tmux"), "{out:?}");
+    let out = run(&["--config", config, "ops", "stop", t, "--timeout", "5"])?;
+    ensure!(out.status.success(), "{out:?}");
+    ensure!(eventually(|| !fx.tmux_has(t)), "{t} still in tmux");
+    ensure!(state(config, t)? == "defined", "after stop");
+    Ok(())
+}
+
+/// The container session `c`: start, status from the engine, logs in the order written, stop.
+fn container_lifecycle(fx: &OpsFixture, config: &str, c: &str) -> R {
+    let out = run(&["--config", config, "--json", "ops", "start", c])?;
+    ensure!(json(&out)?[0]["state"] == "running", "{out:?}");
+    ensure!(fx.container_status(c).as_deref() == Some("running"), "engine says {:?}", fx.container_status(c));
+    // Listed from the runtime its definition names, whatever the facade detects.
+    let out = run(&["--config", config, "ops", "list"])?;
+    ensure!(text(&out.stdout).lines().any(|l| l.starts_with(c) && l.contains("running")), "{out:?}");
+    let mut last = None;
+    ensure!(
+        eventually(|| {
+            let out = run(&["--config", config, "ops", "logs", c, "-n", "2", "--json"]).ok();
+            // Each line from its own stream, as written, newline kept.
+            let lines = out.as_ref().map(json_log_lines).unwrap_or_default();
+            last = out;
+            lines == [("stderr".into(), "err-1\n".into()), ("stdout".into(), "out-2\n".into())]
+        }),
+        "logs -n 2 --json of {c}: {last:?}"
+    );
+    // Without --json: each line on its own stream.
+    let out = run(&["--config", config, "ops", "logs", c, "-n", "3"])?;
+    ensure!(out.stdout == b"out-1\nout-2\n" && out.stderr == b"err-1\n" && out.status.success(), "{out:?}");
+    let out = run(&["--config", config, "ops", "stop", c, "--kill"])?;
+    ensure!(out.status.success(), "{out:?}");
+    ensure!(eventually(|| fx.container_status(c).is_none()), "{c} is left: {:?}", fx.container_status(c));
+    let out = run(&["--config", config, "ops", "exists", c])?;
+    ensure!(out.status.code() == Some(1) && text(&out.stdout).contains("does not exist"), "{out:?}");
+    Ok(())
+}
+
+/// The lines `logs --json` printed, as (stream, line); none if it printed no JSON array.
+fn json_log_lines(out: &Output) -> Vec<(String, String)> {
+    serde_json::from_slice::<Value>(&out.stdout)
+        .ok()
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .map(|l| (l["stream"].as_str().unwrap_or_default().into(), l["line"].as_str().unwrap_or_default().into()))
+        .collect()
 }
 
 /// `--runtime` and `--socket` win over the definition for every verb, not only `start`: a

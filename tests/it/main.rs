@@ -49,159 +49,244 @@ fn main() {
         Some(list) => list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
         None => ["docker", "podman", "local", "tmux", "kubectl", "custom", "custom-remote"].map(String::from).to_vec(),
     };
-    let mut plan = Plan { trials: Vec::new(), required: required.is_some() };
-    let mut fixtures = Vec::new();
-    let mut tmux_fixtures = Vec::new();
-    let mut ops_fixtures = Vec::new();
+    let mut plan = Plan { trials: Vec::new(), required: required.is_some(), held: Held::default() };
     for name in selected {
-        if name == "tmux" {
-            match TmuxFixture::new() {
-                Ok(fx) => {
-                    let fx = Arc::new(fx);
-                    plan.add("tmux", &fx, tmux::TESTS);
-                    tmux_fixtures.push(fx);
-                }
-                Err(reason) => plan.unavailable("tmux", &reason, names(tmux::TESTS)),
-            }
-            continue;
-        }
-        if name == "kubectl" {
-            // The real kubectl against a cluster that does not answer: no container needed.
-            match kubectl_real::Unreachable::new() {
-                Ok(fx) => plan.add("kubectl_real", &Arc::new(fx), kubectl_real::TESTS),
-                Err(reason) => plan.unavailable("kubectl_real", &reason, names(kubectl_real::TESTS)),
-            }
-        }
-        let fixture = match name.as_str() {
-            "custom" => Some(Fixture::custom(false)),
-            "custom-remote" => Some(Fixture::custom(true)),
-            "kubectl" => Some(Fixture::kubectl()),
-            _ => None,
-        };
-        let runtime: Runtime = match fixture.as_ref().map(|f| f.as_ref().map(|f| f.runtime.clone())) {
-            Some(Ok(runtime)) => runtime,
-            Some(Err(_)) => Runtime::Docker,
-            None => match name.parse() {
-                Ok(r) => r,
-                Err(e) => {
-                    plan.trials
-                        .push(Trial::test(format!("{name}::runtime_is_known"), move || Err(e.to_string().into())));
-                    continue;
-                }
-            },
-        };
-        let fixture = fixture.unwrap_or_else(|| Fixture::new(runtime.clone()));
-        // A custom CLI is not known to say why an exec failed: the container-only tests of
-        // error kinds are for runtimes that do.
-        let classifies = !matches!(runtime, Runtime::Custom(_));
-        let prefix = name.clone();
-        let ops_prefix = format!("{prefix}::ops");
-        match fixture {
-            Ok(fx) => {
-                let fx = Arc::new(fx);
-                plan.add(&prefix, &fx, session::TESTS);
-                // The protocol's rules hold in every shell: the session tests again, per shell.
-                for (shell_name, shell) in fx.other_shells() {
-                    let with = Arc::new(fx.with_shell(&shell));
-                    plan.add(&format!("{prefix}-{shell_name}"), &with, session::TESTS);
-                }
-                plan.add(&prefix, &fx, abort::TESTS);
-                plan.add(&prefix, &fx, races::TESTS);
-                plan.add(&prefix, &fx, interactive::TESTS);
-                plan.add(&prefix, &fx, cmd_env::TESTS);
-                plan.add(&prefix, &fx, fs::TESTS);
-                plan.add(&prefix, &fx, sizes::TESTS);
-                plan.add(&prefix, &fx, pool::TESTS);
-                plan.add(&prefix, &fx, security::TESTS);
-                if runtime.manages_containers() || runtime == Runtime::Local {
-                    plan.add(&prefix, &fx, faults::TESTS);
-                }
-                if runtime == Runtime::Local {
-                    plan.add(&prefix, &fx, interactive::LOCAL_TESTS);
-                    plan.add(&prefix, &fx, abort::LOCAL_TESTS);
-                }
-                if runtime.is_container() && classifies {
-                    plan.add(&prefix, &fx, session::CONTAINER_TESTS);
-                    plan.add(&prefix, &fx, pool::CONTAINER_TESTS);
-                }
-                if runtime.manages_containers() {
-                    plan.add(&prefix, &fx, abort::ENGINE_TESTS);
-                    plan.add(&prefix, &fx, races::ENGINE_TESTS);
-                    plan.add(&prefix, &fx, containers::TESTS);
-                    plan.add(&prefix, &fx, faults::ENGINE_TESTS);
-                }
-                if runtime == Runtime::Docker {
-                    plan.add(&format!("{prefix}::faults"), &fx, faults::CLI_TESTS);
-                }
-                if runtime.manages_containers() {
-                    match TmuxFixture::new() {
-                        Ok(tmux) => {
-                            let ops_fx = Arc::new(ops::OpsFixture { containers: Arc::clone(&fx), tmux });
-                            plan.add(&ops_prefix, &ops_fx, ops::TESTS);
-                            #[cfg(feature = "cli")]
-                            plan.add(&ops_prefix, &ops_fx, cli::TESTS);
-                            ops_fixtures.push(ops_fx);
-                        }
-                        Err(reason) => plan.unavailable(&ops_prefix, &reason, names(ops::TESTS)),
-                    }
-                }
-                fixtures.push(fx);
-            }
-            Err(reason) => {
-                let mut all = names(session::TESTS);
-                all.extend(names(abort::TESTS));
-                all.extend(names(races::TESTS));
-                all.extend(names(interactive::TESTS));
-                all.extend(names(cmd_env::TESTS));
-                all.extend(names(fs::TESTS));
-                all.extend(names(sizes::TESTS));
-                all.extend(names(pool::TESTS));
-                all.extend(names(security::TESTS));
-                if runtime.manages_containers() || runtime == Runtime::Local {
-                    all.extend(names(faults::TESTS));
-                }
-                if runtime == Runtime::Local {
-                    all.extend(names(interactive::LOCAL_TESTS));
-                    all.extend(names(abort::LOCAL_TESTS));
-                }
-                if runtime.manages_containers() {
-                    all.extend(names(faults::ENGINE_TESTS));
-                    all.extend(names(abort::ENGINE_TESTS));
-                    all.extend(names(races::ENGINE_TESTS));
-                }
-                if runtime == Runtime::Docker {
-                    all.extend(names(faults::CLI_TESTS).into_iter().map(|t| format!("faults::{t}")));
-                }
-                if runtime.is_container() && classifies {
-                    all.extend(names(session::CONTAINER_TESTS));
-                    all.extend(names(pool::CONTAINER_TESTS));
-                }
-                if runtime.manages_containers() {
-                    all.extend(names(containers::TESTS));
-                    all.extend(names(ops::TESTS).into_iter().map(|t| format!("ops::{t}")));
-                    #[cfg(feature = "cli")]
-                    all.extend(names(cli::TESTS).into_iter().map(|t| format!("ops::{t}")));
-                }
-                plan.unavailable(&prefix, &reason, all);
-            }
-        }
+        plan.runtime(&name);
     }
-    let conclusion = libtest_mimic::run(&args, plan.trials);
-    for fx in &fixtures {
-        fx.cleanup();
-    }
-    harness::remove_temp();
-    // `exit` runs no destructors: end the tmux servers now.
-    drop((tmux_fixtures, ops_fixtures));
+    let Plan { trials, held, .. } = plan;
+    let conclusion = libtest_mimic::run(&args, trials);
+    held.release();
     conclusion.exit();
+}
+
+/// Which runtimes a group of tests is for.
+#[derive(Clone, Copy)]
+enum Runtimes {
+    All,
+    /// Docker and podman, and the host.
+    EngineOrLocal,
+    Local,
+    /// Container runtimes that say why an exec failed: the container-only tests of error
+    /// kinds. A custom CLI is not known to.
+    ClassifyingContainer,
+    /// Docker and podman: the engines boxshell manages containers of.
+    Engine,
+    Docker,
+}
+
+impl Runtimes {
+    fn include(self, runtime: &Runtime) -> bool {
+        match self {
+            Runtimes::All => true,
+            Runtimes::EngineOrLocal => runtime.manages_containers() || *runtime == Runtime::Local,
+            Runtimes::Local => *runtime == Runtime::Local,
+            Runtimes::ClassifyingContainer => runtime.is_container() && !matches!(runtime, Runtime::Custom(_)),
+            Runtimes::Engine => runtime.manages_containers(),
+            Runtimes::Docker => *runtime == Runtime::Docker,
+        }
+    }
+}
+
+/// Tests over a runtime's fixture, and the runtimes they are for.
+struct Group {
+    runtimes: Runtimes,
+    tests: &'static [(&'static str, Test<Fixture>)],
+    /// A name between the runtime's and the test's: `docker::faults::…`.
+    under: Option<&'static str>,
+    /// Whether they run again in each of the fixture's other shells, as `docker-bash::…`.
+    per_shell: bool,
+}
+
+impl Group {
+    const fn of(runtimes: Runtimes, tests: &'static [(&'static str, Test<Fixture>)]) -> Group {
+        Group { runtimes, tests, under: None, per_shell: false }
+    }
+
+    const fn under(self, name: &'static str) -> Group {
+        Group { under: Some(name), ..self }
+    }
+
+    const fn per_shell(self) -> Group {
+        Group { per_shell: true, ..self }
+    }
+
+    /// The prefix of its test names for the runtime named `runtime`.
+    fn prefix(&self, runtime: &str) -> String {
+        match self.under {
+            Some(under) => format!("{runtime}::{under}"),
+            None => runtime.to_string(),
+        }
+    }
+
+    /// Its test names below the runtime's.
+    fn names(&self) -> Vec<String> {
+        let names = names(self.tests);
+        match self.under {
+            Some(under) => names.into_iter().map(|t| format!("{under}::{t}")).collect(),
+            None => names,
+        }
+    }
+}
+
+/// The tests over each runtime's fixture, in the order they run.
+const GROUPS: &[Group] = &[
+    // The protocol's rules hold in every shell: the session tests again, per shell.
+    Group::of(Runtimes::All, session::TESTS).per_shell(),
+    Group::of(Runtimes::All, abort::TESTS),
+    Group::of(Runtimes::All, races::TESTS),
+    Group::of(Runtimes::All, interactive::TESTS),
+    Group::of(Runtimes::All, cmd_env::TESTS),
+    Group::of(Runtimes::All, fs::TESTS),
+    Group::of(Runtimes::All, sizes::TESTS),
+    Group::of(Runtimes::All, pool::TESTS),
+    Group::of(Runtimes::All, security::TESTS),
+    Group::of(Runtimes::EngineOrLocal, faults::TESTS),
+    Group::of(Runtimes::Local, interactive::LOCAL_TESTS),
+    Group::of(Runtimes::Local, abort::LOCAL_TESTS),
+    Group::of(Runtimes::ClassifyingContainer, session::CONTAINER_TESTS),
+    Group::of(Runtimes::ClassifyingContainer, pool::CONTAINER_TESTS),
+    Group::of(Runtimes::Engine, abort::ENGINE_TESTS),
+    Group::of(Runtimes::Engine, races::ENGINE_TESTS),
+    Group::of(Runtimes::Engine, containers::TESTS),
+    Group::of(Runtimes::Engine, faults::ENGINE_TESTS),
+    Group::of(Runtimes::Docker, faults::CLI_TESTS).under("faults"),
+];
+
+/// The runtimes the ops tests are for.
+const OPS_RUNTIMES: Runtimes = Runtimes::Engine;
+/// The tests over a runtime's fixture together with a tmux server, as `docker::ops::…`;
+/// they run after [`GROUPS`].
+const OPS_GROUPS: &[&[(&str, Test<ops::OpsFixture>)]] = &[
+    ops::TESTS,
+    #[cfg(feature = "cli")]
+    cli::TESTS,
+];
+
+/// The names of the ops tests, below the ops prefix.
+fn ops_names() -> Vec<String> {
+    OPS_GROUPS.iter().flat_map(|tests| names(tests)).collect()
+}
+
+/// The names of all the tests over `runtime`'s fixture, below the runtime's name (the
+/// per-shell runs aside: without a fixture, its shells are not known).
+fn names_for(runtime: &Runtime) -> Vec<String> {
+    let mut all: Vec<String> = GROUPS.iter().filter(|g| g.runtimes.include(runtime)).flat_map(Group::names).collect();
+    if OPS_RUNTIMES.include(runtime) {
+        all.extend(ops_names().into_iter().map(|t| format!("ops::{t}")));
+    }
+    all
+}
+
+/// The runtime named `name` and its fixture or why it has none; `Err` when no runtime has
+/// that name.
+fn fixture_for(name: &str) -> Result<(Runtime, Result<Fixture, String>), String> {
+    let fixture = match name {
+        "custom" => Fixture::custom(false),
+        "custom-remote" => Fixture::custom(true),
+        "kubectl" => Fixture::kubectl(),
+        _ => {
+            let runtime: Runtime = name.parse().map_err(|e: boxshell::Error| e.to_string())?;
+            let fixture = Fixture::new(runtime.clone());
+            return Ok((runtime, fixture));
+        }
+    };
+    // These stand in over docker: with docker not answering, they are docker for the tests
+    // left out.
+    let runtime = fixture.as_ref().map_or(Runtime::Docker, |fx| fx.runtime.clone());
+    Ok((runtime, fixture))
+}
+
+/// The fixtures the trials share, released once they have run.
+#[derive(Default)]
+struct Held {
+    fixtures: Vec<Arc<Fixture>>,
+    tmux: Vec<Arc<TmuxFixture>>,
+    ops: Vec<Arc<ops::OpsFixture>>,
+}
+
+impl Held {
+    fn release(self) {
+        for fx in &self.fixtures {
+            fx.cleanup();
+        }
+        harness::remove_temp();
+        // `exit` runs no destructors: end the tmux servers now.
+        drop((self.tmux, self.ops));
+    }
 }
 
 struct Plan {
     trials: Vec<Trial>,
     required: bool,
+    held: Held,
 }
 
 impl Plan {
+    /// The trials for the runtime named `name`.
+    fn runtime(&mut self, name: &str) {
+        match name {
+            "tmux" => return self.tmux(),
+            // The real kubectl against a cluster that does not answer: no container needed.
+            "kubectl" => self.kubectl_real(),
+            _ => {}
+        }
+        match fixture_for(name) {
+            Ok((runtime, Ok(fx))) => self.fixture(name, &runtime, fx),
+            Ok((runtime, Err(reason))) => self.unavailable(name, &reason, names_for(&runtime)),
+            Err(e) => self.trials.push(Trial::test(format!("{name}::runtime_is_known"), move || Err(e.into()))),
+        }
+    }
+
+    fn tmux(&mut self) {
+        match TmuxFixture::new() {
+            Ok(fx) => {
+                let fx = Arc::new(fx);
+                self.add("tmux", &fx, tmux::TESTS);
+                self.held.tmux.push(fx);
+            }
+            Err(reason) => self.unavailable("tmux", &reason, names(tmux::TESTS)),
+        }
+    }
+
+    fn kubectl_real(&mut self) {
+        match kubectl_real::Unreachable::new() {
+            Ok(fx) => self.add("kubectl_real", &Arc::new(fx), kubectl_real::TESTS),
+            Err(reason) => self.unavailable("kubectl_real", &reason, names(kubectl_real::TESTS)),
+        }
+    }
+
+    /// The groups for `runtime` over its fixture, named `prefix`.
+    fn fixture(&mut self, prefix: &str, runtime: &Runtime, fx: Fixture) {
+        let fx = Arc::new(fx);
+        for group in GROUPS.iter().filter(|g| g.runtimes.include(runtime)) {
+            self.add(&group.prefix(prefix), &fx, group.tests);
+            if group.per_shell {
+                for (shell_name, shell) in fx.other_shells() {
+                    let with = Arc::new(fx.with_shell(&shell));
+                    self.add(&group.prefix(&format!("{prefix}-{shell_name}")), &with, group.tests);
+                }
+            }
+        }
+        if OPS_RUNTIMES.include(runtime) {
+            self.ops(&format!("{prefix}::ops"), &fx);
+        }
+        self.held.fixtures.push(fx);
+    }
+
+    /// The ops tests over `fx` and a tmux server of their own.
+    fn ops(&mut self, prefix: &str, fx: &Arc<Fixture>) {
+        match TmuxFixture::new() {
+            Ok(tmux) => {
+                let ops_fx = Arc::new(ops::OpsFixture { containers: Arc::clone(fx), tmux });
+                for tests in OPS_GROUPS {
+                    self.add(prefix, &ops_fx, tests);
+                }
+                self.held.ops.push(ops_fx);
+            }
+            Err(reason) => self.unavailable(prefix, &reason, ops_names()),
+        }
+    }
+
     fn add<F: Send + Sync + 'static>(&mut self, prefix: &str, fx: &Arc<F>, tests: &[(&'static str, Test<F>)]) {
         for &(test, body) in tests {
             let fx = Arc::clone(fx);

@@ -87,8 +87,35 @@ impl Args {
             Some(i) => (args[..i].to_vec(), Some(args[i + 1..].to_vec())),
             None => (args, None),
         };
+        let (mut a, read) = Args::read(args)?;
+        if read.help {
+            return Ok(a);
+        }
+        if matches!(a.stop, Stop::Kill) && read.timeout.is_some() {
+            return Err(Usage("stop takes --timeout or --kill, not both".into()));
+        }
+        let dashes = words.is_some();
+        let mut positional = read.positional.into_iter();
+        a.action = Action::parse(&mut positional, words, read.timeout, read.interactive)?;
+        if let (Action::Ops { verb: Verb::Stop, .. }, Some(t)) = (&a.action, read.timeout) {
+            a.stop = Stop::Graceful(t);
+        }
+        if let Some(extra) = positional.next() {
+            return Err(Usage(format!("{extra}: unexpected argument")));
+        }
+        if dashes && !matches!(a.action, Action::Exec { .. }) {
+            return Err(Usage("`--` is only for exec".into()));
+        }
+        if let Some((_, typed)) = read.given.into_iter().find(|(name, _)| !a.action.takes(name)) {
+            return Err(Usage(format!("{} does not take {typed}", a.action.command())));
+        }
+        Ok(a)
+    }
+
+    /// Reads the options and names in `args`: the options that are fields of `Args` into it
+    /// (its action left `Help`), the rest into [`Read`].
+    fn read(args: Vec<OsString>) -> Result<(Args, Read), Usage> {
         let mut p = lexopt::Parser::from_args(args);
-        let mut positional: Vec<String> = Vec::new();
         let mut a = Args {
             action: Action::Help,
             config: None,
@@ -100,26 +127,17 @@ impl Args {
             stop: Stop::default(),
             lines: None,
         };
-        let mut timeout = None;
-        let (mut help, mut interactive) = (false, false);
-        // The options given, by long name and as typed, to check each is one the command takes.
-        let mut given: Vec<(String, String)> = Vec::new();
+        let mut read = Read::default();
         while let Some(arg) = p.next()? {
             if let Some(option) = option(&arg) {
-                given.push(option);
+                read.given.push(option);
             }
             match arg {
-                Short('h') | Long("help") => help = true,
-                Short('i') | Long("interactive") => interactive = true,
+                Short('h') | Long("help") => read.help = true,
+                Short('i') | Long("interactive") => read.interactive = true,
                 Long("config") => a.config = Some(p.value()?.into()),
                 Long("json") => a.json = true,
-                Long("backend") => {
-                    a.backend = Some(match p.value()?.string()?.as_str() {
-                        "tmux" => Backend::Tmux,
-                        "container" => Backend::Container,
-                        other => return Err(Usage(format!("--backend {other}: expected tmux or container"))),
-                    })
-                }
+                Long("backend") => a.backend = Some(backend(&p.value()?.string()?)?),
                 Long("runtime") => {
                     let value = p.value()?.string()?;
                     a.runtime = Some(value.parse().map_err(|e| Usage(format!("--runtime: {e}")))?);
@@ -129,86 +147,59 @@ impl Args {
                 Long("command") => a.overrides = take(&mut a.overrides).command(p.value()?.string()?),
                 Long("workdir") => a.overrides = take(&mut a.overrides).workdir(p.value()?.string()?),
                 Short('e') | Long("env") => {
-                    let kv = p.value()?.string()?;
-                    let Some((k, v)) = kv.split_once('=') else {
-                        return Err(Usage(format!("-e {kv}: expected KEY=VALUE")));
-                    };
+                    let (k, v) = env_pair(&p.value()?.string()?)?;
                     a.overrides = take(&mut a.overrides).env(k, v);
                 }
                 Short('v') | Long("volume") => a.overrides = take(&mut a.overrides).volume(p.value()?.string()?),
                 Short('p') | Long("port") => a.overrides = take(&mut a.overrides).port(p.value()?.string()?),
-                Long("timeout") => {
-                    let value = p.value()?.string()?;
-                    let secs: f64 = value
-                        .parse()
-                        .ok()
-                        .filter(|s: &f64| s.is_finite() && *s >= 0.0)
-                        .ok_or_else(|| Usage(format!("--timeout {value}: expected a number of seconds")))?;
-                    timeout = Some(Duration::from_secs_f64(secs));
-                }
+                Long("timeout") => read.timeout = Some(seconds(&p.value()?.string()?)?),
                 Long("kill") => a.stop = Stop::Kill,
                 Short('n') | Long("lines") => a.lines = Some(p.value()?.parse()?),
-                Value(v) => positional.push(v.string()?),
+                Value(v) => read.positional.push(v.string()?),
                 _ => return Err(arg.unexpected().into()),
             }
         }
-        if help {
-            return Ok(a);
-        }
-        if matches!(a.stop, Stop::Kill) && timeout.is_some() {
-            return Err(Usage("stop takes --timeout or --kill, not both".into()));
-        }
-        let dashes = words.is_some();
-        let mut positional = positional.into_iter();
-        let first = positional.next();
-        a.action = match first.as_deref() {
-            None => return Err(Usage("no command given".into())),
-            Some("ops") => {
-                let verb = match positional.next() {
-                    Some(word) => Verb::ALL
-                        .into_iter()
-                        .find(|v| v.name() == word)
-                        .ok_or_else(|| Usage(format!("ops {word}: no such verb")))?,
-                    None => return Err(Usage("ops: which verb?".into())),
-                };
-                if let (Verb::Stop, Some(t)) = (verb, timeout) {
-                    a.stop = Stop::Graceful(t);
-                }
-                let name = if verb == Verb::List { None } else { positional.next() };
-                if verb != Verb::List && name.is_none() {
-                    return Err(Usage("ops: a session NAME is needed".into()));
-                }
-                Action::Ops { verb, name }
-            }
-            Some("exec") => {
-                let target = positional.next().ok_or_else(|| Usage("exec: a TARGET is needed".into()))?;
-                let Some(words) = words else { return Err(Usage("exec: the command goes after `--`".into())) };
-                let words: Vec<String> = words
-                    .into_iter()
-                    .map(|w| w.into_string().map_err(|w| Usage(format!("{}: not UTF-8", w.to_string_lossy()))))
-                    .collect::<Result<_, _>>()?;
-                if words.is_empty() {
-                    return Err(Usage("exec: no command after `--`".into()));
-                }
-                Action::Exec { target, line: words.join(" "), timeout, interactive }
-            }
-            Some("shell") => {
-                let target = positional.next().ok_or_else(|| Usage("shell: a TARGET is needed".into()))?;
-                Action::Shell { target }
-            }
-            Some(other) => return Err(Usage(format!("{other}: no such command"))),
-        };
-        if let Some(extra) = positional.next() {
-            return Err(Usage(format!("{extra}: unexpected argument")));
-        }
-        if dashes && !matches!(a.action, Action::Exec { .. }) {
-            return Err(Usage("`--` is only for exec".into()));
-        }
-        if let Some((_, typed)) = given.into_iter().find(|(name, _)| !a.action.takes(name)) {
-            return Err(Usage(format!("{} does not take {typed}", a.action.command())));
-        }
-        Ok(a)
+        Ok((a, read))
     }
+}
+
+/// What the command line says besides the fields of [`Args`], before the names make an action.
+#[derive(Default)]
+struct Read {
+    help: bool,
+    interactive: bool,
+    timeout: Option<Duration>,
+    /// The names (not options), in order: the command, its verb, its argument.
+    positional: Vec<String>,
+    /// The options given, by long name and as typed, to check each is one the command takes.
+    given: Vec<(String, String)>,
+}
+
+/// The value of `--backend`.
+fn backend(value: &str) -> Result<Backend, Usage> {
+    match value {
+        "tmux" => Ok(Backend::Tmux),
+        "container" => Ok(Backend::Container),
+        other => Err(Usage(format!("--backend {other}: expected tmux or container"))),
+    }
+}
+
+/// The value of `-e`: `KEY=VALUE`.
+fn env_pair(kv: &str) -> Result<(String, String), Usage> {
+    let Some((k, v)) = kv.split_once('=') else {
+        return Err(Usage(format!("-e {kv}: expected KEY=VALUE")));
+    };
+    Ok((k.to_string(), v.to_string()))
+}
+
+/// The value of `--timeout`: seconds, fractions too.
+fn seconds(value: &str) -> Result<Duration, Usage> {
+    let secs: f64 = value
+        .parse()
+        .ok()
+        .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+        .ok_or_else(|| Usage(format!("--timeout {value}: expected a number of seconds")))?;
+    Ok(Duration::from_secs_f64(secs))
 }
 
 /// An option's long name (`-e` is `env`) and the option as typed; `None` for a value. A long
@@ -229,6 +220,45 @@ fn option(arg: &lexopt::Arg<'_>) -> Option<(String, String)> {
 }
 
 impl Action {
+    /// The action the names in `positional` give, taking those it uses; `words`, those after
+    /// `--`.
+    fn parse(
+        positional: &mut impl Iterator<Item = String>,
+        words: Option<Vec<OsString>>,
+        timeout: Option<Duration>,
+        interactive: bool,
+    ) -> Result<Action, Usage> {
+        match positional.next().as_deref() {
+            None => Err(Usage("no command given".into())),
+            Some("ops") => Action::ops(positional),
+            Some("exec") => {
+                let target = positional.next().ok_or_else(|| Usage("exec: a TARGET is needed".into()))?;
+                Ok(Action::Exec { target, line: exec_line(words)?, timeout, interactive })
+            }
+            Some("shell") => {
+                let target = positional.next().ok_or_else(|| Usage("shell: a TARGET is needed".into()))?;
+                Ok(Action::Shell { target })
+            }
+            Some(other) => Err(Usage(format!("{other}: no such command"))),
+        }
+    }
+
+    /// `ops VERB [NAME]`, after `ops`.
+    fn ops(positional: &mut impl Iterator<Item = String>) -> Result<Action, Usage> {
+        let verb = match positional.next() {
+            Some(word) => Verb::ALL
+                .into_iter()
+                .find(|v| v.name() == word)
+                .ok_or_else(|| Usage(format!("ops {word}: no such verb")))?,
+            None => return Err(Usage("ops: which verb?".into())),
+        };
+        let name = if verb == Verb::List { None } else { positional.next() };
+        if verb != Verb::List && name.is_none() {
+            return Err(Usage("ops: a session NAME is needed".into()));
+        }
+        Ok(Action::Ops { verb, name })
+    }
+
     /// How the command is named in errors.
     fn command(&self) -> String {
         match self {
@@ -254,6 +284,19 @@ impl Action {
         };
         FACADE.contains(&option) || own.contains(&option)
     }
+}
+
+/// The line `exec` runs: the words after `--`, joined with spaces.
+fn exec_line(words: Option<Vec<OsString>>) -> Result<String, Usage> {
+    let Some(words) = words else { return Err(Usage("exec: the command goes after `--`".into())) };
+    let words: Vec<String> = words
+        .into_iter()
+        .map(|w| w.into_string().map_err(|w| Usage(format!("{}: not UTF-8", w.to_string_lossy()))))
+        .collect::<Result<_, _>>()?;
+    if words.is_empty() {
+        return Err(Usage("exec: no command after `--`".into()));
+    }
+    Ok(words.join(" "))
 }
 
 impl Verb {
