@@ -176,11 +176,11 @@ impl Session {
     /// A non-zero exit code or a timeout is not an error: see [`Output::exit_code`],
     /// [`Output::timed_out`], [`Output::check`]. If the command ends the shell (`exit 3`, a
     /// failure under `set -e`), the output so far comes back with the shell's exit code and
-    /// later calls return [`Error::ShellExited`].
+    /// later calls return [`Error::ShellExited`](crate::Error::ShellExited).
     ///
     /// # Errors
-    /// [`Error::ShellExited`] if the shell had already exited; [`Error::InvalidValue`] for a
-    /// command holding a NUL byte; [`Error::Io`] if the shell's stdin cannot be written.
+    /// [`Error::ShellExited`](crate::Error::ShellExited) if the shell had already exited; [`Error::InvalidValue`](crate::Error::InvalidValue) for a
+    /// command holding a NUL byte; [`Error::Io`](crate::Error::Io) if the shell's stdin cannot be written.
     pub fn exec(&mut self, command: &str) -> Result<Output> {
         self.cmd(command).run()
     }
