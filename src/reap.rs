@@ -39,6 +39,8 @@ pub(crate) enum Procs<'a> {
     Pids(&'a [u32]),
     /// Every process whose environment holds this `NAME=VALUE`, and its descendants.
     Environ(&'a str),
+    /// The descendants of these processes (PID and start time), not the processes themselves.
+    Tree(&'a [(u32, u64)]),
 }
 
 /// Which container instance, and which shell in it, a session was opened in: start times in
@@ -75,11 +77,12 @@ pub(crate) struct Reap<'a> {
 impl Reap<'_> {
     /// `MODE SHELL SIGNAL SHELL_SIGNALS INSTANCE MARK DIR [PIDS...]`.
     pub(crate) fn args(&self) -> Vec<String> {
-        let (mode, shell_signals, mark, pids): (_, &[Signal], _, &[u32]) = match self.procs {
-            Procs::Command(signals) => ("command", signals, self.watermark.arg(), &[]),
-            Procs::Session => ("session", &[], String::new(), &[]),
-            Procs::Pids(pids) => ("pids", &[], String::new(), pids),
-            Procs::Environ(mark) => ("environ", &[], mark.to_string(), &[]),
+        let (mode, shell_signals, mark, roots): (_, &[Signal], _, Vec<String>) = match self.procs {
+            Procs::Command(signals) => ("command", signals, self.watermark.arg(), Vec::new()),
+            Procs::Session => ("session", &[], String::new(), Vec::new()),
+            Procs::Pids(pids) => ("pids", &[], String::new(), pids.iter().map(u32::to_string).collect()),
+            Procs::Environ(mark) => ("environ", &[], mark.to_string(), Vec::new()),
+            Procs::Tree(roots) => ("tree", &[], String::new(), roots.iter().map(|(p, s)| format!("{p}:{s}")).collect()),
         };
         let shell_signals: Vec<&str> = shell_signals.iter().map(|s| s.name()).collect();
         let mut args = vec![
@@ -91,7 +94,7 @@ impl Reap<'_> {
             mark,
             self.remove.unwrap_or_default().to_string(),
         ];
-        args.extend(pids.iter().map(u32::to_string));
+        args.extend(roots);
         args
     }
 
@@ -155,6 +158,8 @@ impl Watermark {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::process::CommandExt;
+
     use super::*;
 
     #[test]
@@ -174,6 +179,56 @@ mod tests {
         let reap = Reap { procs: Procs::Environ("BOXSHELL_FEED=ab"), instance: Instance::default(), ..reap };
         assert_eq!(reap.args(), ["environ", "42", "KILL", "", ":", "BOXSHELL_FEED=ab", "/tmp/x y"]);
         assert!(reap.inline().starts_with("set -- 'environ' '42' 'KILL' '' ':' 'BOXSHELL_FEED=ab' '/tmp/x y'\n"));
+        let roots = [(7, 1200)];
+        let reap = Reap { procs: Procs::Tree(&roots), remove: None, ..reap };
+        assert_eq!(reap.args(), ["tree", "42", "KILL", "", ":", "", "", "7:1200"]);
+    }
+
+    /// `tree` mode signals what a process started, not the process, and only while its start
+    /// time is the one given.
+    #[test]
+    fn tree_mode_spares_the_root_and_a_root_of_another_start() {
+        use std::process::{Command, Stdio};
+        let mut shell = Command::new("sh")
+            .arg("-c")
+            .arg("sleep 100 & sleep 100 & wait")
+            .process_group(0)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let root = shell.id();
+        let start = |pid: u32| -> u64 {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+            stat.rsplit(") ").next().unwrap().split(' ').nth(19).unwrap().parse().unwrap()
+        };
+        let children = |pid: u32| -> Vec<u32> {
+            let read = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+            read.split_whitespace().map(|p| p.parse().unwrap()).collect()
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while children(root).len() < 2 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let run = |roots: &[(u32, u64)]| {
+            let reap = Reap {
+                procs: Procs::Tree(roots),
+                signal: Signal::Kill,
+                shell: root,
+                instance: Instance::default(),
+                watermark: Watermark::default(),
+                remove: None,
+            };
+            let out = Command::new("sh").arg("-c").arg(REAP_SCRIPT).arg("reap").args(reap.args()).output().unwrap();
+            Reaped::parse(&out.stdout).unwrap()
+        };
+        let kids = children(root);
+        assert_eq!(run(&[(root, start(root) + 1)]), Reaped::Signalled(vec![]), "another start time");
+        let Reaped::Signalled(mut killed) = run(&[(root, start(root))]) else { panic!() };
+        killed.sort();
+        assert_eq!(killed, kids);
+        // The root goes on, and sees its children end.
+        let status = shell.wait().unwrap();
+        assert!(status.success(), "{status:?}");
     }
 
     #[test]

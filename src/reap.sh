@@ -7,6 +7,8 @@
 #                           and all their descendants; SHELL itself gets SHELL_SIGNALS
 #                  session  every process in SHELL's process group or session, and descendants
 #                  pids     the PIDS still in SHELL's process group or session, and descendants
+#                  tree     the descendants of the PIDS (each PID:START, a process counting only
+#                           while its start time is START), not the PIDS themselves
 #                  environ  every process whose environment holds MARK, and descendants
 #   SHELL          the PID of the session's shell
 #   SIGNAL         the signal for the targets: INT, KILL, ...
@@ -118,7 +120,7 @@ while [ $kill_round -lt 5 ]; do
             table="$table${d#/proc/} $2 $3 $4 $in_environ ${20}$nl"
         done
         set -f
-        targets=' '
+        targets=' ' parents=' '
         IFS=$nl
         for row in $table; do
             IFS=' '
@@ -135,6 +137,7 @@ while [ $kill_round -lt 5 ]; do
                 ;;
             session) { [ "$3" = "$shell" ] || [ "$4" = "$shell" ]; } && targets="$targets$1 " ;;
             pids) case $roots in *" $1 "*) { [ "$3" = "$shell" ] || [ "$4" = "$shell" ]; } && targets="$targets$1 " ;; esac ;;
+            tree) case $roots in *" $1:$6 "*) { [ "$3" = "$shell" ] || [ "$4" = "$shell" ]; } && parents="$parents$1 " ;; esac ;;
             environ) [ "$5" = 1 ] && targets="$targets$1 " ;;
             esac
         done
@@ -146,7 +149,7 @@ while [ $kill_round -lt 5 ]; do
             for row in $table; do
                 IFS=' '
                 set -- $row
-                case $targets in *" $2 "*) case $targets in *" $1 "*) ;; *) [ "$1" != "$me" ] && targets="$targets$1 " && added=1 ;; esac ;; esac
+                case $targets$parents in *" $2 "*) case $targets in *" $1 "*) ;; *) [ "$1" != "$me" ] && targets="$targets$1 " && added=1 ;; esac ;; esac
             done
         done
         new=

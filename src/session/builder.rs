@@ -248,6 +248,7 @@ impl SessionBuilder {
             timeouts: self.timeouts,
             max_output: self.max_output,
             metrics: Metrics { commands: 0, busy: Duration::ZERO, created: now, last_used: now },
+            background: Vec::new(),
         };
         let (runtime, pid) = (session.engine.runtime(), session.pid());
         log::info!("session {id} open in {runtime} {} (shell pid {pid})", session.target);

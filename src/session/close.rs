@@ -61,6 +61,7 @@ impl Session {
             Life::Live => self.kill_session(),
         };
         self.shell.set_life(Life::Closed);
+        self.end_background();
         self.join_threads();
         log::info!("session {} in {} closed", self.id, self.target);
         result

@@ -41,7 +41,12 @@ pub struct Cmd<'s> {
     pub(super) on_chunk: Option<ChunkFn<'s>>,
     /// Its own environment variables and working directory.
     pub(super) overlay: Overlay,
+    /// Makes the subshell the command runs in from its body, when not `( BODY )`.
+    pub(super) launch: Option<Launch<'s>>,
 }
+
+/// Shell text around a command's body (see [`Overlay::wrap_with`]).
+pub(super) type Launch<'s> = Box<dyn FnOnce(&str) -> String + 's>;
 
 impl std::fmt::Debug for Cmd<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -185,11 +190,15 @@ impl<'s> Cmd<'s> {
             (None, false) => (Stdin::Empty, None),
         };
         let workdir = self.overlay.workdir.clone();
-        let job = if self.overlay.is_empty() {
+        let job = if self.overlay.is_empty() && self.launch.is_none() {
             session.start(&self.command, limits, stdin, deliver)?
         } else {
             self.overlay.check()?;
-            let mut job = session.start(&self.overlay.wrap(&self.command), limits, stdin, deliver)?;
+            let text = match self.launch {
+                Some(launch) => self.overlay.wrap_with(&self.command, launch),
+                None => self.overlay.wrap(&self.command),
+            };
+            let mut job = session.start(&text, limits, stdin, deliver)?;
             // Errors and the output name the command as given, not its wrapping.
             job.command = self.command;
             job

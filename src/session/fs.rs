@@ -62,7 +62,7 @@ impl Script {
         format!(
             "if ( LC_ALL=C; \\command export LC_ALL; \\command set +euf; \
              {{ \\command shopt -u failglob nullglob dotglob; \\command unset GLOBIGNORE; }} 2>/dev/null; {}{body} ); \
-             then :; else \\command printf '\\n\\037%d' \"$?\" >&2; fi",
+             then \\command :; else \\command printf '\\n\\037%d' \"$?\" >&2; fi",
             self.prelude
         )
     }

@@ -12,6 +12,7 @@
 //! The mechanism (the interactive shell, the frame and its sentinels, input, aborting a
 //! command, closing): see `docs/DESIGN.md`.
 
+mod background;
 mod builder;
 mod close;
 mod cmd;
@@ -30,6 +31,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+pub use self::background::{Process, ProcessStatus};
 pub use self::builder::SessionBuilder;
 use self::builder::Timeouts;
 pub use self::cmd::{Cmd, Running};
@@ -137,6 +139,8 @@ pub struct Session {
     timeouts: Timeouts,
     max_output: usize,
     metrics: Metrics,
+    /// The background processes it started.
+    background: Vec<Arc<background::Shared>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -199,6 +203,7 @@ impl Session {
             max_output,
             on_chunk: None,
             overlay: Overlay::default(),
+            launch: None,
         }
     }
 

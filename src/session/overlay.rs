@@ -45,34 +45,41 @@ impl Overlay {
     /// in this directory. A directory that cannot be entered is checked first, by the session's
     /// shell: it then runs nothing and sets [`REFUSED`] to why.
     pub(crate) fn wrap(&self, command: &str) -> String {
+        self.wrap_with(command, |body| format!("( {body} )"))
+    }
+
+    /// As [`wrap`](Overlay::wrap), with the subshell made by `launch` from its body: the
+    /// directory entered, the variables exported, then `command` (the body needs a subshell
+    /// of its own, as it changes the shell it runs in).
+    pub(crate) fn wrap_with(&self, command: &str, launch: impl FnOnce(&str) -> String) -> String {
         let mut text = String::with_capacity(command.len() + 200);
         let dir = self.workdir.as_ref().map(|dir| text::path_word(&mut text, WORKDIR_VAR, dir));
+        let mut body = String::with_capacity(command.len() + 100);
         if let Some(dir) = &dir {
-            let refuse = |text: &mut String, test: &str, why: Refusal| {
-                let _ = write!(text, "! \\command [ {test} {dir} ]; then {REFUSED}={}; ", why.word());
-            };
-            text.push_str("if ");
-            refuse(&mut text, "-e", Refusal::NotFound);
-            text.push_str("elif ");
-            refuse(&mut text, "-d", Refusal::NotADirectory);
-            text.push_str("elif ");
-            refuse(&mut text, "-x", Refusal::PermissionDenied);
-            text.push_str("else ");
-        }
-        text.push_str("( ");
-        if let Some(dir) = &dir {
-            let _ = write!(text, "\\command cd -- {dir} || \\command exit; ");
+            let _ = write!(body, "\\command cd -- {dir} || \\command exit; ");
         }
         for (key, value) in &self.vars {
-            assign_into(&mut text, key, value.as_bytes());
-            let _ = write!(text, "\\command export {key}; ");
+            assign_into(&mut body, key, value.as_bytes());
+            let _ = write!(body, "\\command export {key}; ");
         }
-        text.push_str("\\command eval ");
-        quote_into(&mut text, command);
-        text.push_str(" )");
-        if dir.is_some() {
-            text.push_str("; fi");
-        }
+        body.push_str("\\command eval ");
+        quote_into(&mut body, command);
+        let Some(dir) = &dir else {
+            text.push_str(&launch(&body));
+            return text;
+        };
+        let refuse = |text: &mut String, test: &str, why: Refusal| {
+            let _ = write!(text, "! \\command [ {test} {dir} ]; then {REFUSED}={}; ", why.word());
+        };
+        text.push_str("if ");
+        refuse(&mut text, "-e", Refusal::NotFound);
+        text.push_str("elif ");
+        refuse(&mut text, "-d", Refusal::NotADirectory);
+        text.push_str("elif ");
+        refuse(&mut text, "-x", Refusal::PermissionDenied);
+        text.push_str("else ");
+        text.push_str(&launch(&body));
+        text.push_str("; fi");
         text
     }
 }

@@ -132,7 +132,7 @@ impl Token {
         m
     }
 
-    fn halves(&self) -> (&str, &str) {
+    pub(crate) fn halves(&self) -> (&str, &str) {
         // The token is ASCII hex digits by construction.
         let s = std::str::from_utf8(&self.0).unwrap_or_default();
         s.split_at(TOKEN_LEN / 2)

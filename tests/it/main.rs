@@ -5,6 +5,7 @@
 //! answers is tested and the rest is reported and marked ignored.
 
 mod abort;
+mod background;
 #[cfg(feature = "cli")]
 mod cli;
 mod cmd_env;
@@ -137,6 +138,7 @@ const GROUPS: &[Group] = &[
     Group::of(Runtimes::All, interactive::TESTS),
     Group::of(Runtimes::All, cmd_env::TESTS),
     Group::of(Runtimes::All, fs::TESTS),
+    Group::of(Runtimes::All, background::TESTS),
     Group::of(Runtimes::All, sizes::TESTS),
     Group::of(Runtimes::All, pool::TESTS),
     Group::of(Runtimes::All, security::TESTS),

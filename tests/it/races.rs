@@ -295,11 +295,11 @@ fn deadlines_hold_whatever_the_caller_does(fx: &Fixture) -> R {
 
 /// Names boxshell's own shell text uses. Any of them may be an alias; bash lets a function
 /// take any name, dash and busybox ash all but those of special built-ins.
-const NAMES: [&str; 16] = [
+const NAMES: [&str; 22] = [
     "cat", "printf", "rm", "mkdir", "kill", "read", "test", "echo", "wait", "command", "trap", "eval", "exec", "set",
-    "unset", "true",
+    "unset", "true", "cd", "export", "mv", "stat", "xargs", "shopt",
 ];
-const SPECIAL: [&str; 5] = ["trap", "eval", "exec", "set", "unset"];
+const SPECIAL: [&str; 6] = ["trap", "eval", "exec", "set", "unset", "export"];
 
 fn aliases_and_functions_change_nothing(fx: &Fixture) -> R {
     for shell in fx.shells() {
@@ -363,6 +363,18 @@ fn the_api_works(fx: &Fixture, sh: &mut Session, what: &str) -> R {
     ensure!(out.exit_code == 130 && out.stdout == b"go\n", "{what}: interrupted: {out:?}");
     let out = sh.cmd(format!("/bin/sleep {}", tag())).timeout(Duration::from_millis(300)).run()?;
     ensure!(out.exit_code == 130 && out.timed_out, "{what}: timed out: {out:?}");
+    let out = sh.cmd("/bin/pwd; /bin/echo \"$A\"").env("A", "a b").workdir("/tmp").run()?;
+    ensure!(out.stdout == b"/tmp\na b\n" && out.stderr.is_empty(), "{what}: env and workdir: {out:?}");
+    let dir = format!("/tmp/boxshell-alias-dir-{}", tag());
+    sh.write_file(format!("{dir}/sub/f"), b"x")?;
+    let names: Vec<_> = sh.read_dir(&dir)?.into_iter().map(|e| e.name).collect();
+    ensure!(names == ["sub"] && sh.metadata(format!("{dir}/sub/f"))?.len == 1, "{what}: fs: {names:?}");
+    sh.rename(format!("{dir}/sub/f"), format!("{dir}/g"))?;
+    ensure!(sh.exists(format!("{dir}/g"))? && !sh.exists(format!("{dir}/sub/f"))?, "{what}: rename");
+    sh.remove_dir_all(&dir)?;
+    let bg = sh.cmd("/bin/echo in the background").background()?;
+    ensure!(bg.wait(Duration::from_secs(20)) == Some(0), "{what}: background");
+    ensure!(bg.logs(None).stdout == b"in the background\n", "{what}: background: {:?}", bg.logs(None));
     let out = sh.exec("/bin/echo next")?;
     ensure!(out.stdout == b"next\n" && out.stderr.is_empty(), "{what}: {out:?}");
     Ok(())
