@@ -14,8 +14,12 @@
 //! - the cost of aborting a command at its timeout (from the deadline to the answer to the next
 //!   command), beside one bare `exec ... true`, the second exec an abort signals through.
 //!
+//! - `read_dir` of 10,000 entries and `metadata` of one file through the session, beside one
+//!   new `exec ... ls -la DIR` and `exec ... stat FILE` (what a caller without a session runs).
+//! - a background process started and its first line seen, beside one new `exec ... echo hi`.
+//!
 //! `BOXSHELL_BENCH_ONLY` picks measures by name: round_trip, new_exec, throughput, files,
-//! small_input, open, interrupt (comma-separated).
+//! small_input, open, interrupt, fs, background (comma-separated).
 //!
 //! Measurements of a session and of its floor alternate in rounds, so both see the same machine.
 //! Containers run the local test image (`scripts/setup-runtimes.sh`), or `BOXSHELL_IMAGE`.
@@ -49,7 +53,7 @@ fn main() {
                 continue;
             }
         };
-        let measures: [(&str, Measure); 7] = [
+        let measures: [(&str, Measure); 9] = [
             ("round_trip", round_trip),
             ("new_exec", new_exec_per_command),
             ("throughput", throughput),
@@ -57,6 +61,8 @@ fn main() {
             ("small_input", small_input),
             ("open", open_time),
             ("interrupt", interrupt_cost),
+            ("fs", fs_verbs),
+            ("background", background_start),
         ];
         for (measure, run) in measures {
             if only.as_ref().is_none_or(|only| only.split(',').any(|m| m.trim() == measure)) {
@@ -424,6 +430,65 @@ fn small_input(target: &Target) {
         ratio(fed, bare),
         "(floor: one exec)",
     );
+    sh.close().expect("close");
+}
+
+fn fs_verbs(target: &Target) {
+    let mut sh = target.session();
+    let dir = format!("/tmp/boxshell-bench-dir-{}", std::process::id());
+    let made =
+        format!("mkdir -p {dir} && cd {dir} && i=0; while [ $i -lt 10000 ]; do : > \"file $i\"; i=$((i+1)); done");
+    sh.exec(&made).expect("make the files").check().expect("make the files");
+    let file = format!("{dir}/file 0");
+    let raw = |argv: &[&str]| {
+        let start = Instant::now();
+        let out = target.command(false, argv).stdin(Stdio::null()).output().expect("exec");
+        assert!(out.status.success(), "{argv:?}: {}", String::from_utf8_lossy(&out.stderr));
+        start.elapsed()
+    };
+    let (mut listed, mut ls, mut stat, mut stat_raw) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..15 {
+        let start = Instant::now();
+        assert_eq!(sh.read_dir(&dir).expect("read_dir").len(), 10_000);
+        listed.push(start.elapsed());
+        ls.push(raw(&["ls", "-la", &dir]));
+        let start = Instant::now();
+        assert!(sh.metadata(&file).expect("metadata").is_file());
+        stat.push(start.elapsed());
+        stat_raw.push(raw(&["stat", &file]));
+    }
+    let [(listed, _), (ls, _), (stat, _), (stat_raw, _)] = [listed, ls, stat, stat_raw].map(stats);
+    let ratio = |ours: Duration, floor: Duration| ours.as_secs_f64() / floor.as_secs_f64();
+    row(
+        &target.runtime,
+        "read_dir, 10,000 entries, p50",
+        ms(listed),
+        ms(ls),
+        ratio(listed, ls),
+        "(floor: exec ls -la)",
+    );
+    row(&target.runtime, "metadata, p50", ms(stat), ms(stat_raw), ratio(stat, stat_raw), "(floor: exec stat)");
+    sh.remove_dir_all(&dir).expect("remove");
+    sh.close().expect("close");
+}
+
+fn background_start(target: &Target) {
+    let mut sh = target.session();
+    let (mut ours, mut bare) = (Vec::new(), Vec::new());
+    for _ in 0..15 {
+        let start = Instant::now();
+        let p = sh.cmd("echo hi; sleep 60").background().expect("background");
+        p.wait_for(boxshell::Stream::Stdout, b"hi\n", Duration::from_secs(30)).expect("its line");
+        ours.push(start.elapsed());
+        p.kill().expect("kill");
+        let start = Instant::now();
+        let out = target.command(false, &["echo", "hi"]).stdin(Stdio::null()).output().expect("exec");
+        bare.push(start.elapsed());
+        assert_eq!(out.stdout, b"hi\n");
+    }
+    let [(ours, _), (bare, _)] = [ours, bare].map(stats);
+    let ratio = ours.as_secs_f64() / bare.as_secs_f64();
+    row(&target.runtime, "background start to first line, p50", ms(ours), ms(bare), ratio, "(floor: one exec)");
     sh.close().expect("close");
 }
 
