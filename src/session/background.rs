@@ -7,9 +7,10 @@
 //! command in the background writing to `/proc/PID/fd/1` and `/proc/PID/fd/2`, the outlet's
 //! own pipes, so its output moves at the engine's pipe speed, never through the container's
 //! disk and never into the session's streams. The command runs in a subshell of a group that,
-//! when it ends, writes its exit code after a sentinel on the stderr pipe; this process then
-//! closes the outlet's stdin, and the streams end when the last process holding them (the
-//! command's own background children, if any) lets go.
+//! when it ends, writes a sentinel on both pipes, with the exit code on stderr's: everything
+//! the command wrote before it ended comes before. This process then closes the outlet's
+//! stdin, and the streams end when the last process holding them (the command's own
+//! background children, if any) lets go.
 
 use std::collections::VecDeque;
 use std::io::Read;
@@ -78,13 +79,16 @@ struct LogState {
     exit: Option<i32>,
     /// Streams that have ended.
     closed: PerStream<bool>,
+    /// Streams that have said the process ended (its group's sentinel), or ended: everything
+    /// the process wrote to them before it ended has come.
+    done: PerStream<bool>,
     /// How far [`Process::wait_for`] has consumed each stream (bytes since the start).
     cursor: PerStream<u64>,
 }
 
 impl LogState {
     fn ended(&self) -> bool {
-        self.exit.is_some() || (self.closed.stdout && self.closed.stderr)
+        self.done.stdout && self.done.stderr
     }
 }
 
@@ -267,7 +271,8 @@ impl Process {
         Logs::from_lines(all.into_iter().skip(skip).map(|(_, stream, _, line)| (stream, line)).collect())
     }
 
-    /// Whether it is still running: its exit code has not come, and its output is still open.
+    /// Whether it is still running: its group has not yet said on both streams that it ended
+    /// (and they are still open).
     pub fn is_running(&self) -> bool {
         !lock(&self.shared.state).ended()
     }
@@ -382,14 +387,23 @@ impl Shared {
 
     fn close(&self, stream: Stream) {
         lock(&self.state).closed[stream] = true;
-        self.changed.notify_all();
+        self.done(stream, None);
     }
 
-    /// The group said the process has ended: the outlet may go.
-    fn exited(&self, code: i32) {
-        lock(&self.state).exit = Some(code);
+    /// `stream` has said the process ended (on stderr, with its exit code): once both have,
+    /// the outlet may go.
+    fn done(&self, stream: Stream, code: Option<i32>) {
+        let mut state = lock(&self.state);
+        state.done[stream] = true;
+        if code.is_some() {
+            state.exit = code;
+        }
+        let ended = state.ended();
+        drop(state);
         self.changed.notify_all();
-        lock(&self.outlet).stdin = None;
+        if ended {
+            lock(&self.outlet).stdin = None;
+        }
     }
 
     /// Ends the outlet: closes its stdin, waits up to `grace` for it, then ends its `cat` in
@@ -416,7 +430,7 @@ impl Shared {
 
 /// Reads the outlet's stdout: its `ready PID` line (sent on `ready`; what it said instead,
 /// or nothing, at its end), then the process's stdout.
-fn read_stdout(mut pipe: impl Read, ready: Sender<std::result::Result<u32, String>>, started: Started) {
+fn read_stdout(mut pipe: impl Read, token: Token, ready: Sender<std::result::Result<u32, String>>, started: Started) {
     let mut seen = Vec::new();
     let mut buf = [0u8; 512];
     let rest = loop {
@@ -438,14 +452,11 @@ fn read_stdout(mut pipe: impl Read, ready: Sender<std::result::Result<u32, Strin
         break seen.split_off(end + 1);
     };
     let Ok(shared) = started.recv() else { return };
-    shared.push(Stream::Stdout, &rest);
-    let _ = proc::pump(pipe, |chunk| shared.push(Stream::Stdout, chunk));
-    shared.close(Stream::Stdout);
+    follow(&shared, Stream::Stdout, pipe, token, rest);
 }
 
-/// Reads the outlet's stderr: the process's stderr up to the group's sentinel line (its exit
-/// code), then whatever the process's children still write. If the process never starts,
-/// what the outlet's client said there goes to `complaint`.
+/// Reads the outlet's stderr: the process's stderr. If the process never starts, what the
+/// outlet's client said there goes to `complaint`.
 fn read_stderr(mut pipe: impl Read, token: Token, started: Started, complaint: Sender<String>) {
     // Nothing of the process comes before it is started; until then, what comes is the
     // client's. Whatever comes first waits for the process to be known (or never to be).
@@ -458,26 +469,33 @@ fn read_stderr(mut pipe: impl Read, token: Token, started: Started, complaint: S
         let _ = complaint.send(proc::said(&early));
         return;
     };
+    follow(&shared, Stream::Stderr, pipe, token, early);
+}
+
+/// Keeps what `pipe` brings of `stream` (after `first`) up to the group's sentinel line (on
+/// stderr, with the exit code), then whatever the process's children still write, to its end.
+fn follow(shared: &Shared, stream: Stream, pipe: impl Read, token: Token, first: Vec<u8>) {
     let mut scanner = Some(Scanner::new(token.marker()));
     let mut feed = |chunk: &[u8]| match &mut scanner {
         Some(s) => {
             let scan = s.feed(chunk.to_vec());
-            shared.push(Stream::Stderr, &scan.data);
+            shared.push(stream, &scan.data);
             if let Some(trailer) = scan.end {
                 let code = std::str::from_utf8(&trailer).ok().and_then(|t| t.trim().parse().ok());
-                shared.exited(code.unwrap_or(Output::UNKNOWN));
+                let code = (stream == Stream::Stderr).then(|| code.unwrap_or(Output::UNKNOWN));
                 scanner = None;
-                shared.push(Stream::Stderr, &scan.rest);
+                shared.done(stream, code);
+                shared.push(stream, &scan.rest);
             }
         }
-        None => shared.push(Stream::Stderr, chunk),
+        None => shared.push(stream, chunk),
     };
-    feed(&early);
+    feed(&first);
     let _ = proc::pump(pipe, &mut feed);
     if let Some(s) = &mut scanner {
-        shared.push(Stream::Stderr, &s.flush());
+        shared.push(stream, &s.flush());
     }
-    shared.close(Stream::Stderr);
+    shared.close(stream);
 }
 
 impl Cmd<'_> {
@@ -501,7 +519,7 @@ impl Cmd<'_> {
         let Ready { outlet, pid: outlet_pid, notify } = session.outlet(token)?;
         let (a, b) = token.halves();
         let launch = format!(
-            "{{ ( \\command trap - INT QUIT; {{BODY}} ); \\command printf '\\037bx%s%s %d\\n' {a} {b} \"$?\" >&2; }} \
+            "{{ ( \\command trap - INT QUIT; {{BODY}} ); \\command printf '\\037bx%s%s %d\\n' {a} {b} \"$?\" >&2; \\command printf '\\037bx%s%s\\n' {a} {b}; }} \
              </dev/null >/proc/{outlet_pid}/fd/1 2>/proc/{outlet_pid}/fd/2 & \
              \\command read -r __bx_bg </proc/$!/stat && \\command printf '%s\\n' \"$__bx_bg\"; \\command unset __bx_bg"
         );
@@ -613,7 +631,7 @@ impl Session {
         let (out_tx, out_rx) = crossbeam_channel::bounded(1);
         let (err_tx, err_rx) = crossbeam_channel::bounded(1);
         let threads = [
-            proc::spawn_thread("boxshell-bg-out".into(), move || read_stdout(stdout, ready_tx, out_rx)),
+            proc::spawn_thread("boxshell-bg-out".into(), move || read_stdout(stdout, token, ready_tx, out_rx)),
             proc::spawn_thread("boxshell-bg-err".into(), move || read_stderr(stderr, token, err_rx, complaint_tx)),
         ];
         let mut failed = None;

@@ -15,11 +15,12 @@ use crate::output::Output;
 use crate::text;
 
 /// The exit codes of the checks: each says one `ErrorKind`.
-const CODES: [(i32, ErrorKind); 4] = [
+const CODES: [(i32, ErrorKind); 5] = [
     (90, ErrorKind::NotFound),
     (91, ErrorKind::NotADirectory),
     (92, ErrorKind::IsADirectory),
     (93, ErrorKind::AlreadyExists),
+    (94, ErrorKind::PermissionDenied),
 ];
 
 /// The messages of `strerror` (glibc's and musl's alike, in the C locale) a tool prints.
@@ -68,10 +69,22 @@ impl Script {
     }
 }
 
+/// The exit code that says `kind`.
+fn code_of(kind: ErrorKind) -> i32 {
+    CODES.iter().find(|(_, k)| *k == kind).map_or(1, |(c, _)| *c)
+}
+
 /// Exits with the code of `kind` unless `test` holds.
 fn unless(test: &str, kind: ErrorKind) -> String {
-    let code = CODES.iter().find(|(_, k)| *k == kind).map_or(1, |(c, _)| *c);
-    format!("{{ {test}; }} || \\command exit {code}; ")
+    format!("{{ {test}; }} || \\command exit {}; ", code_of(kind))
+}
+
+/// Exits unless `test` says the path `p` is there: `ls` then says why (not found, or a parent
+/// that cannot be searched: permission denied), or, if `ls` finds it (a dangling symbolic
+/// link where one is followed), the code of `NotFound`.
+fn must_exist(test: &str, p: &str) -> String {
+    let code = code_of(ErrorKind::NotFound);
+    format!("{{ {test}; }} || {{ \\command ls -d -- {p} >/dev/null || \\command exit; \\command exit {code}; }}; ")
 }
 
 /// `[ -e P ] || [ -L P ]`: the path is there (a dangling symbolic link too).
@@ -196,7 +209,7 @@ impl Session {
         let mut script = Script::new();
         let p = script.path("path", "__bx_p", path)?;
         let (check, flag) = if follow { (format!("\\command [ -e {p} ]"), " -L") } else { (there(&p), "") };
-        let body = format!("{}\\command stat{flag} -c {STAT} -- {p}", unless(&check, ErrorKind::NotFound));
+        let body = format!("{}\\command stat{flag} -c {STAT} -- {p}", must_exist(&check, &p));
         let out = self.fs_run(op, path, script.with(&body), 4096)?;
         let line = out.stdout.strip_suffix(b"\n").unwrap_or(&out.stdout);
         Metadata::parse(line).ok_or_else(|| Error::Fs {
@@ -235,11 +248,13 @@ impl Session {
         let mut script = Script::new();
         let p = script.path("path", "__bx_p", path)?;
         let body = format!(
-            "{}{}\\command cd -- {p} || \\command exit; \\command set -- * .[!.]* ..?*; \
+            "{}{}{}\\command cd -- {p} || \\command exit; \\command set -- * .[!.]* ..?*; \
              \\command printf '%s\\0' \"$@\"; \\command printf /; \
              \\command printf '%s\\0' \"$@\" | \\command xargs -0 stat -c {STAT_N} -- 2>/dev/null; \\command exit 0",
-            unless(&format!("\\command [ -e {p} ]"), ErrorKind::NotFound),
+            must_exist(&format!("\\command [ -e {p} ]"), &p),
             unless(&format!("\\command [ -d {p} ]"), ErrorKind::NotADirectory),
+            // dash's `cd` does not say why it failed.
+            unless(&format!("\\command [ -r {p} ] && \\command [ -x {p} ]"), ErrorKind::PermissionDenied),
             STAT_N = "'%f %s %Y %n'",
         );
         let out = self.fs_run("read_dir", path, script.with(&body), LISTING_CAP)?;
@@ -279,7 +294,7 @@ impl Session {
         let dir = |p: &str| format!("{{ \\command [ -d {p} ] && ! \\command [ -L {p} ]; }}");
         let body = format!(
             "{}{}{}\\command mv -fT -- {f} {t}",
-            unless(&there(&f), ErrorKind::NotFound),
+            must_exist(&there(&f), &f),
             unless(&format!("{} || ! {}", dir(&f), dir(&t)), ErrorKind::IsADirectory),
             unless(&format!("! {} || ! {{ {}; }} || {}", dir(&f), there(&t), dir(&t)), ErrorKind::NotADirectory),
         );
@@ -297,7 +312,7 @@ impl Session {
         let p = script.path("path", "__bx_p", path)?;
         let body = format!(
             "{}{}\\command rm -f -- {p}",
-            unless(&there(&p), ErrorKind::NotFound),
+            must_exist(&there(&p), &p),
             unless(&format!("\\command [ -L {p} ] || ! \\command [ -d {p} ]"), ErrorKind::IsADirectory),
         );
         self.fs_run("remove_file", path, script.with(&body), 4096).map(drop)
@@ -315,7 +330,7 @@ impl Session {
         let p = script.path("path", "__bx_p", path)?;
         let body = format!(
             "{}{}\\command rm -rf -- {p}",
-            unless(&there(&p), ErrorKind::NotFound),
+            must_exist(&there(&p), &p),
             unless(&format!("\\command [ -L {p} ] || \\command [ -d {p} ]"), ErrorKind::NotADirectory),
         );
         self.fs_run("remove_dir_all", path, script.with(&body), 4096).map(drop)
@@ -376,7 +391,7 @@ impl Session {
         let p = script.path("path", "__bx_p", path)?;
         let body = format!(
             "{}{}\\command cat -- {p}",
-            unless(&format!("\\command [ -e {p} ]"), ErrorKind::NotFound),
+            must_exist(&format!("\\command [ -e {p} ]"), &p),
             unless(&format!("! \\command [ -d {p} ]"), ErrorKind::IsADirectory),
         );
         let cap = self.max_output;

@@ -22,6 +22,10 @@ pub const TESTS: &[(&str, Test<Fixture>)] = &[
     ("the_users_aliases_functions_and_options_change_nothing", the_users_aliases_functions_and_options_change_nothing),
 ];
 
+/// Tests that need a user other than root in the container.
+pub const ENGINE_TESTS: &[(&str, Test<Fixture>)] =
+    &[("permission_denied_is_said_as_such", permission_denied_is_said_as_such)];
+
 /// The names every verb is tried with.
 const NAMES: [&[u8]; 6] =
     [b"plain", b"with space", b"new\nline", b"-leading-dash", "ünï\u{1f600}".as_bytes(), b"\xff\xfe"];
@@ -198,4 +202,27 @@ fn the_users_aliases_functions_and_options_change_nothing(fx: &Fixture) -> R {
         sh.exec("set +euf; unalias -a; unset -f stat mv cd")?;
         Ok(())
     })
+}
+
+fn permission_denied_is_said_as_such(fx: &Fixture) -> R {
+    let mut root = fx.session();
+    let dir = format!("/tmp/{}", unique("bx-fs-private"));
+    root.write_file(format!("{dir}/f"), b"secret")?;
+    root.exec(&format!("chmod 700 '{dir}'"))?.check()?;
+    for shell in fx.shells() {
+        let mut sh = fx.builder().shell(&shell).user("65534").open()?;
+        use ErrorKind::PermissionDenied;
+        let f = format!("{dir}/f");
+        expect_fs(&shell, sh.read_file(&f), "read_file", PermissionDenied, &f)?;
+        expect_fs(&shell, sh.metadata(&f), "metadata", PermissionDenied, &f)?;
+        expect_fs(&shell, sh.read_dir(&dir), "read_dir", PermissionDenied, &dir)?;
+        let g = format!("{dir}/g");
+        expect_fs(&shell, sh.write_file(&g, b"x"), "write_file", PermissionDenied, &g)?;
+        let sub = format!("{dir}/sub/deeper");
+        expect_fs(&shell, sh.create_dir_all(&sub), "create_dir_all", PermissionDenied, &sub)?;
+        expect_fs(&shell, sh.cmd("true").workdir(&dir).run(), "workdir", PermissionDenied, &dir)?;
+        sh.close()?;
+    }
+    root.remove_dir_all(&dir)?;
+    Ok(())
 }

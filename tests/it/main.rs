@@ -150,6 +150,7 @@ const GROUPS: &[Group] = &[
     Group::of(Runtimes::Engine, abort::ENGINE_TESTS),
     Group::of(Runtimes::Engine, races::ENGINE_TESTS),
     Group::of(Runtimes::Engine, containers::TESTS),
+    Group::of(Runtimes::Engine, fs::ENGINE_TESTS),
     Group::of(Runtimes::Engine, faults::ENGINE_TESTS),
     Group::of(Runtimes::Docker, faults::CLI_TESTS).under("faults"),
 ];
