@@ -56,6 +56,24 @@ fn tour(place: &Place) -> boxshell::Result<()> {
     let out = sh.exec("echo still here in $PWD")?;
     print!("after the timeout:   {}", out.stdout_str());
 
+    // One command's own environment and directory; the session keeps its own.
+    let out = sh.cmd("echo \"$MODE in $PWD\"").env("MODE", "debug").workdir("/").run()?;
+    print!("env and workdir:     {}", out.stdout_str());
+
+    // Files, named as std::fs; missing parent directories are made.
+    sh.write_file("/tmp/boxshell-tour/notes/plan.md", b"# plan\n")?;
+    for entry in sh.read_dir("/tmp/boxshell-tour/notes")? {
+        println!("read_dir:            {:?} {:?} {} bytes", entry.name, entry.kind, entry.len);
+    }
+    sh.remove_dir_all("/tmp/boxshell-tour")?;
+
+    // A background process, followed by its handle while the session runs other commands.
+    let server = sh.cmd("echo listening >&2; while :; do sleep 1; done").background()?;
+    let seen = server.wait_for(boxshell::Stream::Stderr, b"listening", Duration::from_secs(10))?;
+    println!("background:          {:?} (PID {})", String::from_utf8_lossy(&seen), server.pid());
+    server.interrupt()?;
+    println!("stopped with code    {:?}", server.wait(Duration::from_secs(10)));
+
     let m = sh.metrics();
     println!("{} commands, {:?} busy", m.commands, m.busy);
     sh.close()
