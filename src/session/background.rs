@@ -386,8 +386,33 @@ impl Shared {
     }
 
     fn close(&self, stream: Stream) {
-        lock(&self.state).closed[stream] = true;
+        let both = {
+            let mut state = lock(&self.state);
+            state.closed[stream] = true;
+            state.closed.stdout && state.closed.stderr
+        };
         self.done(stream, None);
+        if both {
+            // The outlet's client is ending (its pipes are closed): it is reaped now, not left a
+            // zombie until the session closes.
+            let child = lock(&self.outlet).child.take();
+            if let Some(mut child) = child
+                && proc::wait_until(&mut child, Instant::now() + Duration::from_secs(2)).is_none()
+            {
+                lock(&self.outlet).child = Some(child);
+            }
+        }
+    }
+
+    /// Drops the output of an ended process no handle follows any more: the session keeps
+    /// only how it ended.
+    fn forget_output(self: &Arc<Self>) {
+        if Arc::strong_count(self) == 1 {
+            let mut state = lock(&self.state);
+            if state.ended() && state.closed.stdout && state.closed.stderr {
+                state.streams = PerStream::default();
+            }
+        }
     }
 
     /// `stream` has said the process ended (on stderr, with its exit code): once both have,
@@ -563,6 +588,7 @@ impl Cmd<'_> {
         for tx in notify {
             let _ = tx.send(Arc::clone(&shared));
         }
+        session.background.iter().for_each(Shared::forget_output);
         session.background.push(Arc::clone(&shared));
         Ok(session.handle(&shared))
     }
@@ -593,8 +619,10 @@ fn parse_stat(line: &[u8]) -> Option<(u32, u64)> {
 
 impl Session {
     /// The background processes this session started ([`Cmd::background`]), in the order
-    /// started, with the exit codes of those that ended.
+    /// started, with the exit codes of those that ended. The output of one that has ended is
+    /// kept only while a [`Process`] handle to it remains.
     pub fn processes(&self) -> Vec<ProcessStatus> {
+        self.background.iter().for_each(Shared::forget_output);
         self.background.iter().map(|shared| self.handle(shared).status()).collect()
     }
 

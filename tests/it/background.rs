@@ -138,6 +138,8 @@ fn twenty_at_once_and_their_exit_codes(fx: &Fixture) -> R {
             ensure!(logs.stdout == format!("out {i}\n").as_bytes(), "{shell}: {i}: {logs:?}");
             ensure!(logs.stderr == format!("err {i}\n").as_bytes(), "{shell}: {i}: {logs:?}");
         }
+        // Without handles the session keeps how they ended, not their output.
+        drop(procs);
         let listed = sh.processes();
         ensure!(listed.len() == 20, "{shell}: {} listed", listed.len());
         for (i, p) in listed.iter().enumerate() {
