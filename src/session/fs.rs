@@ -109,17 +109,16 @@ fn take_code(mut out: Output) -> Output {
 fn fs_error(op: &'static str, path: &Path, out: &Output) -> Error {
     let said = String::from_utf8_lossy(&out.stderr);
     let said = said.trim().lines().last().unwrap_or_default().to_string();
-    let kind = if out.timed_out {
-        ErrorKind::TimedOut
+    let words = |kind: ErrorKind| MESSAGES.iter().find(|(_, k)| *k == kind).map(|(m, _)| m.to_string());
+    let (kind, message) = if out.timed_out {
+        (ErrorKind::TimedOut, format!("timed out after {:?}", out.duration))
     } else if let Some((_, kind)) = CODES.iter().find(|(code, _)| *code == out.exit_code) {
-        *kind
+        (*kind, words(*kind).unwrap_or_else(|| kind.to_string()))
+    } else if let Some((words, kind)) = MESSAGES.iter().find(|(m, _)| said.contains(m)) {
+        // The tool's words, without its name and the path the error names already.
+        (*kind, words.to_string())
     } else {
-        MESSAGES.iter().find(|(m, _)| said.contains(m)).map_or(ErrorKind::Other, |(_, kind)| *kind)
-    };
-    let message = match (kind, said.is_empty()) {
-        (ErrorKind::TimedOut, _) => format!("timed out after {:?}", out.duration),
-        (_, false) => said,
-        (_, true) => MESSAGES.iter().find(|(_, k)| *k == kind).map_or(kind.to_string(), |(m, _)| m.to_string()),
+        (ErrorKind::Other, if said.is_empty() { format!("failed with exit code {}", out.exit_code) } else { said })
     };
     Error::Fs { op, path: path.to_string_lossy().into_owned(), kind, message }
 }
