@@ -90,6 +90,24 @@ impl LogState {
     fn ended(&self) -> bool {
         self.done.stdout && self.done.stderr
     }
+
+    /// What `stream` holds past [`Process::wait_for`]'s cursor up to and including the first
+    /// `needle`, consumed; `searched` is how far an earlier call found nothing (an offset in
+    /// the stream), and is moved on when nothing is found again.
+    fn take_through(&mut self, stream: Stream, needle: &[u8], searched: &mut u64) -> Option<Vec<u8>> {
+        let ring = &self.streams[stream];
+        let from = self.cursor[stream].max(ring.window_start());
+        let hay = ring.from(from);
+        let done = usize::try_from(searched.saturating_sub(from)).unwrap_or(usize::MAX).min(hay.len());
+        let skip = done.saturating_sub(needle.len().saturating_sub(1));
+        let Some(at) = find(&hay[skip..], needle).map(|at| skip + at) else {
+            *searched = from + hay.len() as u64;
+            return None;
+        };
+        let found = hay[..at + needle.len()].to_vec();
+        self.cursor[stream] = from + found.len() as u64;
+        Some(found)
+    }
 }
 
 /// The last `cap` bytes of a stream (up to twice that is held, so that trimming is cheap),
@@ -228,24 +246,19 @@ impl Process {
     pub fn wait_for(&self, stream: Stream, needle: &[u8], timeout: Duration) -> Result<Vec<u8>> {
         let deadline = Instant::now() + timeout;
         let mut state = lock(&self.shared.state);
-        let mut searched = 0;
+        // Where the stream has been searched to already (an offset in the stream).
+        let mut searched: u64 = 0;
         loop {
-            let ring = &state.streams[stream];
-            let from = state.cursor[stream].max(ring.window_start());
-            let hay = ring.from(from);
-            let skip = searched.min(hay.len()).saturating_sub(needle.len().saturating_sub(1));
-            if let Some(at) = find(&hay[skip..], needle).map(|at| skip + at) {
-                let found = hay[..at + needle.len()].to_vec();
-                state.cursor[stream] = from + found.len() as u64;
+            if let Some(found) = state.take_through(stream, needle, &mut searched) {
                 return Ok(found);
             }
-            searched = hay.len();
             if state.closed[stream] {
                 return Err(Error::CommandEnded { output: Box::new(self.output(&state)) });
             }
             let now = Instant::now();
             if now >= deadline {
-                let seen = hay.to_vec();
+                let ring = &state.streams[stream];
+                let seen = ring.from(state.cursor[stream].max(ring.window_start())).to_vec();
                 return Err(Error::ExpectTimeout {
                     command: self.shared.command.clone(),
                     stream,
@@ -709,6 +722,30 @@ mod tests {
         small.push(b"one\ntw", 1);
         small.push(b"o\n", 5);
         assert_eq!(small.lines(), [(1, 0, b"one\n".to_vec()), (1, 4, b"two\n".to_vec())]);
+    }
+
+    #[test]
+    fn wait_for_finds_a_needle_across_chunks_and_trimming_and_consumes_it() {
+        let mut state = LogState::default();
+        state.streams.stdout.cap = 8;
+        let mut searched = 0;
+        let push = |state: &mut LogState, bytes: &[u8]| {
+            state.seq += 1;
+            let seq = state.seq;
+            state.streams.stdout.push(bytes, seq);
+        };
+        push(&mut state, b"abcREA");
+        assert_eq!(state.take_through(Stream::Stdout, b"READY", &mut searched), None);
+        assert_eq!(searched, 6);
+        push(&mut state, b"DY!");
+        assert_eq!(state.take_through(Stream::Stdout, b"READY", &mut searched).as_deref(), Some(&b"bcREADY"[..]));
+        // Consumed: the next search starts after it.
+        searched = 0;
+        assert_eq!(state.take_through(Stream::Stdout, b"!", &mut searched).as_deref(), Some(&b"!"[..]));
+        // Output past the cap moves the window: the search goes on from its start.
+        push(&mut state, b"0123456789READY");
+        assert_eq!(state.take_through(Stream::Stdout, b"READY", &mut searched).as_deref(), Some(&b"789READY"[..]));
+        assert_eq!(state.take_through(Stream::Stdout, b"", &mut searched).as_deref(), Some(&b""[..]));
     }
 
     #[test]
