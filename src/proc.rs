@@ -69,7 +69,9 @@ pub(crate) fn pump(mut pipe: impl Read, mut sink: impl FnMut(&[u8])) -> io::Resu
 /// --default-signal`, else `perl`), as this crate has no unsafe code to do it itself; with
 /// neither, it runs as it is, with a warning.
 pub(crate) fn host_command(argv: &[&OsStr]) -> Command {
-    let reset = if ignores_interrupts() { interrupt_reset() } else { &[] };
+    // A program that is not there is started as it is, so that starting it fails as it
+    // would without the reset (and the error names it), not the resetting program.
+    let reset = if ignores_interrupts() && which::which(argv[0]).is_ok() { interrupt_reset() } else { &[] };
     let (program, args) = match reset.split_first() {
         Some((program, args)) => {
             (OsStr::new(program), args.iter().map(OsStr::new).chain(argv.iter().copied()).collect())
