@@ -545,14 +545,22 @@ impl Cmd<'_> {
     /// commands. Closing the session ends it.
     ///
     /// Costs one exec of its own (the outlet that carries its output: tens of milliseconds
-    /// on docker, about a hundred on podman) and one command of the session.
+    /// on docker, about a hundred on podman) and one command of the session. The command's
+    /// timeouts bound that start, not the process, which runs until it ends or is stopped.
     ///
     /// # Errors
-    /// [`Error::Fs`] when its workdir cannot be entered; when the outlet exec cannot be
-    /// started; as for [`Session::exec`](super::Session::exec).
+    /// [`Error::Fs`] when its workdir cannot be entered; [`Error::InvalidValue`] when it was
+    /// given [`stdin`](Cmd::stdin), [`interactive`](Cmd::interactive) or
+    /// [`on_chunk`](Cmd::on_chunk); when the outlet exec cannot be started; as for
+    /// [`Session::exec`](super::Session::exec).
     pub fn background(self) -> Result<Process> {
-        let Cmd { session, command, limits, overlay, max_output, .. } = self;
+        let Cmd { session, command, limits, overlay, max_output, stdin, interactive, on_chunk, .. } = self;
         overlay.check()?;
+        if stdin.is_some() || interactive || on_chunk.is_some() {
+            let reason =
+                "its stdin is empty and its output goes to the Process: stdin, interactive and on_chunk do not apply";
+            return Err(Error::InvalidValue { what: "background command", reason });
+        }
         let token = Token::random();
         let Ready { outlet, pid: outlet_pid, notify } = session.outlet(token)?;
         let (a, b) = token.halves();

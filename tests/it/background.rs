@@ -200,6 +200,8 @@ fn refusals_and_waits_say_what_happened(fx: &Fixture) -> R {
             matches!(&err, Error::Fs { kind: std::io::ErrorKind::NotFound, path, .. } if *path == dir),
             "{shell}: {err:?}"
         );
+        let with_stdin = sh.cmd("cat").stdin("x").background();
+        ensure!(matches!(with_stdin, Err(Error::InvalidValue { .. })), "{shell}: {with_stdin:?}");
         ensure!(sh.processes().is_empty(), "{shell}: a refused one is listed");
         let p = sh.cmd("echo a; sleep 0.3; echo b").background()?;
         let timeout = p.wait_for(Stream::Stdout, b"never", Duration::from_millis(100));
