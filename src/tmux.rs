@@ -173,16 +173,24 @@ impl Tmux {
             text::env_var(key, value, false)?;
             args.extend(["-e".into(), format!("{key}={value}").into()]);
         }
-        args.extend(spec.command.iter().map(OsString::from));
-        // In the same call, so that a command that ends at once still keeps its pane. The pane
-        // also gets a pipe that reads nothing (`cat >/dev/null`, gone with the pane): tmux 3.3a
-        // (Debian 12's) may reap a command that ended before it read the command's last output,
-        // and drop that output, unless a pipe is open on the pane.
+        // The command waits for the rest of this call (its pane kept when it ends, and a pipe
+        // that reads nothing, `cat >/dev/null`, gone with the pane: tmux 3.3a, Debian 12's, may
+        // reap a command that ended before it read the command's last output, and drop that
+        // output, unless a pipe is open on the pane). A command that ended at once, before the
+        // pipe was open, lost its output on a loaded machine. It waits on a tmux channel, which
+        // the call signals last; a signal sent before the wait is kept until it comes. The pane's
+        // `$TMUX` names this server.
+        let channel = format!("boxshell-start-{}", uuid::Uuid::new_v4().simple());
+        if let Some(command) = &spec.command {
+            let program = text::quote(&self.program.to_string_lossy());
+            args.push(format!("{program} wait-for {channel} 2>/dev/null; {command}").into());
+        }
         let target = pane(&spec.name);
         for option in [["remain-on-exit", "on"], ["remain-on-exit-format", ""]] {
             args.extend([";", "set-option", "-t", &target, option[0], option[1]].map(OsString::from));
         }
         args.extend([";", "pipe-pane", "-t", &target, "cat >/dev/null"].map(OsString::from));
+        args.extend([";", "wait-for", "-S", &channel].map(OsString::from));
         self.run("start", &spec.name, &args)?;
         log::info!("tmux started session {}", spec.name);
         self.status(&spec.name)
