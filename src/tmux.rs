@@ -125,6 +125,10 @@ pub struct TmuxStatus {
     pub socket: Option<String>,
 }
 
+/// How many times [`Tmux::list`] asks the server to reap a dead pane before it reports the
+/// pane as running.
+const NUDGES: u32 = 6;
+
 const STATUS_FORMAT: &str = "#{session_name}\x1f#{session_created}\x1f#{session_windows}\x1f#{session_attached}\x1f#{pane_pid}\x1f#{pane_dead}\x1f#{pane_dead_status}\x1f#{pane_dead_signal}\x1f#{pid}";
 
 impl Tmux {
@@ -271,7 +275,7 @@ impl Tmux {
     /// # Errors
     /// [`Error::Failed`] (operation `list`).
     pub fn list(&self) -> Result<Vec<TmuxStatus>> {
-        let mut nudged = false;
+        let mut nudges = 0;
         loop {
             let out = match self.run("list", "", &["list-sessions", "-F", STATUS_FORMAT]) {
                 Ok(out) => out,
@@ -280,13 +284,14 @@ impl Tmux {
             };
             let text = String::from_utf8_lossy(&out.stdout);
             let parsed: Vec<Parsed> = text.lines().filter_map(|line| self.parse_status(line)).collect();
-            // tmux (3.3a, seen here) can leave a child's exit unhandled for seconds while
-            // clients come and go: the pane is dead, its exit status not read yet. A SIGCHLD
-            // makes the server reap it at once.
+            // tmux (3.3a, seen here) can leave a child's exit unhandled for good while clients
+            // come and go: the pane is dead, its exit status not read. A SIGCHLD makes the
+            // server reap it; on a loaded machine that can take a while, so it is asked again,
+            // waiting longer each time (some 300 ms in all).
             match parsed.iter().find(|p| p.unreaped) {
-                Some(p) if !nudged && p.server_pid > 0 => {
-                    nudged = true;
-                    self.nudge(p.server_pid);
+                Some(p) if nudges < NUDGES && p.server_pid > 0 => {
+                    self.nudge(p.server_pid, Duration::from_millis(5 << nudges));
+                    nudges += 1;
                 }
                 _ => return Ok(parsed.into_iter().map(|p| p.status).collect()),
             }
@@ -294,8 +299,8 @@ impl Tmux {
     }
 
     /// Sends SIGCHLD to the tmux server `pid` (through `kill`: this crate has no unsafe code),
-    /// and waits for it to reap.
-    fn nudge(&self, pid: u32) {
+    /// and waits `wait` for it to reap.
+    fn nudge(&self, pid: u32, wait: Duration) {
         let sent = Command::new("kill")
             .args(["-s", "CHLD", &pid.to_string()])
             .stdin(Stdio::null())
@@ -303,7 +308,7 @@ impl Tmux {
             .stderr(Stdio::null())
             .status();
         log::debug!("nudged tmux server {pid} to reap an exited pane: {sent:?}");
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(wait);
     }
 
     /// Whether a session of that name exists (running or exited).
