@@ -194,6 +194,9 @@ impl Engine {
                 if spec.interactive {
                     cmd.arg("-i");
                 }
+                if spec.tty {
+                    cmd.arg("-t");
+                }
                 if let Some(user) = spec.user {
                     cmd.args(["-u", user]);
                 }
@@ -206,6 +209,9 @@ impl Engine {
                 if spec.interactive {
                     cmd.arg("-i");
                 }
+                if spec.tty {
+                    cmd.arg("-t");
+                }
                 cmd.args(k.scope_args()).args(spec.extra).arg(spec.target);
                 if let Some(c) = k.get_container() {
                     cmd.args(["-c", c]);
@@ -215,7 +221,8 @@ impl Engine {
             }
             Runtime::Custom(c) => {
                 let mut cmd = self.command();
-                cmd.args(c.args().iter().map(|a| a.replace("{target}", spec.target))).args(spec.extra);
+                let template = if spec.tty { c.get_terminal_args().unwrap_or(c.args()) } else { c.args() };
+                cmd.args(template.iter().map(|a| a.replace("{target}", spec.target))).args(spec.extra);
                 if c.is_remote_shell() {
                     let words: Vec<String> = argv.iter().map(|a| text::quote(&a.to_string_lossy())).collect();
                     cmd.arg(words.join(" "));
@@ -233,7 +240,7 @@ impl Engine {
         let args = reap.args();
         let mut argv: Vec<&OsStr> = [shell, "-c", REAP_SCRIPT, "reap"].map(OsStr::new).to_vec();
         argv.extend(args.iter().map(OsStr::new));
-        self.exec(&ExecSpec { target, interactive: false, user, extra: &[] }, &argv)
+        self.exec(&ExecSpec { target, interactive: false, tty: false, user, extra: &[] }, &argv)
     }
 
     /// Runs a one-shot CLI call with `args` after the global ones; see [`Engine::run_command`].
@@ -394,6 +401,8 @@ pub(crate) fn detect_among(wanted: Option<&str>, candidates: &[Engine]) -> Resul
 pub(crate) struct ExecSpec<'a> {
     pub target: &'a str,
     pub interactive: bool,
+    /// With a terminal (`-t`): the client's stdio must be one.
+    pub tty: bool,
     pub user: Option<&'a str>,
     pub extra: &'a [OsString],
 }
@@ -419,7 +428,7 @@ mod tests {
     #[test]
     fn exec_argv_per_runtime() {
         let extra = vec![OsString::from("--privileged")];
-        let spec = ExecSpec { target: "web", interactive: true, user: Some("1000"), extra: &extra };
+        let spec = ExecSpec { target: "web", interactive: true, tty: false, user: Some("1000"), extra: &extra };
         let mut docker = Engine::new(Runtime::Docker);
         docker.global_args = vec!["--context".into(), "prod".into()];
         assert_eq!(
@@ -446,7 +455,7 @@ mod tests {
     #[test]
     fn kubectl_argv() {
         let sh = [OsStr::new("/bin/sh"), OsStr::new("/dev/stdin")];
-        let spec = ExecSpec { target: "web-0", interactive: true, user: None, extra: &[] };
+        let spec = ExecSpec { target: "web-0", interactive: true, tty: false, user: None, extra: &[] };
         let plain = Engine::new(Runtime::Kubectl(Kubectl::new()));
         assert_eq!(argv(&plain.exec(&spec, &sh)), ["kubectl", "exec", "-i", "web-0", "--", "/bin/sh", "/dev/stdin"]);
         let full = Kubectl::new().namespace("jobs").container("worker");
@@ -591,7 +600,7 @@ mod tests {
         let mut calls = Vec::new();
         for cli in &clis {
             let exec = |target, interactive, extra, argv: &[&OsStr]| {
-                cli.exec(&ExecSpec { target, interactive, user: None, extra }, argv)
+                cli.exec(&ExecSpec { target, interactive, tty: false, user: None, extra }, argv)
             };
             // The session's shell (with exec args, and into a TYPE/NAME), the feeder, the
             // signalling call (no -i), the probe, the pod's phase, a TYPE/NAME's existence.
@@ -612,7 +621,7 @@ mod tests {
 
         // A malformed argv is told apart: docker's `-u USER` is no flag of `kubectl exec`.
         let docker_shaped = Engine::new(Runtime::Docker).program("kubectl");
-        let spec = ExecSpec { target: "web-0", interactive: true, user: Some("1000"), extra: &[] };
+        let spec = ExecSpec { target: "web-0", interactive: true, tty: false, user: Some("1000"), extra: &[] };
         let mut cmd = docker_shaped.exec(&spec, &launch);
         cmd.envs(cluster.cli(Kubectl::new(), &[]).env);
         let failure = dialled(cmd).unwrap_err();
@@ -621,7 +630,7 @@ mod tests {
 
     #[test]
     fn custom_argv() {
-        let spec = ExecSpec { target: "box1", interactive: true, user: None, extra: &[] };
+        let spec = ExecSpec { target: "box1", interactive: true, tty: false, user: None, extra: &[] };
         let cmd = [OsStr::new("sh"), OsStr::new("-c"), OsStr::new("echo 'a b'; kill $1"), OsStr::new("x")];
         let nerdctl = Engine::new(Runtime::Custom(Custom::new("nerdctl", ["exec", "-i", "{target}"])));
         assert_eq!(

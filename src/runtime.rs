@@ -112,6 +112,7 @@ struct CustomCli {
     program: String,
     args: Vec<String>,
     remote_shell: bool,
+    terminal_args: Option<Vec<String>>,
 }
 
 impl Custom {
@@ -125,6 +126,7 @@ impl Custom {
             program: program.into(),
             args: args.into_iter().map(Into::into).collect(),
             remote_shell: false,
+            terminal_args: None,
         }))
     }
 
@@ -133,6 +135,30 @@ impl Custom {
     pub fn remote_shell(mut self) -> Self {
         self.0.remote_shell = true;
         self
+    }
+
+    /// The argument template for a command on a terminal ([`Cmd::terminal`](crate::Cmd::terminal)),
+    /// in place of [`args`](Custom::args): the CLI's form that gives the command a TTY, as
+    /// `docker exec -i -t` or `ssh -tt`. Without it, a terminal command fails with
+    /// [`Error::Unsupported`](crate::Error::Unsupported).
+    ///
+    /// ```
+    /// use boxshell::Custom;
+    /// let nerdctl = Custom::new("nerdctl", ["exec", "-i", "{target}"]).terminal(["exec", "-i", "-t", "{target}"]);
+    /// assert_eq!(nerdctl.get_terminal_args(), Some(&["exec", "-i", "-t", "{target}"].map(String::from)[..]));
+    /// ```
+    pub fn terminal<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.0.terminal_args = Some(args.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The argument template for terminal commands, if set.
+    pub fn get_terminal_args(&self) -> Option<&[String]> {
+        self.0.terminal_args.as_deref()
     }
 
     /// The program.
@@ -157,6 +183,7 @@ impl fmt::Debug for Custom {
             .field("program", &self.0.program)
             .field("args", &self.0.args)
             .field("remote_shell", &self.0.remote_shell)
+            .field("terminal_args", &self.0.terminal_args)
             .finish()
     }
 }

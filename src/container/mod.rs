@@ -316,8 +316,9 @@ impl Containers {
         let marker = format!("BOXSHELL_EXEC={}", uuid::Uuid::new_v4().simple());
         let extra = ["-e".into(), OsString::from(&marker)];
         let argv: Vec<&OsStr> = argv.iter().map(AsRef::as_ref).collect();
-        let mut cmd =
-            self.engine.exec(&ExecSpec { target: name, interactive: false, user: None, extra: &extra }, &argv);
+        let mut cmd = self
+            .engine
+            .exec(&ExecSpec { target: name, interactive: false, tty: false, user: None, extra: &extra }, &argv);
         let command = proc::describe(&cmd);
         let started = Instant::now();
         let result = proc::run(&mut cmd, timeout);

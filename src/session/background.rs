@@ -554,9 +554,9 @@ impl Cmd<'_> {
     /// [`on_chunk`](Cmd::on_chunk); when the outlet exec cannot be started; as for
     /// [`Session::exec`](super::Session::exec).
     pub fn background(self) -> Result<Process> {
-        let Cmd { session, command, limits, overlay, max_output, stdin, interactive, on_chunk, .. } = self;
+        let Cmd { session, command, limits, overlay, max_output, stdin, interactive, terminal, on_chunk, .. } = self;
         overlay.check()?;
-        if stdin.is_some() || interactive || on_chunk.is_some() {
+        if stdin.is_some() || interactive || terminal.is_some() || on_chunk.is_some() {
             let reason =
                 "its stdin is empty and its output goes to the Process: stdin, interactive and on_chunk do not apply";
             return Err(Error::InvalidValue { what: "background command", reason });
@@ -575,6 +575,7 @@ impl Cmd<'_> {
             limits,
             stdin: None,
             interactive: false,
+            terminal: None,
             max_output: 4096,
             on_chunk: None,
             overlay,
@@ -665,7 +666,7 @@ impl Session {
         let mark = format!("BOXSHELL_OUTLET={}", uuid::Uuid::new_v4().simple());
         let argv = [self.shell.program.as_str(), "-c", OUTLET, "boxshell-outlet", &mark].map(std::ffi::OsStr::new);
         let user = self.signaller.user.as_deref();
-        let spec = ExecSpec { target: &self.target, interactive: true, user, extra: &[] };
+        let spec = ExecSpec { target: &self.target, interactive: true, tty: false, user, extra: &[] };
         let mut cmd = self.engine.exec(&spec, &argv);
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(|e| self.engine.spawn_error(cmd.get_program(), e))?;

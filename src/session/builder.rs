@@ -257,7 +257,8 @@ impl SessionBuilder {
 
     /// Starts the exec that runs the shell, and the threads reading its output.
     fn spawn_shell(&self, engine: &Engine, target: &str, id: uuid::Uuid) -> Result<Started> {
-        let spec = ExecSpec { target, interactive: true, user: self.user.as_deref(), extra: &self.exec_args };
+        let spec =
+            ExecSpec { target, interactive: true, tty: false, user: self.user.as_deref(), extra: &self.exec_args };
         let shell = OsStr::new(&self.shell);
         let mut cmd = engine.exec(&spec, &[shell, OsStr::new("-c"), OsStr::new(protocol::LAUNCH), shell]);
         let command_line = proc::describe(&cmd);
@@ -397,7 +398,7 @@ struct Answer {
 fn handshake(started: &Started, setup: &str, timeout: Duration, target: &str) -> Answer {
     let (boot, token) = (Token::random(), Token::random());
     let router = &started.router;
-    let done = router.begin(HANDSHAKE_SEQ, token.marker(), Sink::Keep(usize::MAX), false);
+    let done = router.begin(HANDSHAKE_SEQ, token.marker(), Sink::Keep(usize::MAX), false, false);
     // The dialect is not known yet: the setup runs in the POSIX frame, which bash reads too.
     let mut text = protocol::bootstrap(&boot);
     text.push_str(&protocol::encode_command(Dialect::Posix, setup, &token, Input::Null, 0));

@@ -36,6 +36,8 @@ pub struct Cmd<'s> {
     pub(super) limits: Limits,
     pub(super) stdin: Option<Vec<u8>>,
     pub(super) interactive: bool,
+    /// A terminal of this many columns and rows.
+    pub(super) terminal: Option<(u16, u16)>,
     /// The cap per stream: the session's unless set here.
     pub(super) max_output: usize,
     pub(super) on_chunk: Option<ChunkFn<'s>>,
@@ -56,6 +58,7 @@ impl std::fmt::Debug for Cmd<'_> {
             .field("idle_timeout", &self.limits.idle)
             .field("stdin_bytes", &self.stdin.as_ref().map(Vec::len))
             .field("interactive", &self.interactive)
+            .field("terminal", &self.terminal)
             .field("max_output", &self.max_output)
             .field("env", &text::EnvNames(&self.overlay.vars))
             .field("workdir", &self.overlay.workdir)
@@ -113,6 +116,47 @@ impl<'s> Cmd<'s> {
     /// ```
     pub fn interactive(mut self) -> Self {
         self.interactive = true;
+        self
+    }
+
+    /// Runs the command on a terminal of `cols` columns and `rows` rows: a PTY as its stdin,
+    /// stdout and stderr, its controlling terminal's process group in the foreground, so that
+    /// programs that want a terminal (`vi`, `top`, `less`, REPLs, `read -p`) behave as they
+    /// do for a person, and `stty size` sees the size. The command runs in the session as any
+    /// other: it sees the session's cwd, variables, functions and aliases, and what it changes
+    /// stays.
+    ///
+    /// Its input is live, as with [`interactive`](Cmd::interactive): keystrokes as typed,
+    /// written with [`Running::write_stdin`] (`\r` for Enter, `\x03` for Ctrl-C, which
+    /// interrupts it as [`Running::interrupt`] does unless it has put the terminal in raw
+    /// mode, `\x1b` for Escape). [`Running::resize`] changes the size. Its output is the
+    /// terminal's byte stream, escape sequences and all, on [`Stream::Stdout`]; stderr is
+    /// empty. A terminal has no end of input: [`Running::close_stdin`] and
+    /// [`Running::wait`] stop the writing, and the program ends when it ends (type `\x04`,
+    /// Ctrl-D, for the end of a line-mode input). Timeouts, interrupts and the output cap
+    /// hold as for any command.
+    ///
+    /// The terminal is made by the runtime (`exec -i -t`, one exec's start-up more; for the
+    /// local runtime, `setsid -c` on a PTY of this process's): [`Custom`](crate::Custom)
+    /// runtimes need their [`terminal`](crate::Custom::terminal) form. The feature
+    /// `terminal` (on by default) adds this.
+    ///
+    /// ```
+    /// # fn main() -> boxshell::Result<()> {
+    /// use std::time::Duration;
+    /// use boxshell::Stream;
+    /// let mut sh = boxshell::Session::builder("-").runtime(boxshell::Runtime::Local).open()?;
+    /// let mut r = sh.cmd("read -p 'Name? ' n; stty size").terminal(80, 24).spawn()?;
+    /// r.expect(Stream::Stdout, b"Name? ", Duration::from_secs(5))?;
+    /// r.write_stdin(b"ann\r")?;
+    /// let out = r.wait()?;
+    /// assert_eq!(out.stdout, b"ann\r\n24 80\r\n");
+    /// assert_eq!(sh.exec("echo $n")?.stdout, b"ann\n");
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "terminal")]
+    pub fn terminal(mut self, cols: u16, rows: u16) -> Self {
+        self.terminal = Some((cols, rows));
         self
     }
 
@@ -185,6 +229,11 @@ impl<'s> Cmd<'s> {
         let (session, limits, cap) = (self.session, self.limits, self.max_output);
         let deliver = if keep { Deliver::Keep(cap) } else { Deliver::Events };
         let (stdin, first_input) = match (self.stdin, self.interactive) {
+            #[cfg(feature = "terminal")]
+            (data, _) if self.terminal.is_some() => {
+                let (cols, rows) = self.terminal.unwrap_or_default();
+                (Stdin::Terminal(cols, rows), data)
+            }
             (data, true) => (Stdin::Live, data),
             (Some(data), false) => (Stdin::Bytes(data), None),
             (None, false) => (Stdin::Empty, None),
@@ -333,6 +382,39 @@ impl Running<'_> {
     /// When the signalling exec fails.
     pub fn kill(&self) -> Result<()> {
         self.abort(Abort::Kill)
+    }
+
+    /// Gives a [`terminal`](Cmd::terminal) command's terminal `cols` columns and `rows` rows,
+    /// and returns once the command's processes have had SIGWINCH for the new size (at once,
+    /// if that is its size already).
+    ///
+    /// # Errors
+    /// [`Error::InvalidValue`] when the command has no terminal; [`Error::CommandEnded`]
+    /// when it has ended; [`Error::Io`] when the new size does not reach it within 10 s.
+    #[cfg(feature = "terminal")]
+    pub fn resize(&mut self, cols: u16, rows: u16) -> Result<()> {
+        let no_terminal = Error::InvalidValue { what: "resize", reason: "the command has no terminal" };
+        let Some(job) = self.job_mut() else { return Err(self.ended()) };
+        let Some(pty) = job.feeder.as_mut().and_then(|f| f.terminal.as_mut()) else { return Err(no_terminal) };
+        let context = || format!("resizing the terminal of `{}`", job.command);
+        if !pty.resize(cols, rows).map_err(|e| Error::io(context(), e))? {
+            return Ok(());
+        }
+        let deadline = Instant::now() + super::terminal::Pty::resize_wait();
+        loop {
+            let Some(job) = self.job_mut() else { return Err(self.ended()) };
+            let command = job.command.clone();
+            let Some(pty) = job.feeder.as_ref().and_then(|f| f.terminal.as_ref()) else { return Err(self.ended()) };
+            if pty.resized(PUMP) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let message =
+                    format!("the command did not get the new size within {:?}", super::terminal::Pty::resize_wait());
+                return Err(Error::io(format!("resizing the terminal of `{command}`"), std::io::Error::other(message)));
+            }
+            self.receive(Some(Instant::now()), None, &mut |_| false)?;
+        }
     }
 
     fn abort(&self, how: Abort) -> Result<()> {

@@ -45,6 +45,19 @@ pub(super) enum Stdin {
     Bytes(Vec<u8>),
     /// What [`Running::write_stdin`](super::Running::write_stdin) writes, until it is closed.
     Live,
+    /// A terminal of this many columns and rows: its stdin, stdout and stderr, and live input.
+    #[cfg(feature = "terminal")]
+    Terminal(u16, u16),
+}
+
+impl Stdin {
+    fn is_terminal(&self) -> bool {
+        #[cfg(feature = "terminal")]
+        if let Stdin::Terminal(..) = self {
+            return true;
+        }
+        false
+    }
 }
 
 /// How a command's output reaches its waiter.
@@ -138,6 +151,12 @@ impl Session {
         }
         let mut text = String::new();
         let mut feeder = None;
+        #[cfg(feature = "terminal")]
+        let terminal_command;
+        let given = command;
+        #[allow(unused_mut)]
+        let mut command = command;
+        let terminal = stdin.is_terminal();
         let stdin_path = format!("{}/stdin", self.scratch.dir());
         let input = match stdin {
             Stdin::Empty => Input::Null,
@@ -155,6 +174,16 @@ impl Session {
                 fed.input()
             }
             Stdin::Live => feeder.insert(Box::new(self.feeder()?)).input(),
+            #[cfg(feature = "terminal")]
+            Stdin::Terminal(cols, rows) => {
+                let fed = feeder.insert(Box::new(self.terminal(cols, rows, self.seq + 1)?));
+                let input = fed.input();
+                if let Input::Pipe { pid, .. } = input {
+                    terminal_command = super::terminal::on_terminal(command, pid);
+                    command = &terminal_command;
+                }
+                input
+            }
         };
         let token = Token::random();
         text.push_str(&protocol::encode_command(
@@ -174,7 +203,7 @@ impl Session {
             Deliver::Unread => (Sink::Unread, crossbeam_channel::never()),
         };
         log::debug!("exec in {} {}: {command}", self.engine.runtime(), self.target);
-        let Some(done) = self.router.begin(self.seq, token.marker(), sink, limits.idle.is_some()) else {
+        let Some(done) = self.router.begin(self.seq, token.marker(), sink, limits.idle.is_some(), terminal) else {
             self.mark_dead(None, true);
             return Err(self.shell_exited());
         };
@@ -187,7 +216,7 @@ impl Session {
             // how it ended and what it printed.
             log::debug!("{e}");
         }
-        let command = command.to_string();
+        let command = given.to_string();
         Ok(Job { seq: self.seq, command, started, events, done, completion: None, feeder, counted: true })
     }
 
@@ -225,6 +254,10 @@ impl Session {
                     job.completion = Some(completion.unwrap_or_else(|_| Completion::unseen()));
                 }
                 default(wake.saturating_duration_since(now)) => {
+                    if self.router.terminal_overdue(job.seq, self.timeouts.grace) {
+                        // The shell is done with the command but its terminal never said so.
+                        self.router.terminal_end(job.seq);
+                    }
                     if self.shell.is_live() && self.shell.client.has_exited() {
                         // The shell is gone but something it left still holds its pipes open:
                         // ending what it left closes them; the readers get a grace period.

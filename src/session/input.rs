@@ -35,22 +35,45 @@ const READY: &str = "ready";
 /// thread, so that a command that does not read cannot block the caller's thread.
 pub(super) struct Feeder {
     /// Chunks for the writer thread; `None` once the input is closed.
-    tx: Option<Sender<Vec<u8>>>,
+    pub(super) tx: Option<Sender<Vec<u8>>>,
     /// One result per chunk written: `Ok`, or the error that stopped the writer.
-    acks: Receiver<io::Result<()>>,
-    child: Child,
-    threads: Vec<JoinHandle<()>>,
+    pub(super) acks: Receiver<io::Result<()>>,
+    pub(super) child: Child,
+    pub(super) threads: Vec<JoinHandle<()>>,
     /// `BOXSHELL_FEED=...`, in the environment of the feeding `cat` only.
-    mark: String,
+    pub(super) mark: String,
     /// To end that `cat` when it does not end by itself.
-    signaller: Arc<Signaller>,
-    ended: bool,
+    pub(super) signaller: Arc<Signaller>,
+    pub(super) ended: bool,
     /// The FIFO in the container.
-    fifo: String,
+    pub(super) fifo: String,
     /// The feeder's PID, when the command reads the feeder's stdin.
-    pid: Option<u32>,
+    pub(super) pid: Option<u32>,
     /// Whether input is written while the command runs (interactive), not all given at start.
     pub(super) live: bool,
+    /// The host side of a terminal command's PTY.
+    #[cfg(feature = "terminal")]
+    pub(super) terminal: Option<super::terminal::Pty>,
+}
+
+/// Starts the thread that writes a command's input to `stdin`: chunks go in on the sender,
+/// one result per chunk comes back on the receiver.
+pub(super) type Writer = (Sender<Vec<u8>>, Receiver<io::Result<()>>, io::Result<JoinHandle<()>>);
+
+pub(super) fn spawn_writer(mut stdin: impl Write + Send + 'static) -> Writer {
+    let (tx, chunks) = crossbeam_channel::bounded::<Vec<u8>>(1);
+    let (acks_tx, acks) = crossbeam_channel::unbounded();
+    let writer = proc::spawn_thread("boxshell-feed-in".into(), move || {
+        for chunk in chunks {
+            let written = stdin.write_all(&chunk).and_then(|()| stdin.flush());
+            let failed = written.is_err();
+            let _ = acks_tx.send(written);
+            if failed {
+                break;
+            }
+        }
+    });
+    (tx, acks, writer)
 }
 
 /// The feeder's argv: `shell` makes `fifo` in `dir` and copies its stdin into it, with `mark`
@@ -109,7 +132,7 @@ impl Session {
         let mark = format!("BOXSHELL_FEED={}", uuid::Uuid::new_v4().simple());
         let argv = feeder_argv(&self.shell.program, dir, &fifo, &mark);
         let user = self.signaller.user.as_deref();
-        let spec = ExecSpec { target: &self.target, interactive: true, user, extra: &[] };
+        let spec = ExecSpec { target: &self.target, interactive: true, tty: false, user, extra: &[] };
         let mut cmd = self.engine.exec(&spec, &argv);
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let op = Op("feed", &self.target);
@@ -122,19 +145,7 @@ impl Session {
         };
         let (said_tx, said) = crossbeam_channel::bounded(1);
         let reader = proc::spawn_thread("boxshell-feed-out".into(), move || await_ready(stdout, stderr, &said_tx));
-        let (tx, chunks) = crossbeam_channel::bounded::<Vec<u8>>(1);
-        let (acks_tx, acks) = crossbeam_channel::unbounded();
-        let writer = proc::spawn_thread("boxshell-feed-in".into(), move || {
-            let mut stdin = stdin;
-            for chunk in chunks {
-                let written = stdin.write_all(&chunk);
-                let failed = written.is_err();
-                let _ = acks_tx.send(written);
-                if failed {
-                    break;
-                }
-            }
-        });
+        let (tx, acks, writer) = spawn_writer(stdin);
         let (mut threads, mut failed) = (Vec::new(), None);
         for thread in [reader, writer] {
             match thread {
@@ -153,6 +164,8 @@ impl Session {
             fifo: fifo.clone(),
             pid: None,
             live: true,
+            #[cfg(feature = "terminal")]
+            terminal: None,
         };
         if let Some(e) = failed {
             // Dropping the feeder ends it.

@@ -25,6 +25,8 @@ mod readers;
 mod shell;
 mod signal;
 mod stop;
+#[cfg(feature = "terminal")]
+mod terminal;
 mod watch;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -200,6 +202,7 @@ impl Session {
             limits,
             stdin: None,
             interactive: false,
+            terminal: None,
             max_output,
             on_chunk: None,
             overlay: Overlay::default(),

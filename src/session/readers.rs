@@ -176,12 +176,38 @@ struct Active {
     done: Sender<Completion>,
     ends: PerStream<Option<End>>,
     kept: PerStream<Kept>,
+    /// A terminal command's PTY: its output comes on stdout before the shell's own.
+    terminal: Option<TerminalRoute>,
+}
+
+/// The output of a terminal command's PTY, which ends apart from the shell's streams.
+struct TerminalRoute {
+    kept: Kept,
+    ended: bool,
+    /// When both of the shell's streams had ended while the PTY had not.
+    waiting_since: Option<Instant>,
 }
 
 impl Active {
+    /// Whether everything of the command has ended: both streams, and its PTY.
+    fn all_ended(&self) -> bool {
+        self.ends.stdout.is_some() && self.ends.stderr.is_some() && self.terminal.as_ref().is_none_or(|t| t.ended)
+    }
+
     /// Sends the command's completion (its channel holds one: the send cannot block).
-    fn complete(self, ends: PerStream<End>) {
-        let _ = self.done.try_send(Completion { ends, kept: self.kept });
+    fn complete(mut self) {
+        let ends = std::mem::take(&mut self.ends);
+        let ends = PerStream { stdout: ends.stdout.unwrap_or(End::Eof), stderr: ends.stderr.unwrap_or(End::Eof) };
+        let mut kept = self.kept;
+        if let Some(mut terminal) = self.terminal.take() {
+            // The command's stdout is the PTY: what the shell's stdout had comes after.
+            let (shell, _) = std::mem::take(&mut kept.stdout).finish();
+            if !shell.is_empty() {
+                terminal.kept.push(shell);
+            }
+            kept.stdout = terminal.kept;
+        }
+        let _ = self.done.try_send(Completion { ends, kept });
     }
 }
 
@@ -322,6 +348,7 @@ impl Router {
         marker: [u8; MARK_LEN],
         sink: Sink,
         watch_idle: bool,
+        terminal: bool,
     ) -> Option<Receiver<Completion>> {
         let mut route = self.route();
         let ends = route.eof.map(|eof| eof.then_some(End::Eof));
@@ -329,7 +356,12 @@ impl Router {
             return None;
         }
         let (done, completion) = crossbeam_channel::bounded(1);
-        route.active = Some(Active { seq, marker, sink, done, ends, kept: PerStream::default() });
+        let terminal = terminal.then(|| TerminalRoute {
+            kept: Kept::new(if let Sink::Keep(cap) = sink { cap } else { 0 }),
+            ended: false,
+            waiting_since: None,
+        });
+        route.active = Some(Active { seq, marker, sink, done, ends, kept: PerStream::default(), terminal });
         drop(route);
         self.watch_idle.store(watch_idle, Ordering::Relaxed);
         if watch_idle {
@@ -342,8 +374,9 @@ impl Router {
     /// its pipes open): its completion says both streams closed. Later output is unclaimed.
     pub(crate) fn abandon(&self, seq: u64) {
         let abandoned = self.route().active.take_if(|a| a.seq == seq);
-        if let Some(active) = abandoned {
-            active.complete(PerStream { stdout: End::Eof, stderr: End::Eof });
+        if let Some(mut active) = abandoned {
+            active.ends = PerStream { stdout: Some(End::Eof), stderr: Some(End::Eof) };
+            active.complete();
         }
     }
 
@@ -487,30 +520,79 @@ impl Router {
         }
         self.tap(stream, &data);
         match &c.sink {
-            Sink::Events(tx) => {
-                let sent = match tx.try_send(Event::new(stream, data)) {
-                    Err(TrySendError::Full(ev)) => {
-                        // The caller does not keep up: the command waits for it, and is not
-                        // idle meanwhile.
-                        self.waiting.store(true, Ordering::Relaxed);
-                        let sent = tx.send(ev).map_err(|e| e.into_inner());
-                        self.waiting.store(false, Ordering::Relaxed);
-                        if self.watch_idle.load(Ordering::Relaxed) {
-                            self.touch();
-                        }
-                        sent
-                    }
-                    Err(TrySendError::Disconnected(ev)) => Err(ev),
-                    Ok(()) => Ok(()),
-                };
-                if let Err(ev) = sent {
-                    // Nobody listens any more: keep it for `read`.
-                    self.push_unread(stream, ev.bytes());
-                }
-            }
+            Sink::Events(tx) => self.send(tx, stream, data),
             Sink::Keep(_) => c.kept.push(data),
             Sink::Unread => self.push_unread(stream, &data),
         }
+    }
+
+    /// Sends a command's output as an event, waiting while the caller does not keep up; keeps
+    /// it as unread output when nobody listens any more.
+    fn send(&self, tx: &Sender<Event>, stream: Stream, data: Vec<u8>) {
+        let sent = match tx.try_send(Event::new(stream, data)) {
+            Err(TrySendError::Full(ev)) => {
+                // The caller does not keep up: the command waits for it, and is not
+                // idle meanwhile.
+                self.waiting.store(true, Ordering::Relaxed);
+                let sent = tx.send(ev).map_err(|e| e.into_inner());
+                self.waiting.store(false, Ordering::Relaxed);
+                if self.watch_idle.load(Ordering::Relaxed) {
+                    self.touch();
+                }
+                sent
+            }
+            Err(TrySendError::Disconnected(ev)) => Err(ev),
+            Ok(()) => Ok(()),
+        };
+        if let Err(ev) = sent {
+            // Nobody listens any more: keep it for `read`.
+            self.push_unread(stream, ev.bytes());
+        }
+    }
+
+    /// Output of command `seq`'s PTY, delivered as its stdout.
+    #[cfg(feature = "terminal")]
+    pub(crate) fn terminal_output(&self, seq: u64, data: Vec<u8>) {
+        let mut route = self.route();
+        let Some(active) = route.active.as_mut().filter(|a| a.seq == seq) else {
+            drop(route);
+            return self.push_unread(Stream::Stdout, &data);
+        };
+        if self.watch_idle.load(Ordering::Relaxed) {
+            self.touch();
+        }
+        let sink = active.sink.clone();
+        if let (Sink::Keep(_), Some(terminal)) = (&sink, active.terminal.as_mut()) {
+            terminal.kept.push(data);
+            return;
+        }
+        drop(route);
+        self.tap(Stream::Stdout, &data);
+        match sink {
+            Sink::Events(tx) => self.send(&tx, Stream::Stdout, data),
+            _ => self.push_unread(Stream::Stdout, &data),
+        }
+    }
+
+    /// The PTY of command `seq` has ended: all its output was delivered.
+    pub(crate) fn terminal_end(&self, seq: u64) {
+        let mut route = self.route();
+        if let Some(terminal) = route.active.as_mut().filter(|a| a.seq == seq).and_then(|a| a.terminal.as_mut()) {
+            terminal.ended = true;
+        }
+        let done = route.active.take_if(|a| a.seq == seq && a.all_ended());
+        drop(route);
+        if let Some(active) = done {
+            active.complete();
+        }
+    }
+
+    /// Whether both of the shell's streams of command `seq` ended at least `grace` ago while its
+    /// PTY has not: the PTY's end is not coming.
+    pub(crate) fn terminal_overdue(&self, seq: u64, grace: Duration) -> bool {
+        let route = self.route();
+        let since = route.active.as_ref().filter(|a| a.seq == seq).and_then(|a| a.terminal.as_ref()?.waiting_since);
+        since.is_some_and(|since| since.elapsed() >= grace)
     }
 
     /// Records that `stream` of command `seq` ended; returns the filter for the command's
@@ -521,13 +603,15 @@ impl Router {
         let Some(active) = route.active.as_mut().filter(|a| a.seq == seq) else { return stale };
         active.ends[stream] = Some(end);
         active.kept[stream] = kept;
-        let both = route.active.take_if(|a| a.ends.stdout.is_some() && a.ends.stderr.is_some());
+        if let Some(terminal) =
+            active.terminal.as_mut().filter(|_| active.ends.stdout.is_some() && active.ends.stderr.is_some())
+        {
+            terminal.waiting_since.get_or_insert_with(Instant::now);
+        }
+        let done = route.active.take_if(|a| a.all_ended());
         drop(route);
-        if let Some(mut active) = both {
-            let ends = std::mem::take(&mut active.ends);
-            if let PerStream { stdout: Some(stdout), stderr: Some(stderr) } = ends {
-                active.complete(PerStream { stdout, stderr });
-            }
+        if let Some(active) = done {
+            active.complete();
         }
         stale
     }

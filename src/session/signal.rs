@@ -75,6 +75,12 @@ impl Signaller {
         if jobs.mark.last_job == 0 || jobs.mark.since.is_some() { jobs.mark.last_job } else { u32::MAX }
     }
 
+    /// What tells the next command's processes from earlier background jobs.
+    #[cfg(feature = "terminal")]
+    pub(super) fn watermark(&self) -> Watermark {
+        lock(&self.jobs).mark
+    }
+
     /// Books what a command's sentinel said about background jobs.
     pub(super) fn saw(&self, status: protocol::Status) {
         let mut jobs = lock(&self.jobs);

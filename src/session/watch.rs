@@ -117,6 +117,23 @@ impl Watch {
         error.map_or(Ok(()), Err)
     }
 
+    /// Interrupts command `seq` as Ctrl-C typed on its terminal does: SIGINT to its processes
+    /// and the shell, as [`ask`](Watch::ask) does, with no kill after the grace (a program that
+    /// takes SIGINT as a key, as a REPL does, goes on). Nothing, if it is being stopped already.
+    #[cfg(feature = "terminal")]
+    pub(super) fn keyed(&self, seq: u64) {
+        let _acting = lock(&self.acting);
+        let token = {
+            let state = lock(&self.state);
+            let Some(w) = state.running.as_ref().filter(|w| w.seq == seq && !w.stop.stopping()) else { return };
+            w.token
+        };
+        let (_, error) = self.act(seq, token, Action::Interrupt);
+        if let Some(e) = error {
+            log::warn!("relaying Ctrl-C typed on a terminal: {e}");
+        }
+    }
+
     /// The caller saw the shell's exec client exit while command `seq` runs.
     pub(super) fn shell_gone(&self, seq: u64) {
         let mut state = lock(&self.state);

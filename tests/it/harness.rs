@@ -152,9 +152,11 @@ impl Fixture {
     pub fn custom(remote_shell: bool) -> Result<Fixture, String> {
         let mut fx = Fixture::new(Runtime::Docker)?;
         fx.runtime = Runtime::Custom(if remote_shell {
-            boxshell::Custom::new("docker", ["exec", "-i", "{target}", "sh", "-c"]).remote_shell()
+            boxshell::Custom::new("docker", ["exec", "-i", "{target}", "sh", "-c"])
+                .terminal(["exec", "-i", "-t", "{target}", "sh", "-c"])
+                .remote_shell()
         } else {
-            boxshell::Custom::new("docker", ["exec", "-i", "{target}"])
+            boxshell::Custom::new("docker", ["exec", "-i", "{target}"]).terminal(["exec", "-i", "-t", "{target}"])
         });
         Ok(fx)
     }

@@ -21,6 +21,8 @@ mod races;
 mod security;
 mod session;
 mod sizes;
+#[cfg(feature = "terminal")]
+mod terminal;
 mod tmux;
 
 use std::sync::Arc;
@@ -139,6 +141,8 @@ const GROUPS: &[Group] = &[
     Group::of(Runtimes::All, cmd_env::TESTS),
     Group::of(Runtimes::All, fs::TESTS),
     Group::of(Runtimes::All, background::TESTS),
+    #[cfg(feature = "terminal")]
+    Group::of(Runtimes::All, terminal::TESTS),
     Group::of(Runtimes::All, sizes::TESTS),
     Group::of(Runtimes::All, pool::TESTS),
     Group::of(Runtimes::All, security::TESTS),
