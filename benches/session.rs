@@ -17,9 +17,12 @@
 //! - `read_dir` of 10,000 entries and `metadata` of one file through the session, beside one
 //!   new `exec ... ls -la DIR` and `exec ... stat FILE` (what a caller without a session runs).
 //! - a background process started and its first line seen, beside one new `exec ... echo hi`.
+//! - a terminal: a keystroke to its echo by the terminal (`cat` reading), and a terminal
+//!   command's start to its output, beside `exec -i -t` driven by hand through a host PTY
+//!   (`setsid -c` on the local runtime), what a caller without a session runs.
 //!
 //! `BOXSHELL_BENCH_ONLY` picks measures by name: round_trip, new_exec, throughput, files,
-//! small_input, open, interrupt, fs, background (comma-separated).
+//! small_input, open, interrupt, fs, background, terminal (comma-separated).
 //!
 //! Measurements of a session and of its floor alternate in rounds, so both see the same machine.
 //! Containers run the local test image (`scripts/setup-runtimes.sh`), or `BOXSHELL_IMAGE`.
@@ -53,7 +56,7 @@ fn main() {
                 continue;
             }
         };
-        let measures: [(&str, Measure); 9] = [
+        let measures: [(&str, Measure); 10] = [
             ("round_trip", round_trip),
             ("new_exec", new_exec_per_command),
             ("throughput", throughput),
@@ -63,6 +66,7 @@ fn main() {
             ("interrupt", interrupt_cost),
             ("fs", fs_verbs),
             ("background", background_start),
+            ("terminal", terminal),
         ];
         for (measure, run) in measures {
             if only.as_ref().is_none_or(|only| only.split(',').any(|m| m.trim() == measure)) {
@@ -490,6 +494,130 @@ fn background_start(target: &Target) {
     let ratio = ours.as_secs_f64() / bare.as_secs_f64();
     row(&target.runtime, "background start to first line, p50", ms(ours), ms(bare), ratio, "(floor: one exec)");
     sh.close().expect("close");
+}
+
+#[cfg(feature = "terminal")]
+fn terminal(target: &Target) {
+    use boxshell::Stream;
+    let wait = Duration::from_secs(30);
+    let mut sh = target.session();
+    let mut r = sh.cmd("cat").terminal(80, 24).spawn().expect("terminal");
+    let mut raw = HandTerminal::start(target, &["cat"]);
+    let (mut ours, mut floor) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        for _ in 0..20 {
+            let start = Instant::now();
+            r.write_stdin(b"x").expect("key");
+            r.expect(Stream::Stdout, b"x", wait).expect("echo");
+            ours.push(start.elapsed());
+            let start = Instant::now();
+            raw.key_to_echo();
+            floor.push(start.elapsed());
+        }
+    }
+    r.write_stdin(b"\x04").expect("ctrl-d");
+    r.write_stdin(b"\x04").expect("ctrl-d");
+    r.wait().expect("cat ends");
+    let [(o, _), (f, _)] = [ours, floor].map(stats);
+    row(
+        &target.runtime,
+        "terminal: keystroke to echo, p50",
+        us(o),
+        us(f),
+        o.as_secs_f64() / f.as_secs_f64(),
+        "(floor: exec -it by hand)",
+    );
+    let (mut ours, mut floor) = (Vec::new(), Vec::new());
+    for _ in 0..15 {
+        let start = Instant::now();
+        let out = sh.cmd("echo hi").terminal(80, 24).run().expect("terminal command");
+        ours.push(start.elapsed());
+        assert_eq!(out.stdout, b"hi\r\n");
+        let start = Instant::now();
+        HandTerminal::start(target, &["echo", "hi"]).read_to_end();
+        floor.push(start.elapsed());
+    }
+    let [(o, _), (f, _)] = [ours, floor].map(stats);
+    row(
+        &target.runtime,
+        "terminal command start to its end, p50",
+        ms(o),
+        ms(f),
+        o.as_secs_f64() / f.as_secs_f64(),
+        "(floor: exec -it by hand)",
+    );
+    sh.close().expect("close");
+}
+
+#[cfg(not(feature = "terminal"))]
+fn terminal(_: &Target) {}
+
+/// `exec -i -t` (or `setsid -c` on the host) driven by hand through a raw host PTY.
+#[cfg(feature = "terminal")]
+struct HandTerminal {
+    master: std::fs::File,
+    child: Child,
+}
+
+#[cfg(feature = "terminal")]
+impl HandTerminal {
+    fn start(target: &Target, argv: &[&str]) -> HandTerminal {
+        use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+        use rustix::termios;
+        let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).expect("openpt");
+        grantpt(&master).expect("grantpt");
+        unlockpt(&master).expect("unlockpt");
+        let name = ptsname(&master, Vec::new()).expect("ptsname");
+        let flags = rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NOCTTY;
+        let slave = rustix::fs::open(name.as_c_str(), flags, rustix::fs::Mode::empty()).expect("slave");
+        let size = termios::Winsize { ws_col: 80, ws_row: 24, ws_xpixel: 0, ws_ypixel: 0 };
+        termios::tcsetwinsize(&master, size).expect("size");
+        let mut cmd = if target.runtime.is_container() {
+            let mut cmd = Command::new(target.runtime.name());
+            cmd.args(["exec", "-i", "-t", &target.container]).args(argv);
+            let mut modes = termios::tcgetattr(&slave).expect("modes");
+            modes.make_raw();
+            termios::tcsetattr(&slave, termios::OptionalActions::Now, &modes).expect("raw");
+            cmd
+        } else {
+            let mut cmd = Command::new("setsid");
+            cmd.arg("-c").args(argv);
+            cmd
+        };
+        let stdio = || Stdio::from(slave.try_clone().expect("dup"));
+        let child = cmd.stdin(stdio()).stdout(stdio()).stderr(stdio()).spawn().expect("spawn");
+        HandTerminal { master: std::fs::File::from(master), child }
+    }
+
+    fn key_to_echo(&mut self) {
+        self.master.write_all(b"x").expect("key");
+        let mut byte = [0u8; 1];
+        loop {
+            self.master.read_exact(&mut byte).expect("echo");
+            if byte[0] == b'x' {
+                return;
+            }
+        }
+    }
+
+    /// Reads to the end of the terminal (EIO once the program has exited).
+    fn read_to_end(mut self) {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = self.master.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+        }
+        self.child.wait().expect("wait");
+    }
+}
+
+#[cfg(feature = "terminal")]
+impl Drop for HandTerminal {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn open_time(target: &Target) {

@@ -654,6 +654,50 @@ mod tests {
         }
     }
 
+    /// The two sentinel lines of `marker`, as the shell's streams carry them.
+    fn sentinels(marker: &[u8; MARK_LEN]) -> (Vec<u8>, Vec<u8>) {
+        let mut out = marker.to_vec();
+        out.extend_from_slice(b"\n");
+        let mut err = marker.to_vec();
+        err.extend_from_slice(b" 0 0\n");
+        (out, err)
+    }
+
+    #[cfg(feature = "terminal")]
+    #[test]
+    fn a_terminal_command_completes_once_its_pty_has_ended_too() {
+        let marker = *b"\x1fbx0123456789abcdef0123456789abcdef";
+        let (out, err) = sentinels(&marker);
+        for pty_first in [false, true] {
+            let router = Router::new(1 << 10);
+            let done = router.begin(1, marker, Sink::Keep(8), false, true).expect("streams open");
+            let (mut r_out, mut r_err) = (Reader::default(), Reader::default());
+            router.terminal_output(1, b"screen".to_vec());
+            router.on_chunk(Stream::Stdout, &mut r_out, b"shell".to_vec());
+            if pty_first {
+                router.terminal_output(1, b" more".to_vec());
+                router.terminal_end(1);
+            }
+            router.on_chunk(Stream::Stdout, &mut r_out, out.clone());
+            router.on_chunk(Stream::Stderr, &mut r_err, err.clone());
+            if !pty_first {
+                assert!(done.try_recv().is_err(), "complete before the PTY ended");
+                assert!(router.terminal_overdue(1, Duration::ZERO));
+                assert!(!router.terminal_overdue(1, Duration::from_secs(60)));
+                router.terminal_output(1, b" more".to_vec());
+                router.terminal_end(1);
+            }
+            let completion = done.try_recv().expect("complete");
+            // The PTY's output first, capped as a stream is, then the shell's stdout.
+            let (stdout, gap) = completion.kept.stdout.finish();
+            assert_eq!(stdout, b"screhell", "pty first: {pty_first}");
+            assert_eq!(gap.map(|g| (g.at, g.dropped)), Some((4, 8)));
+            // Later output of the PTY is nobody's: unread.
+            router.terminal_output(1, b"late".to_vec());
+            assert_eq!(router.take_unread().bufs.stdout, b"late");
+        }
+    }
+
     #[test]
     fn stale_lines_are_stripped_wherever_the_reads_cut() {
         let marker = *b"\x1fbx0123456789abcdef0123456789abcdef";

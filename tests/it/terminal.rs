@@ -20,6 +20,7 @@ pub const TESTS: &[(&str, Test<Fixture>)] = &[
     ("terminal_timeout_keeps_the_session", timeout_keeps_the_session),
     ("terminal_raw_mode_left_behind_changes_nothing", raw_mode_left_behind_changes_nothing),
     ("terminal_lookalikes_end_nothing_early", lookalikes_end_nothing_early),
+    ("terminal_output_cap_and_idle_timeout", output_cap_and_idle_timeout),
 ];
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -199,6 +200,22 @@ fn lookalikes_end_nothing_early(fx: &Fixture) -> R {
         ensure!(out.stdout == want && out.exit_code == 0, "{shell}: {out:?}");
         let next = sh.exec("echo next")?;
         ensure!(next.stdout == b"next\n", "{shell}: {next:?}");
+        Ok(())
+    })
+}
+
+fn output_cap_and_idle_timeout(fx: &Fixture) -> R {
+    each_shell(fx, |sh, shell| {
+        let lines = "i=0; while [ $i -lt 20000 ]; do echo line$i; i=$((i + 1)); done";
+        let out = sh.cmd(lines).terminal(80, 24).max_output(1000).run()?;
+        ensure!(out.truncated && out.stdout.len() == 1000, "{shell}: {:?}", out.stdout_gap);
+        ensure!(out.stdout.starts_with(b"line0\r\nline1\r\n") && out.stdout.ends_with(b"line19999\r\n"), "{shell}");
+        let gap = out.stdout_gap.map(|g| (g.at, g.dropped));
+        let total: usize = (0..20000).map(|i| format!("line{i}\r\n").len()).sum();
+        ensure!(gap == Some((500, (total - 1000) as u64)), "{shell}: {gap:?}");
+        let idle = Duration::from_secs(1);
+        let out = sh.cmd("echo hi; sleep 100").terminal(80, 24).idle_timeout(idle).run()?;
+        ensure!(out.timed_out && out.stdout.starts_with(b"hi\r\n"), "{shell}: {out:?}");
         Ok(())
     })
 }
