@@ -120,21 +120,28 @@ impl<'s> Cmd<'s> {
     }
 
     /// Runs the command on a terminal of `cols` columns and `rows` rows: a PTY as its stdin,
-    /// stdout and stderr, its controlling terminal's process group in the foreground, so that
-    /// programs that want a terminal (`vi`, `top`, `less`, REPLs, `read -p`) behave as they
-    /// do for a person, and `stty size` sees the size. The command runs in the session as any
-    /// other: it sees the session's cwd, variables, functions and aliases, and what it changes
-    /// stays.
+    /// stdout and stderr, so that programs that want a terminal (`vi`, `top`, `less`, REPLs,
+    /// `read -p`) behave as they do for a person, and `stty size` sees the size. The command
+    /// runs in the session as any other: it sees the session's cwd, variables, functions and
+    /// aliases, and what it changes stays.
     ///
     /// Its input is live, as with [`interactive`](Cmd::interactive): keystrokes as typed,
-    /// written with [`Running::write_stdin`] (`\r` for Enter, `\x03` for Ctrl-C, which
-    /// interrupts it as [`Running::interrupt`] does unless it has put the terminal in raw
-    /// mode, `\x1b` for Escape). [`Running::resize`] changes the size. Its output is the
-    /// terminal's byte stream, escape sequences and all, on [`Stream::Stdout`]; stderr is
-    /// empty. A terminal has no end of input: [`Running::close_stdin`] and
-    /// [`Running::wait`] stop the writing, and the program ends when it ends (type `\x04`,
-    /// Ctrl-D, for the end of a line-mode input). Timeouts, interrupts and the output cap
-    /// hold as for any command.
+    /// written with [`Running::write_stdin`] (`\r` for Enter, `\x1b` for Escape). [`Running::resize`]
+    /// changes the size; the command's processes get SIGWINCH. Its output is the terminal's
+    /// byte stream, escape sequences and all, on [`Stream::Stdout`]; stderr is empty. A
+    /// terminal has no end of input: [`Running::close_stdin`] and [`Running::wait`] stop the
+    /// writing, and the program ends when it ends (type `\x04`, Ctrl-D, for the end of a
+    /// line-mode input). Timeouts, interrupts and the output cap hold as for any command.
+    ///
+    /// Ctrl-C (`\x03`, unless the program has put the terminal in raw mode) sends SIGINT to the
+    /// command's processes, and the command is then abandoned as by [`Running::interrupt`]
+    /// (exit code 130) once its program has ended, with no SIGKILL after the grace: a REPL that
+    /// takes Ctrl-C as a key goes on. Ctrl-Z and Ctrl-\ do nothing: the session has no job
+    /// control.
+    ///
+    /// The terminal's session leader is the exec that holds it, not the command, which runs in
+    /// the session's shell: a program that opens `/dev/tty` itself, rather than its stdin
+    /// (`sudo` or `ssh` asking for a password), does not find it.
     ///
     /// The terminal is made by the runtime (`exec -i -t`, one exec's start-up more; for the
     /// local runtime, `setsid -c` on a PTY of this process's): [`Custom`](crate::Custom)

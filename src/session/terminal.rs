@@ -7,6 +7,8 @@
 //! command then runs in the session's shell as any other (its cwd, variables, functions,
 //! aliases, and what it changes stays), with `/proc/PID/fd/0`, the PTY, as its stdin, stdout
 //! and stderr; the frame holds a FIFO open while it runs, and the holder ends when it closes.
+//! The PTY stays the holder's controlling terminal: no shell built-in can hand it on, and the
+//! command's own session is the shell's.
 //!
 //! What the terminal's line discipline does for its foreground process group reaches the
 //! holder, which passes it on: Ctrl-C (SIGINT) comes to this process as a mark in the PTY's

@@ -148,6 +148,8 @@ const GROUPS: &[Group] = &[
     Group::of(Runtimes::All, security::TESTS),
     Group::of(Runtimes::EngineOrLocal, faults::TESTS),
     Group::of(Runtimes::Local, interactive::LOCAL_TESTS),
+    #[cfg(feature = "terminal")]
+    Group::of(Runtimes::Local, terminal::LOCAL_TESTS),
     Group::of(Runtimes::Local, abort::LOCAL_TESTS),
     Group::of(Runtimes::ClassifyingContainer, session::CONTAINER_TESTS),
     Group::of(Runtimes::ClassifyingContainer, pool::CONTAINER_TESTS),

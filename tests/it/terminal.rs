@@ -23,6 +23,10 @@ pub const TESTS: &[(&str, Test<Fixture>)] = &[
     ("terminal_output_cap_and_idle_timeout", output_cap_and_idle_timeout),
 ];
 
+/// Tests for a shell on this host.
+pub const LOCAL_TESTS: &[(&str, Test<Fixture>)] =
+    &[("terminal_python_repl_takes_ctrl_c_as_a_key", python_repl_takes_ctrl_c_as_a_key)];
+
 const WAIT: Duration = Duration::from_secs(20);
 
 /// A session per shell of the fixture; after the test, the session answers and no terminal
@@ -216,6 +220,26 @@ fn output_cap_and_idle_timeout(fx: &Fixture) -> R {
         let idle = Duration::from_secs(1);
         let out = sh.cmd("echo hi; sleep 100").terminal(80, 24).idle_timeout(idle).run()?;
         ensure!(out.timed_out && out.stdout.starts_with(b"hi\r\n"), "{shell}: {out:?}");
+        Ok(())
+    })
+}
+
+fn python_repl_takes_ctrl_c_as_a_key(fx: &Fixture) -> R {
+    each_shell(fx, |sh, shell| {
+        let mut r = sh.cmd("python3 -q").terminal(80, 24).timeout(WAIT).spawn()?;
+        upto(&mut r, b">>> ")?;
+        r.write_stdin(b"import time; print('sleeping'); time.sleep(60)\r")?;
+        upto(&mut r, b"sleeping\r\n")?;
+        r.write_stdin(b"\x03")?;
+        let got = upto(&mut r, b">>> ")?;
+        ensure!(got.windows(17).any(|w| w == b"KeyboardInterrupt"), "{shell}: {:?}", String::from_utf8_lossy(&got));
+        // The REPL goes on: no kill after the grace.
+        std::thread::sleep(Duration::from_secs(2));
+        r.write_stdin(b"print(6 * 7)\r")?;
+        ensure!(upto(&mut r, b">>> ")? == b"print(6 * 7)\r\n42\r\n>>> ", "{shell}: after Ctrl-C");
+        r.write_stdin(b"exit()\r")?;
+        let out = r.wait()?;
+        ensure!(!out.timed_out && out.exit_code == 130, "{shell}: {out:?}");
         Ok(())
     })
 }
