@@ -17,12 +17,14 @@
 //! - `read_dir` of 10,000 entries and `metadata` of one file through the session, beside one
 //!   new `exec ... ls -la DIR` and `exec ... stat FILE` (what a caller without a session runs).
 //! - a background process started and its first line seen, beside one new `exec ... echo hi`.
+//! - a snapshot of a shell's state (100 variables, 20 functions, as bash, the shell that lists
+//!   functions) and its restore into a new session, beside a plain round trip of `echo hi`.
 //! - a terminal: a keystroke to its echo by the terminal (`cat` reading), and a terminal
 //!   command's start to its output, beside `exec -i -t` driven by hand through a host PTY
 //!   (`setsid -c` on the local runtime), what a caller without a session runs.
 //!
 //! `BOXSHELL_BENCH_ONLY` picks measures by name: round_trip, new_exec, throughput, files,
-//! small_input, open, interrupt, fs, background, terminal (comma-separated).
+//! small_input, open, interrupt, fs, background, terminal, snapshot (comma-separated).
 //!
 //! Measurements of a session and of its floor alternate in rounds, so both see the same machine.
 //! Containers run the local test image (`scripts/setup-runtimes.sh`), or `BOXSHELL_IMAGE`.
@@ -56,7 +58,7 @@ fn main() {
                 continue;
             }
         };
-        let measures: [(&str, Measure); 10] = [
+        let measures: [(&str, Measure); 11] = [
             ("round_trip", round_trip),
             ("new_exec", new_exec_per_command),
             ("throughput", throughput),
@@ -67,6 +69,7 @@ fn main() {
             ("fs", fs_verbs),
             ("background", background_start),
             ("terminal", terminal),
+            ("snapshot", snapshot),
         ];
         for (measure, run) in measures {
             if only.as_ref().is_none_or(|only| only.split(',').any(|m| m.trim() == measure)) {
@@ -494,6 +497,48 @@ fn background_start(target: &Target) {
     let ratio = ours.as_secs_f64() / bare.as_secs_f64();
     row(&target.runtime, "background start to first line, p50", ms(ours), ms(bare), ratio, "(floor: one exec)");
     sh.close().expect("close");
+}
+
+fn snapshot(target: &Target) {
+    let open = || {
+        Session::builder(&target.container)
+            .runtime(target.runtime.clone())
+            .shell("/bin/bash")
+            .open()
+            .expect("open bash")
+    };
+    let mut sh = open();
+    let mut setup = String::new();
+    for i in 0..100 {
+        setup.push_str(&format!("v{i}='value {i}'; "));
+    }
+    for i in 0..20 {
+        setup.push_str(&format!("f{i}() {{ echo {i}; }}; "));
+    }
+    sh.exec(&setup).expect("setup");
+    let mut fresh = open();
+    let (mut snap, mut restore, mut plain) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..30 {
+        let start = Instant::now();
+        let state = sh.snapshot().expect("snapshot");
+        snap.push(start.elapsed());
+        let start = Instant::now();
+        fresh.restore(&state).expect("restore");
+        restore.push(start.elapsed());
+        let start = Instant::now();
+        sh.exec("echo hi").expect("echo");
+        plain.push(start.elapsed());
+    }
+    let [(s, _), (r, _), (p, _)] = [snap, restore, plain].map(stats);
+    row(
+        &target.runtime,
+        "snapshot (100 variables, 20 functions), p50",
+        us(s),
+        us(p),
+        s.as_secs_f64() / p.as_secs_f64(),
+        "(floor: `echo hi`)",
+    );
+    row(&target.runtime, "restore of it, p50", us(r), us(p), r.as_secs_f64() / p.as_secs_f64(), "(floor: `echo hi`)");
 }
 
 #[cfg(feature = "terminal")]

@@ -22,7 +22,9 @@ pub use error::{Error, Result, Via};
 pub use output::{Event, Gap, Logs, Output, Stream};
 pub use proc::Stop;
 pub use runtime::{Custom, Kubectl, Runtime};
-pub use session::{Cmd, Interrupter, Metrics, Process, ProcessStatus, Running, Session, SessionBuilder, Unread};
+pub use session::{
+    Cmd, Interrupter, Metrics, Process, ProcessStatus, Restored, Running, Session, SessionBuilder, ShellState, Unread,
+};
 pub use state::State;
 /// What the fuzz target drives (`cargo fuzz`, which builds with `--cfg fuzzing`). Not API.
 #[cfg(fuzzing)]

@@ -61,11 +61,13 @@ pub struct PoolBuilder {
     factory: Box<Factory>,
     idle_timeout: Option<Duration>,
     reap_every: Option<Duration>,
+    restore_on_replace: bool,
 }
 
 struct Inner {
     factory: Box<Factory>,
     idle_timeout: Option<Duration>,
+    restore_on_replace: bool,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
     /// Dropped with the pool: tells the reaper thread to stop.
     _stop_reaper: Option<Sender<()>>,
@@ -88,6 +90,10 @@ struct SlotState {
     close_on_return: bool,
     /// What `list` shows while the session is out.
     last: Option<PooledStatus>,
+    /// The session's state when it was last handed back (with `restore_on_replace`).
+    snapshot: Option<crate::ShellState>,
+    /// The session came back dead: the next one replaces it.
+    died: bool,
 }
 
 /// One pooled session, as [`Pool::list`] reports it.
@@ -129,6 +135,17 @@ impl PoolBuilder {
         self
     }
 
+    /// Carries a session's shell state over to the session that replaces it when it has died
+    /// (its container restarted, its shell exited): the pool takes a
+    /// [`snapshot`](Session::snapshot) each time a session is handed back, and the replacement
+    /// is opened with [`SessionBuilder::restore`] of the last one; a log line says so. A
+    /// snapshot is one command of the session, some 6 ms for a bash session with 100 variables
+    /// (docs/PERFORMANCE.md): the price of each hand-back, so it is off by default.
+    pub fn restore_on_replace(mut self, on: bool) -> Self {
+        self.restore_on_replace = on;
+        self
+    }
+
     /// Builds the pool (and starts the reaper thread, if asked for).
     ///
     /// # Panics
@@ -144,6 +161,7 @@ impl PoolBuilder {
         let inner = Arc::new(Inner {
             factory: self.factory,
             idle_timeout: self.idle_timeout,
+            restore_on_replace: self.restore_on_replace,
             slots: Mutex::new(HashMap::new()),
             _stop_reaper: stop,
         });
@@ -168,7 +186,7 @@ impl Pool {
     /// A pool whose sessions are opened from `factory(container)`: a [`SessionBuilder`] with
     /// the runtime, shell, environment and timeouts they should have.
     pub fn builder(factory: impl Fn(&str) -> SessionBuilder + Send + Sync + 'static) -> PoolBuilder {
-        PoolBuilder { factory: Box::new(factory), idle_timeout: None, reap_every: None }
+        PoolBuilder { factory: Box::new(factory), idle_timeout: None, reap_every: None, restore_on_replace: false }
     }
 
     /// The live session of `container`, opened if there is none, replaced (with a warning
@@ -179,7 +197,7 @@ impl Pool {
     /// The errors of [`SessionBuilder::open`] when a session has to be opened.
     pub fn get_or_create(&self, container: &str) -> Result<Pooled<'_>> {
         let slot = self.slot(container);
-        let mut session = {
+        let session = {
             let mut state = lock(&slot.state);
             state.waiting += 1;
             while state.in_use {
@@ -188,18 +206,21 @@ impl Pool {
             state.waiting -= 1;
             state.in_use = true;
             state.close_on_return = false;
-            state.session.take()
+            (state.session.take(), std::mem::take(&mut state.died))
         };
+        let (mut session, mut replaced) = session;
         // The slot is ours now: nobody else can open a session for this container meanwhile.
         if let Some(s) = &mut session
             && !s.is_alive()
         {
             log::warn!("the session in {container} ({}) has died; opening a new one", s.id());
             session = None;
+            replaced = true;
         }
+        let snapshot = if replaced { lock(&slot.state).snapshot.clone() } else { None };
         let mut session = match session {
             Some(s) => s,
-            None => match (self.inner.factory)(container).open() {
+            None => match self.open(container, snapshot) {
                 Ok(s) => s,
                 Err(e) => {
                     self.give_back(container, &slot, None);
@@ -222,6 +243,7 @@ impl Pool {
                 return true;
             }
             state.last = None;
+            state.snapshot = None;
             state.session.take()
         };
         match session {
@@ -282,6 +304,22 @@ impl Pool {
     /// The slots as they are now, so that each can be locked without holding the map.
     fn slots(&self) -> Vec<(String, Arc<Slot>)> {
         lock(&self.inner.slots).iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect()
+    }
+
+    /// Opens a session in `container`, with `snapshot` restored in it if given.
+    fn open(&self, container: &str, snapshot: Option<crate::ShellState>) -> Result<Session> {
+        let builder = (self.inner.factory)(container);
+        match snapshot {
+            Some(state) => {
+                let session = builder.restore(state).open()?;
+                log::info!(
+                    "the session replacing the one in {container} ({}) has its predecessor's shell state",
+                    session.id()
+                );
+                Ok(session)
+            }
+            None => builder.open(),
+        }
     }
 
     fn slot(&self, container: &str) -> Arc<Slot> {
@@ -383,12 +421,20 @@ impl DerefMut for Pooled<'_> {
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
         let Some(mut session) = self.session.take() else { return };
-        let closing = !session.is_alive() || lock(&self.slot.state).close_on_return;
+        let died = !session.is_alive();
+        let closing = died || lock(&self.slot.state).close_on_return;
         if closing {
+            lock(&self.slot.state).died = died;
             // Closed before the slot is freed, so no new session overlaps the old one.
             close_logged(session);
             self.pool.give_back(&self.container, &self.slot, None);
         } else {
+            if self.pool.inner.restore_on_replace {
+                match session.snapshot() {
+                    Ok(state) => lock(&self.slot.state).snapshot = Some(state),
+                    Err(e) => log::debug!("no snapshot of the session in {}: {e}", self.container),
+                }
+            }
             self.pool.give_back(&self.container, &self.slot, Some(session));
         }
     }

@@ -68,6 +68,8 @@ pub struct SessionBuilder {
     pub(super) max_output: usize,
     pub(super) unread_cap: usize,
     pub(super) tap: Option<Tap>,
+    /// A state to apply once open.
+    pub(super) restore: Option<super::ShellState>,
 }
 
 impl std::fmt::Debug for SessionBuilder {
@@ -84,6 +86,14 @@ impl std::fmt::Debug for SessionBuilder {
 }
 
 impl SessionBuilder {
+    /// Applies `state` (from [`Session::snapshot`]) once the session is open, as
+    /// [`Session::restore`] does: one command. What the shell could not take is logged as a
+    /// warning; call [`Session::restore`] yourself for the list.
+    pub fn restore(mut self, state: super::ShellState) -> Self {
+        self.restore = Some(state);
+        self
+    }
+
     /// The runtime that reaches the container: a [`Runtime`], or an [`Engine`] for a program,
     /// global arguments or CLI environment of its own (`DOCKER_HOST`, `--context`). Default:
     /// [`Runtime::detect`] at `open`.
@@ -233,7 +243,8 @@ impl SessionBuilder {
         })?;
         threads.push(watch_thread);
         let now = Instant::now();
-        let session = Session {
+        let restore = self.restore;
+        let mut session = Session {
             id,
             engine,
             target,
@@ -252,6 +263,12 @@ impl SessionBuilder {
         };
         let (runtime, pid) = (session.engine.runtime(), session.pid());
         log::info!("session {id} open in {runtime} {} (shell pid {pid})", session.target);
+        if let Some(state) = restore {
+            let restored = session.restore(&state)?;
+            if !restored.missed.is_empty() {
+                log::warn!("session {id}: the shell state could not all be restored: {}", restored.missed.join(", "));
+            }
+        }
         Ok(session)
     }
 

@@ -24,6 +24,7 @@ pub(crate) mod protocol;
 mod readers;
 mod shell;
 mod signal;
+mod snapshot;
 mod stop;
 #[cfg(feature = "terminal")]
 mod terminal;
@@ -45,6 +46,7 @@ use self::overlay::Overlay;
 use self::readers::Router;
 use self::shell::Shell;
 use self::signal::Signaller;
+pub use self::snapshot::{Restored, ShellState};
 use self::stop::{Abort, Limits};
 pub use self::watch::Interrupter;
 use self::watch::Watch;
@@ -174,6 +176,7 @@ impl Session {
             max_output: 64 << 20,
             unread_cap: 1 << 20,
             tap: None,
+            restore: None,
         }
     }
 

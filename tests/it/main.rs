@@ -21,6 +21,7 @@ mod races;
 mod security;
 mod session;
 mod sizes;
+mod snapshot;
 #[cfg(feature = "terminal")]
 mod terminal;
 mod tmux;
@@ -144,6 +145,7 @@ const GROUPS: &[Group] = &[
     #[cfg(feature = "terminal")]
     Group::of(Runtimes::All, terminal::TESTS),
     Group::of(Runtimes::All, sizes::TESTS),
+    Group::of(Runtimes::All, snapshot::TESTS),
     Group::of(Runtimes::All, pool::TESTS),
     Group::of(Runtimes::All, security::TESTS),
     Group::of(Runtimes::EngineOrLocal, faults::TESTS),

@@ -25,6 +25,7 @@ pub const TESTS: &[(&str, Test<Fixture>)] = &[
 pub const ENGINE_TESTS: &[(&str, Test<Fixture>)] = &[
     ("stale_sessions_leave_the_restarted_container_alone", stale_sessions_leave_the_restarted_container_alone),
     ("pool_replaces_a_session_whose_container_restarted", pool_replaces_a_session_whose_container_restarted),
+    ("pool_restores_the_shell_state_across_a_restart", pool_restores_the_shell_state_across_a_restart),
 ];
 
 /// Interrupts sent per shell (and a quarter as many timeouts): `BOXSHELL_TEST_ROUNDS`, default
@@ -572,6 +573,36 @@ fn pool_replaces_a_session_whose_container_restarted(fx: &Fixture) -> R {
         ensure!(other.exec("echo alive")?.stdout == b"alive\n", "{how}: the other session");
         ensure!(processes_in(&fx.engine, &c.name, &format!("sleep {job}")).len() == 1, "{how}: its job");
         other.close()?;
+        pool.close_all();
+    }
+    Ok(())
+}
+
+fn pool_restores_the_shell_state_across_a_restart(fx: &Fixture) -> R {
+    for shell in fx.shells() {
+        let c = Restartable::run(fx);
+        let factory = fx.factory();
+        let shell_for = shell.clone();
+        let pool = Pool::builder(move |target| factory(target).shell(&shell_for)).restore_on_replace(true).build();
+        let old = {
+            let mut p = pool.get_or_create(&c.name)?;
+            p.exec("mkdir -p '/tmp/a b' && cd '/tmp/a b'; export K='v w'; u=1; alias hi='echo hi'")?.check()?;
+            if shell.contains("bash") {
+                p.exec("greet() { echo \"hello $1\"; }")?.check()?;
+            }
+            p.id()
+        };
+        // Twice: the replacement's own state, taken when it is handed back, carries on.
+        for round in 0..2 {
+            c.restart("restart");
+            let mut p = within(|| pool.get_or_create(&c.name))??;
+            ensure!(p.id() != old, "{shell}: the pool handed out the stale session");
+            let out = p.exec("pwd; echo \"$K|$u\"; hi")?;
+            ensure!(out.stdout == b"/tmp/a b\nv w|1\nhi\n", "{shell}, round {round}: {out:?}");
+            if shell.contains("bash") {
+                ensure!(p.exec("greet you")?.stdout == b"hello you\n", "{shell}, round {round}: functions");
+            }
+        }
         pool.close_all();
     }
     Ok(())
