@@ -593,10 +593,23 @@ fn pool_restores_the_shell_state_across_a_restart(fx: &Fixture) -> R {
             p.id()
         };
         // Twice: the replacement's own state, taken when it is handed back, carries on.
+        let mut last = old;
         for round in 0..2 {
             c.restart("restart");
-            let mut p = within(|| pool.get_or_create(&c.name))??;
-            ensure!(p.id() != old, "{shell}: the pool handed out the stale session");
+            // The old session's client may see its end only a moment after the restart: a
+            // caller who gets it then finds it dead, and the next one gets the replacement.
+            let deadline = Instant::now() + Duration::from_secs(25);
+            let mut p = loop {
+                let mut p = within(|| pool.get_or_create(&c.name))??;
+                if p.id() != old && p.id() != last {
+                    break p;
+                }
+                ensure!(Instant::now() < deadline, "{shell}: the pool hands out the stale session");
+                let _ = p.exec("true");
+                drop(p);
+                std::thread::sleep(Duration::from_millis(100));
+            };
+            last = p.id();
             let out = p.exec("pwd; echo \"$K|$u\"; hi")?;
             ensure!(out.stdout == b"/tmp/a b\nv w|1\nhi\n", "{shell}, round {round}: {out:?}");
             if shell.contains("bash") {
