@@ -151,44 +151,38 @@ impl Session {
         }
         let mut text = String::new();
         let mut feeder = None;
-        #[cfg(feature = "terminal")]
-        let terminal_command;
-        let given = command;
-        #[allow(unused_mut)]
-        let mut command = command;
         let terminal = stdin.is_terminal();
         let stdin_path = format!("{}/stdin", self.scratch.dir());
-        let input = match stdin {
-            Stdin::Empty => Input::Null,
-            Stdin::Bytes(data) if data.len() <= INLINE_STDIN => {
-                let mkdir = self.scratch.make();
-                text.push_str(&protocol::encode_file(&stdin_path, mkdir.as_deref(), &data));
-                Input::File(&stdin_path)
-            }
+        let mut inline = None;
+        match stdin {
+            Stdin::Empty => {}
+            Stdin::Bytes(data) if data.len() <= INLINE_STDIN => inline = Some(data),
             Stdin::Bytes(data) => {
-                let fed = feeder.insert(Box::new(self.feeder()?));
+                let mut fed = self.feeder()?;
                 if !fed.feed_all(data) {
                     let reason = "the writer of its stdin stopped".to_string();
                     return Err(Error::StdinClosed { command: command.to_string(), reason });
                 }
-                fed.input()
+                feeder = Some(Box::new(fed));
             }
-            Stdin::Live => feeder.insert(Box::new(self.feeder()?)).input(),
+            Stdin::Live => feeder = Some(Box::new(self.feeder()?)),
             #[cfg(feature = "terminal")]
-            Stdin::Terminal(cols, rows) => {
-                let fed = feeder.insert(Box::new(self.terminal(cols, rows, self.seq + 1)?));
-                let input = fed.input();
-                if let Input::Pipe { pid, .. } = input {
-                    terminal_command = super::terminal::on_terminal(command, pid);
-                    command = &terminal_command;
-                }
-                input
+            Stdin::Terminal(cols, rows) => feeder = Some(Box::new(self.terminal(cols, rows, self.seq + 1)?)),
+        }
+        let input = match (&feeder, inline) {
+            (Some(fed), _) => fed.input(),
+            (None, Some(data)) => {
+                let mkdir = self.scratch.make();
+                text.push_str(&protocol::encode_file(&stdin_path, mkdir.as_deref(), &data));
+                Input::File(&stdin_path)
             }
+            (None, None) => Input::Null,
         };
+        let framed = feeder.as_ref().map_or(std::borrow::Cow::Borrowed(command), |fed| fed.framed(command));
         let token = Token::random();
         text.push_str(&protocol::encode_command(
             self.signaller.dialect,
-            command,
+            &framed,
             &token,
             input,
             self.signaller.known_job(),
@@ -216,7 +210,7 @@ impl Session {
             // how it ended and what it printed.
             log::debug!("{e}");
         }
-        let command = given.to_string();
+        let command = command.to_string();
         Ok(Job { seq: self.seq, command, started, events, done, completion: None, feeder, counted: true })
     }
 

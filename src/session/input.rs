@@ -35,20 +35,20 @@ const READY: &str = "ready";
 /// thread, so that a command that does not read cannot block the caller's thread.
 pub(super) struct Feeder {
     /// Chunks for the writer thread; `None` once the input is closed.
-    pub(super) tx: Option<Sender<Vec<u8>>>,
+    tx: Option<Sender<Vec<u8>>>,
     /// One result per chunk written: `Ok`, or the error that stopped the writer.
-    pub(super) acks: Receiver<io::Result<()>>,
-    pub(super) child: Child,
-    pub(super) threads: Vec<JoinHandle<()>>,
+    acks: Receiver<io::Result<()>>,
+    child: Child,
+    threads: Vec<JoinHandle<()>>,
     /// `BOXSHELL_FEED=...`, in the environment of the feeding `cat` only.
-    pub(super) mark: String,
+    mark: String,
     /// To end that `cat` when it does not end by itself.
-    pub(super) signaller: Arc<Signaller>,
-    pub(super) ended: bool,
+    signaller: Arc<Signaller>,
+    ended: bool,
     /// The FIFO in the container.
-    pub(super) fifo: String,
+    fifo: String,
     /// The feeder's PID, when the command reads the feeder's stdin.
-    pub(super) pid: Option<u32>,
+    pid: Option<u32>,
     /// Whether input is written while the command runs (interactive), not all given at start.
     pub(super) live: bool,
     /// The host side of a terminal command's PTY.
@@ -56,11 +56,12 @@ pub(super) struct Feeder {
     pub(super) terminal: Option<super::terminal::Pty>,
 }
 
+/// The writer thread's input, its results, and the thread.
+type Writer = (Sender<Vec<u8>>, Receiver<io::Result<()>>, io::Result<JoinHandle<()>>);
+
 /// Starts the thread that writes a command's input to `stdin`: chunks go in on the sender,
 /// one result per chunk comes back on the receiver.
-pub(super) type Writer = (Sender<Vec<u8>>, Receiver<io::Result<()>>, io::Result<JoinHandle<()>>);
-
-pub(super) fn spawn_writer(mut stdin: impl Write + Send + 'static) -> Writer {
+fn spawn_writer(mut stdin: impl Write + Send + 'static) -> Writer {
     let (tx, chunks) = crossbeam_channel::bounded::<Vec<u8>>(1);
     let (acks_tx, acks) = crossbeam_channel::unbounded();
     let writer = proc::spawn_thread("boxshell-feed-in".into(), move || {
@@ -135,7 +136,6 @@ impl Session {
         let spec = ExecSpec { target: &self.target, interactive: true, tty: false, user, extra: &[] };
         let mut cmd = self.engine.exec(&spec, &argv);
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let op = Op("feed", &self.target);
         let mut child = cmd.spawn().map_err(|e| self.engine.spawn_error(cmd.get_program(), e))?;
         let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
         let (Some(stdin), Some(stdout), Some(stderr)) = (stdin, stdout, stderr) else {
@@ -145,32 +145,25 @@ impl Session {
         };
         let (said_tx, said) = crossbeam_channel::bounded(1);
         let reader = proc::spawn_thread("boxshell-feed-out".into(), move || await_ready(stdout, stderr, &said_tx));
-        let (tx, acks, writer) = spawn_writer(stdin);
-        let (mut threads, mut failed) = (Vec::new(), None);
-        for thread in [reader, writer] {
-            match thread {
-                Ok(handle) => threads.push(handle),
-                Err(e) => failed = failed.or(Some(e)),
-            }
-        }
-        let mut feeder = Feeder {
-            tx: Some(tx),
-            acks,
-            child,
-            threads,
-            mark,
-            signaller: Arc::clone(&self.signaller),
-            ended: false,
-            fifo: fifo.clone(),
-            pid: None,
-            live: true,
-            #[cfg(feature = "terminal")]
-            terminal: None,
-        };
+        let (feeder, failed) = Feeder::new(child, reader, stdin, mark, fifo.clone(), Arc::clone(&self.signaller));
         if let Some(e) = failed {
             // Dropping the feeder ends it.
             return Err(Error::io(format!("{}: starting the threads of a command's stdin", self.target), e));
         }
+        self.when_ready(feeder, &said, "feed", &cmd, |message| format!("making the FIFO {fifo} for stdin: {message}"))
+    }
+
+    /// Waits until `feeder` says it is ready, with its PID if it gave one, and returns it; else
+    /// ends it and returns the error of operation `op`, run as `cmd`: `describe` words it from
+    /// what the feeder said instead.
+    pub(super) fn when_ready(
+        &mut self,
+        mut feeder: Feeder,
+        said: &Receiver<std::result::Result<Option<u32>, String>>,
+        op: &'static str,
+        cmd: &std::process::Command,
+        describe: impl FnOnce(&str) -> String,
+    ) -> Result<Feeder> {
         let message = match said.recv_timeout(self.timeouts.open) {
             Ok(Ok(pid)) => {
                 feeder.pid = pid;
@@ -181,7 +174,7 @@ impl Session {
             Err(_) => format!("no answer within {:?}", self.timeouts.open),
         };
         feeder.end(Duration::ZERO);
-        let fallback = self.engine.failed(op, &cmd, format!("making the FIFO {fifo} for stdin: {message}"));
+        let fallback = self.engine.failed(Op(op, &self.target), cmd, describe(&message));
         Err(self.engine.diagnose(&self.target, &message, fallback))
     }
 }
@@ -217,12 +210,58 @@ fn await_ready(mut stdout: impl Read, mut stderr: impl Read, said: &Sender<std::
 }
 
 impl Feeder {
+    /// A feeder of `child` (a feeding exec, whose `mark` is in its environment and `fifo` the
+    /// FIFO it makes): `reader` reads what it says, a thread started here writes the command's
+    /// input to `input`. With the error that kept a thread from starting, if one did: the
+    /// feeder then ends when dropped.
+    pub(super) fn new(
+        child: Child,
+        reader: io::Result<JoinHandle<()>>,
+        input: impl Write + Send + 'static,
+        mark: String,
+        fifo: String,
+        signaller: Arc<Signaller>,
+    ) -> (Feeder, Option<io::Error>) {
+        let (tx, acks, writer) = spawn_writer(input);
+        let (mut threads, mut failed) = (Vec::new(), None);
+        for thread in [reader, writer] {
+            match thread {
+                Ok(handle) => threads.push(handle),
+                Err(e) => failed = failed.or(Some(e)),
+            }
+        }
+        let feeder = Feeder {
+            tx: Some(tx),
+            acks,
+            child,
+            threads,
+            mark,
+            signaller,
+            ended: false,
+            fifo,
+            pid: None,
+            live: true,
+            #[cfg(feature = "terminal")]
+            terminal: None,
+        };
+        (feeder, failed)
+    }
+
     /// Where the command reads its input.
     pub(super) fn input(&self) -> Input<'_> {
         match self.pid {
             Some(pid) => Input::Pipe { pid, hold: &self.fifo },
             None => Input::File(&self.fifo),
         }
+    }
+
+    /// The command as its frame runs it: on the terminal, for a terminal's feeder.
+    pub(super) fn framed<'a>(&self, command: &'a str) -> std::borrow::Cow<'a, str> {
+        #[cfg(feature = "terminal")]
+        if let (Some(_), Some(pid)) = (&self.terminal, self.pid) {
+            return std::borrow::Cow::Owned(super::terminal::on_terminal(command, pid));
+        }
+        std::borrow::Cow::Borrowed(command)
     }
 
     /// Hands all of the command's input to the writer, which writes it while the command runs,

@@ -655,6 +655,7 @@ mod tests {
     }
 
     /// The two sentinel lines of `marker`, as the shell's streams carry them.
+    #[cfg(feature = "terminal")]
     fn sentinels(marker: &[u8; MARK_LEN]) -> (Vec<u8>, Vec<u8>) {
         let mut out = marker.to_vec();
         out.extend_from_slice(b"\n");

@@ -118,7 +118,6 @@ fn special(name: &str) -> bool {
         "MAILCHECK",
         "ENV",
         "COMP_WORDBREAKS",
-        "PPID",
     ];
     NAMES.contains(&name)
         || name.starts_with("BASH_")
@@ -380,10 +379,11 @@ impl ShellState {
         if let Some(umask) = &self.umask {
             step(&mut s, &format!("\\command umask {umask}"), "umask");
         }
-        for (name, value) in self.exported.iter().chain(&self.variables) {
+        let exported = self.exported.iter().map(|v| (v, true));
+        for ((name, value), export) in exported.chain(self.variables.iter().map(|v| (v, false))) {
             let mut text = String::new();
             assign_into(&mut text, name, value.as_bytes());
-            if self.exported.iter().any(|(n, _)| n == name) {
+            if export {
                 let _ = write!(text, "\\command export {name}");
             } else {
                 text.push(':');

@@ -36,10 +36,10 @@ use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
 use rustix::termios::{self, OptionalActions, Winsize};
 
 use super::Session;
-use super::input::{Feeder, spawn_writer};
+use super::input::Feeder;
 use super::readers::Router;
 use super::watch::Watch;
-use crate::engine::{ExecSpec, Op};
+use crate::engine::ExecSpec;
 use crate::error::{Error, Result};
 use crate::proc;
 use crate::reap::{Procs, REAP_SCRIPT, Reap, Signal};
@@ -189,45 +189,12 @@ impl Session {
             resized: resized_tx,
         };
         let reader = proc::spawn_thread("boxshell-tty-out".into(), move || holder.pump(reader, &said_tx));
-        let (tx, acks, writer) = spawn_writer(writer);
-        let mut threads = Vec::new();
-        let mut failed = None;
-        for thread in [reader, writer] {
-            match thread {
-                Ok(handle) => threads.push(handle),
-                Err(e) => failed = failed.or(Some(e)),
-            }
-        }
-        let pty = Pty { master, client, size: (cols, rows), resized };
-        let mut feeder = Feeder {
-            tx: Some(tx),
-            acks,
-            child,
-            threads,
-            mark,
-            signaller: Arc::clone(&self.signaller),
-            ended: false,
-            fifo: fifo.clone(),
-            pid: None,
-            live: true,
-            terminal: Some(pty),
-        };
+        let (mut feeder, failed) = Feeder::new(child, reader, writer, mark, fifo, Arc::clone(&self.signaller));
+        feeder.terminal = Some(Pty { master, client, size: (cols, rows), resized });
         if let Some(e) = failed {
             return Err(io_error(e));
         }
-        let message = match said.recv_timeout(self.timeouts.open) {
-            Ok(Ok(pid)) => {
-                feeder.pid = Some(pid);
-                self.scratch.made();
-                return Ok(feeder);
-            }
-            Ok(Err(message)) => message,
-            Err(_) => format!("no answer within {:?}", self.timeouts.open),
-        };
-        feeder.end(Duration::ZERO);
-        let fallback =
-            self.engine.failed(Op("terminal", &self.target), &cmd, format!("starting a terminal: {message}"));
-        Err(self.engine.diagnose(&self.target, &message, fallback))
+        self.when_ready(feeder, &said, "terminal", &cmd, |message| format!("starting a terminal: {message}"))
     }
 }
 
@@ -251,7 +218,7 @@ struct Holder {
 impl Holder {
     /// Reads the PTY: first the holder's `ready PID` (sent on `said`, or what it printed
     /// instead), then the command's output, until the PTY closes.
-    fn pump(mut self, mut master: File, said: &Sender<std::result::Result<u32, String>>) {
+    fn pump(mut self, mut master: File, said: &Sender<std::result::Result<Option<u32>, String>>) {
         let mut seen = Vec::new();
         let mut buf = vec![0u8; 64 << 10];
         let rest = loop {
@@ -269,7 +236,7 @@ impl Holder {
             let line = line.rsplit('\x07').next().unwrap_or_default().trim().to_string();
             match line.strip_prefix("ready ").and_then(|pid| pid.parse().ok()) {
                 Some(pid) => {
-                    let _ = said.send(Ok(pid));
+                    let _ = said.send(Ok(Some(pid)));
                     break seen.split_off(end + 1);
                 }
                 None => {

@@ -529,3 +529,19 @@ pub fn wait_child(child: &mut std::process::Child, timeout: Duration) -> Option<
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Runs `test` with a session per shell of `fx`; after each, the session still answers, and no
+/// helper exec of the session whose scratch file starts with `helper` (`in-` for a feeder,
+/// `tty-` for a terminal's holder) is left running.
+pub fn each_shell(fx: &Fixture, helper: &str, mut test: impl FnMut(&mut Session, &str) -> crate::R) -> crate::R {
+    for shell in fx.shells() {
+        let mut sh = fx.builder().shell(&shell).open()?;
+        test(&mut sh, &shell)?;
+        let out = sh.exec("echo still")?;
+        crate::ensure!(out.stdout == b"still\n" && out.exit_code == 0, "{shell}: after: {out:?}");
+        let left = fx.wait_gone_containing(&format!(".boxshell-{}/{helper}", sh.id().simple()));
+        crate::ensure!(left.is_empty(), "{shell}: {helper} helpers left running: {left:?}");
+        sh.close()?;
+    }
+    Ok(())
+}

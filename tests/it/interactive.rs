@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use boxshell::{Error, Session, Stream};
+use boxshell::{Error, Stream};
 
 use crate::ensure;
-use crate::harness::{Fixture, tag};
+use crate::harness::{Fixture, each_shell, tag};
 use crate::sizes::data;
 use crate::{R, Test};
 
@@ -30,23 +30,8 @@ pub const LOCAL_TESTS: &[(&str, Test<Fixture>)] =
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// A session per shell of the fixture.
-fn each_shell(fx: &Fixture, mut test: impl FnMut(&mut Session, &str) -> R) -> R {
-    for shell in fx.shells() {
-        let mut sh = fx.builder().shell(&shell).open()?;
-        test(&mut sh, &shell)?;
-        // The session answers, and the feeder left nothing behind.
-        let out = sh.exec("echo still")?;
-        ensure!(out.stdout == b"still\n" && out.exit_code == 0, "{shell}: after: {out:?}");
-        let feeders = fx.wait_gone_containing(&format!(".boxshell-{}/in-", sh.id().simple()));
-        ensure!(feeders.is_empty(), "{shell}: feeders left running: {feeders:?}");
-        sh.close()?;
-    }
-    Ok(())
-}
-
 fn sh_s_driven_line_by_line(fx: &Fixture) -> R {
-    each_shell(fx, |sh, shell| {
+    each_shell(fx, "in-", |sh, shell| {
         let mut r = sh.cmd("sh -s").interactive().spawn()?;
         r.write_stdin(b"echo one\n")?;
         ensure!(r.expect(Stream::Stdout, b"one\n", WAIT)? == b"one\n", "{shell}: first line");
@@ -64,7 +49,7 @@ fn sh_s_driven_line_by_line(fx: &Fixture) -> R {
 }
 
 fn while_read_answers_each_line_before_the_next(fx: &Fixture) -> R {
-    each_shell(fx, |sh, shell| {
+    each_shell(fx, "in-", |sh, shell| {
         let mut r = sh.cmd("while read -r l; do echo \"ack $l\"; done; echo bye").interactive().spawn()?;
         for i in 0..20 {
             r.write_stdin(format!("line {i}\n").as_bytes())?;
@@ -80,7 +65,7 @@ fn while_read_answers_each_line_before_the_next(fx: &Fixture) -> R {
 }
 
 fn expect_on_stderr(fx: &Fixture) -> R {
-    each_shell(fx, |sh, shell| {
+    each_shell(fx, "in-", |sh, shell| {
         let mut r = sh
             .cmd("printf 'prompt> ' >&2; read -r x; printf 'out:%s\\n' \"$x\"; printf 'err:%s\\n' \"$x\" >&2")
             .interactive()
@@ -99,7 +84,7 @@ fn expect_on_stderr(fx: &Fixture) -> R {
 }
 
 fn expect_timeout_then_driven_on(fx: &Fixture) -> R {
-    each_shell(fx, |sh, shell| {
+    each_shell(fx, "in-", |sh, shell| {
         let mut r = sh.cmd("printf partial; read -r x; echo \" got $x\"").interactive().spawn()?;
         match r.expect(Stream::Stdout, b"got", Duration::from_millis(500)) {
             Err(Error::ExpectTimeout { seen, stream: Stream::Stdout, .. }) => {
@@ -119,7 +104,7 @@ fn expect_timeout_then_driven_on(fx: &Fixture) -> R {
 
 fn write_stdin_streams_64_mib_exact(fx: &Fixture) -> R {
     let _heavy = crate::harness::heavy();
-    each_shell(fx, |sh, shell| {
+    each_shell(fx, "in-", |sh, shell| {
         let input = data(64 << 20, 7);
         let path = format!("/tmp/boxshell-fed-{}", tag());
         let mut r = sh.cmd(format!("cat > {path} && wc -c < {path}")).interactive().spawn()?;
@@ -139,7 +124,7 @@ fn write_stdin_streams_64_mib_exact(fx: &Fixture) -> R {
 
 fn echoed_input_cannot_block_the_writer(fx: &Fixture) -> R {
     let _heavy = crate::harness::heavy();
-    each_shell(fx, |sh, shell| {
+    each_shell(fx, "in-", |sh, shell| {
         // `cat` echoes everything: 8 MiB written without reading the output in between.
         let input = data(8 << 20, 9);
         let mut r = sh.cmd("cat").interactive().spawn()?;
@@ -156,7 +141,7 @@ fn echoed_input_cannot_block_the_writer(fx: &Fixture) -> R {
 }
 
 fn interactive_timeout_keeps_the_session(fx: &Fixture) -> R {
-    each_shell(fx, |sh, shell| {
+    each_shell(fx, "in-", |sh, shell| {
         sh.exec("cd /tmp && export KEPT=yes")?.check()?;
         let t = tag();
         // Reads for ever, and does not read at all after its first line.
@@ -180,7 +165,7 @@ fn interactive_timeout_keeps_the_session(fx: &Fixture) -> R {
 }
 
 fn close_stdin_gives_eof(fx: &Fixture) -> R {
-    each_shell(fx, |sh, shell| {
+    each_shell(fx, "in-", |sh, shell| {
         let mut r = sh.cmd("wc -l; echo done").interactive().spawn()?;
         r.write_stdin(b"1\n2\n3")?;
         r.close_stdin()?;
@@ -196,7 +181,7 @@ fn close_stdin_gives_eof(fx: &Fixture) -> R {
 }
 
 fn command_exiting_with_input_pending(fx: &Fixture) -> R {
-    each_shell(fx, |sh, shell| {
+    each_shell(fx, "in-", |sh, shell| {
         let mut r = sh.cmd("(read -r x; echo \"first $x\"; exit 4)").interactive().spawn()?;
         r.write_stdin(b"a\nb\nc\n")?;
         match r.expect(Stream::Stdout, b"never", WAIT) {
@@ -216,7 +201,7 @@ fn command_exiting_with_input_pending(fx: &Fixture) -> R {
 }
 
 fn not_interactive_reads_eof_and_refuses_input(fx: &Fixture) -> R {
-    each_shell(fx, |sh, shell| {
+    each_shell(fx, "in-", |sh, shell| {
         let mut r = sh.cmd("cat; echo eof").spawn()?;
         ensure!(matches!(r.write_stdin(b"x"), Err(Error::StdinClosed { .. })), "{shell}: write");
         ensure!(matches!(r.close_stdin(), Err(Error::StdinClosed { .. })), "{shell}: close");

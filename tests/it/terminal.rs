@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use boxshell::{Output, Running, Session, Stream};
+use boxshell::{Output, Running, Stream};
 
 use crate::ensure;
-use crate::harness::{Fixture, tag};
+use crate::harness::{Fixture, each_shell, tag};
 use crate::{R, Test};
 
 pub const TESTS: &[(&str, Test<Fixture>)] = &[
@@ -29,21 +29,6 @@ pub const LOCAL_TESTS: &[(&str, Test<Fixture>)] =
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// A session per shell of the fixture; after the test, the session answers and no terminal
-/// holder is left.
-fn each_shell(fx: &Fixture, mut test: impl FnMut(&mut Session, &str) -> R) -> R {
-    for shell in fx.shells() {
-        let mut sh = fx.builder().shell(&shell).open()?;
-        test(&mut sh, &shell)?;
-        let out = sh.exec("echo still")?;
-        ensure!(out.stdout == b"still\n" && out.exit_code == 0, "{shell}: after: {out:?}");
-        let holders = fx.wait_gone_containing(&format!(".boxshell-{}/tty-", sh.id().simple()));
-        ensure!(holders.is_empty(), "{shell}: terminal holders left running: {holders:?}");
-        sh.close()?;
-    }
-    Ok(())
-}
-
 /// What a person sees on a `cols` by `rows` terminal after `bytes`.
 fn screen(bytes: &[u8], cols: u16, rows: u16) -> String {
     let mut parser = vt100::Parser::new(rows, cols, 0);
@@ -58,7 +43,7 @@ fn upto(r: &mut Running<'_>, needle: &[u8]) -> Result<Vec<u8>, String> {
 }
 
 fn stty_size_before_and_after_resize(fx: &Fixture) -> R {
-    each_shell(fx, |sh, shell| {
+    each_shell(fx, "tty-", |sh, shell| {
         let script = "stty size; sh -c 'trap \"echo winched; stty size\" WINCH; echo armed; \
                       while :; do sleep 0.05; done'";
         let mut r = sh.cmd(script).terminal(80, 24).spawn()?;
@@ -75,7 +60,7 @@ fn stty_size_before_and_after_resize(fx: &Fixture) -> R {
 }
 
 fn read_prompt_and_answer_stay_in_the_session(fx: &Fixture) -> R {
-    each_shell(fx, |sh, shell| {
+    each_shell(fx, "tty-", |sh, shell| {
         sh.exec("greet() { echo \"hi $1\"; }; cd /tmp")?;
         // dash has no `read -p`.
         let ask = if shell.contains("dash") { "printf 'Name? '; read -r n" } else { "read -p 'Name? ' -r n" };
@@ -98,7 +83,7 @@ fn read_prompt_and_answer_stay_in_the_session(fx: &Fixture) -> R {
 }
 
 fn vi_edits_and_saves_a_file(fx: &Fixture) -> R {
-    each_shell(fx, |sh, shell| {
+    each_shell(fx, "tty-", |sh, shell| {
         let path = format!("/tmp/boxshell-notes-{}.txt", tag());
         let mut r = sh.cmd(format!("busybox vi {path}")).terminal(80, 24).spawn()?;
         let drawn = upto(&mut r, b"~")?;
@@ -118,7 +103,7 @@ fn vi_edits_and_saves_a_file(fx: &Fixture) -> R {
 }
 
 fn less_and_top_draw_a_screen_and_q_quits(fx: &Fixture) -> R {
-    each_shell(fx, |sh, shell| {
+    each_shell(fx, "tty-", |sh, shell| {
         let path = format!("/tmp/boxshell-lines-{}.txt", tag());
         let lines: String = (1..=100).map(|i| format!("line {i}\n")).collect();
         sh.write_file(&path, lines.as_bytes())?;
@@ -148,7 +133,7 @@ fn less_and_top_draw_a_screen_and_q_quits(fx: &Fixture) -> R {
 }
 
 fn ctrl_c_interrupts(fx: &Fixture) -> R {
-    each_shell(fx, |sh, shell| {
+    each_shell(fx, "tty-", |sh, shell| {
         sh.exec("X=kept; cd /tmp")?;
         for (what, command) in [
             ("a child", "echo go; sleep 100; echo not-here"),
@@ -170,7 +155,7 @@ fn ctrl_c_interrupts(fx: &Fixture) -> R {
 }
 
 fn timeout_keeps_the_session(fx: &Fixture) -> R {
-    each_shell(fx, |sh, shell| {
+    each_shell(fx, "tty-", |sh, shell| {
         sh.exec("Y='a b'; cd /tmp")?;
         let out = sh.cmd("stty raw; echo started; sleep 100").terminal(80, 24).timeout(Duration::from_secs(1)).run()?;
         ensure!(out.timed_out && out.stdout.starts_with(b"started"), "{shell}: {out:?}");
@@ -181,7 +166,7 @@ fn timeout_keeps_the_session(fx: &Fixture) -> R {
 }
 
 fn raw_mode_left_behind_changes_nothing(fx: &Fixture) -> R {
-    each_shell(fx, |sh, shell| {
+    each_shell(fx, "tty-", |sh, shell| {
         let out = sh.cmd("stty raw -echo; printf 'a\\nb\\n'").terminal(80, 24).run()?;
         // Raw: no \r added.
         ensure!(out.stdout == b"a\nb\n" && out.exit_code == 0, "{shell}: raw: {out:?}");
@@ -195,7 +180,7 @@ fn raw_mode_left_behind_changes_nothing(fx: &Fixture) -> R {
 }
 
 fn lookalikes_end_nothing_early(fx: &Fixture) -> R {
-    each_shell(fx, |sh, shell| {
+    each_shell(fx, "tty-", |sh, shell| {
         // A sentinel's start, a holder's mark without its nonce, and a cut escape sequence.
         let command = "printf '\\037bx0123456789abcdef0123456789abcdef 0 0\\n'; \
                        printf '\\033]boxshell;0123;end\\007'; sleep 0.2; printf 'after\\n\\033['";
@@ -209,7 +194,7 @@ fn lookalikes_end_nothing_early(fx: &Fixture) -> R {
 }
 
 fn output_cap_and_idle_timeout(fx: &Fixture) -> R {
-    each_shell(fx, |sh, shell| {
+    each_shell(fx, "tty-", |sh, shell| {
         let lines = "i=0; while [ $i -lt 20000 ]; do echo line$i; i=$((i + 1)); done";
         let out = sh.cmd(lines).terminal(80, 24).max_output(1000).run()?;
         ensure!(out.truncated && out.stdout.len() == 1000, "{shell}: {:?}", out.stdout_gap);
@@ -225,7 +210,7 @@ fn output_cap_and_idle_timeout(fx: &Fixture) -> R {
 }
 
 fn python_repl_takes_ctrl_c_as_a_key(fx: &Fixture) -> R {
-    each_shell(fx, |sh, shell| {
+    each_shell(fx, "tty-", |sh, shell| {
         let mut r = sh.cmd("python3 -q").terminal(80, 24).timeout(WAIT).spawn()?;
         upto(&mut r, b">>> ")?;
         r.write_stdin(b"import time; print('sleeping'); time.sleep(60)\r")?;
