@@ -8,7 +8,11 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::ensure;
-use crate::harness::{Scratch, contain, eventually, image, remove_container, unique, wait_child};
+use boxshell::Runtime;
+
+use crate::harness::{
+    Scratch, cli, contain, engine, eventually, image, remove_container, run_container, unique, wait_child,
+};
 use crate::ops::OpsFixture;
 use crate::{R, Test};
 
@@ -19,6 +23,12 @@ pub const TESTS: &[(&str, Test<OpsFixture>)] = &[
     ("cli_exec_passes_bytes_and_exit_codes", cli_exec_passes_bytes_and_exit_codes),
     ("cli_exec_i_feeds_stdin", cli_exec_i_feeds_stdin),
     ("cli_shell_keeps_state_and_survives_ctrl_c", cli_shell_keeps_state_and_survives_ctrl_c),
+    ("cli_version_and_help_per_command", cli_version_and_help_per_command),
+    ("cli_completions_for_bash_zsh_and_fish", cli_completions_for_bash_zsh_and_fish),
+    ("cli_shell_reads_a_pipe_as_sh_s_does", cli_shell_reads_a_pipe_as_sh_s_does),
+    ("cli_shell_prompts_on_a_terminal", cli_shell_prompts_on_a_terminal),
+    ("cli_a_target_on_two_engines_needs_runtime", cli_a_target_on_two_engines_needs_runtime),
+    ("cli_exec_and_shell_take_docker_exec_options", cli_exec_and_shell_take_docker_exec_options),
 ];
 
 fn boxshell<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Command {
@@ -29,6 +39,20 @@ fn boxshell<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Command {
 
 fn run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Result<Output, libtest_mimic::Failed> {
     Ok(boxshell(args).output()?)
+}
+
+/// Runs the tool with `input` on its stdin (written whole, then closed).
+fn fed(cmd: &mut Command, input: &[u8]) -> Result<Output, libtest_mimic::Failed> {
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let mut stdin = child.stdin.take().ok_or("stdin")?;
+    let input = input.to_vec();
+    // A command that stops reading breaks this pipe: not an error here.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output()?;
+    writer.join().map_err(|_| "writer panicked")?;
+    Ok(out)
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -285,35 +309,53 @@ fn cli_ops_errors_and_usage(fx: &OpsFixture) -> R {
     let bad = scratch.write("syntax.toml", "[ops]\nsocket = \n")?;
     let out = run(&["--config", &bad.to_string_lossy(), "ops", "list"])?;
     failed(&out, 1, "line 2, column 10")?;
-    // Usage errors: exit 2, one line naming what is wrong, and nothing run.
-    let usages: &[(&[&str], &str)] = &[
-        (&["ops", "frob", "x"], "frob"),
-        (&["ops", "stop"], "NAME"),
-        (&["ops", "list", "--nope"], "--nope"),
-        (&["ops", "list", "extra"], "extra"),
-        (&["ops", "list", "--kill"], "--kill"),
-        (&["ops", "status", "x", "-n", "3"], "-n"),
-        (&["ops", "start", "x", "--lines", "3"], "--lines"),
-        (&["exec", "--json", "-", "--", "true"], "--json"),
-        (&["exec", "-", "true"], "--"),
-        (&["shell", "--timeout", "1", "-"], "--timeout"),
-        (&["shell", "-", "--", "true"], "--"),
-        (&[], "no command"),
+    // Usage errors: exit 2, one line naming what is wrong and whose help to see, nothing run.
+    let usages: &[(&[&str], &str, &str)] = &[
+        (&["ops", "frob", "x"], "frob", "ops"),
+        (&["ops", "stop"], "NAME", "ops stop"),
+        (&["ops"], "no command given; one of list, start, stop", "ops"),
+        (&["ops", "list", "--nope"], "--nope", "ops list"),
+        (&["ops", "list", "extra"], "extra", "ops list"),
+        (&["ops", "list", "--kill"], "--kill", "ops list"),
+        (&["ops", "stop", "x", "--kill", "--timeout", "1"], "--kill", "ops stop"),
+        (&["ops", "status", "x", "-n", "3"], "-n", "ops status"),
+        (&["ops", "start", "x", "--lines", "3"], "--lines", "ops start"),
+        (&["ops", "start", "x", "-e", "=v"], "=v", "ops start"),
+        (&["ops", "list", "--backend", "vm"], "vm", "ops list"),
+        (&["exec", "--json", "-", "--", "true"], "--json", "exec"),
+        (&["--json", "exec", "-", "--", "true"], "exec does not take --json", "exec"),
+        (&["exec", "-", "true"], "--", "exec"),
+        (&["exec", "-", "--"], "WORDS", "exec"),
+        (&["exec", "--runtime", "nerd", "-", "--", "true"], "nerd", "exec"),
+        (&["exec", "--timeout", "soon", "-", "--", "true"], "soon", "exec"),
+        (&["exec", "-e", "=v", "-", "--", "true"], "=v", "exec"),
+        (&["shell", "--timeout", "1", "-"], "--timeout", "shell"),
+        (&["shell", "-", "--", "true"], "'true'", "shell"),
+        (&["completions", "tcsh"], "tcsh", "completions"),
+        (&["help", "frob"], "frob", ""),
+        (&[], "no command given", ""),
     ];
-    for &(usage, names) in usages {
+    for &(usage, names, command) in usages {
         let out = run(usage)?;
         let err = text(&out.stderr);
+        let help = if command.is_empty() {
+            "(see boxshell --help)\n".to_string()
+        } else {
+            format!("(see boxshell {command} --help)\n")
+        };
         ensure!(
             out.status.code() == Some(2)
                 && err.lines().count() == 1
+                && err.starts_with("boxshell: ")
                 && err.contains(names)
-                && err.ends_with("(see boxshell --help)\n")
+                && err.ends_with(&help)
                 && out.stdout.is_empty(),
             "{usage:?}: {out:?}"
         );
     }
     // A reader that goes away early ends nothing badly: no panic, exit 0.
-    for args in [&["--help"][..], &["--socket", &socket, "ops", "list"]] {
+    for args in [&["--help"][..], &["exec", "--help"], &["completions", "bash"], &["--socket", &socket, "ops", "list"]]
+    {
         let mut child = boxshell(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
         drop(child.stdout.take());
         let out = child.wait_with_output()?;
@@ -357,18 +399,7 @@ fn cli_exec_i_feeds_stdin(fx: &OpsFixture) -> R {
     let runtime = fx.containers.runtime.to_string();
     let container = fx.containers.container.clone();
     let input: Vec<u8> = (0..5u32 << 20).map(|i| (i ^ (i >> 11)) as u8).collect();
-    let fed = |args: &[&str], input: &[u8]| -> Result<Output, libtest_mimic::Failed> {
-        let mut child = boxshell(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
-        let mut stdin = child.stdin.take().ok_or("stdin")?;
-        let input = input.to_vec();
-        // A command that stops reading breaks this pipe: not an error here.
-        let writer = std::thread::spawn(move || {
-            let _ = stdin.write_all(&input);
-        });
-        let out = child.wait_with_output()?;
-        writer.join().map_err(|_| "writer panicked")?;
-        Ok(out)
-    };
+    let fed = |args: &[&str], input: &[u8]| fed(&mut boxshell(args), input);
     for (target, rt) in [(container.as_str(), runtime.as_str()), ("-", "local")] {
         let out = fed(&["exec", "-i", "--runtime", rt, target, "--", "cat; echo end >&2"], &input)?;
         ensure!(
@@ -412,7 +443,7 @@ fn cli_exec_i_feeds_stdin(fx: &OpsFixture) -> R {
         );
     }
     let out = run(&["shell", "-i", "-"])?;
-    ensure!(out.status.code() == Some(2) && text(&out.stderr).contains("shell does not take -i"), "shell -i: {out:?}");
+    ensure!(out.status.code() == Some(2) && text(&out.stderr).contains("'-i'"), "shell -i: {out:?}");
     Ok(())
 }
 
@@ -464,8 +495,335 @@ fn cli_shell_keeps_state_and_survives_ctrl_c(fx: &OpsFixture) -> R {
     child.stderr.take().ok_or("stderr")?.read_to_string(&mut stderr)?;
     result?;
     ensure!(seen == b"/tmp kept\ngo\nafter\n", "stdout {:?}", text(&seen));
-    // The prompt shows a non-zero exit code, and an interrupted command's 130.
-    ensure!(stderr.contains(&format!("[1] {target}$ ")) && stderr.contains(&format!("[130] {target}$ ")), "{stderr:?}");
+    // stdin is a pipe: no prompt, no banner (cli_shell_prompts_on_a_terminal has them).
+    ensure!(stderr.is_empty(), "stderr on a pipe: {stderr:?}");
     ensure!(status.is_some_and(|s| s.success()), "exit {status:?}");
+    Ok(())
+}
+
+/// `--version` and `-V`; each command's own help, through `--help`, `-h` and `help`.
+fn cli_version_and_help_per_command(_fx: &OpsFixture) -> R {
+    let version = format!("boxshell {}\n", env!("CARGO_PKG_VERSION"));
+    for flag in ["--version", "-V"] {
+        let out = run(&[flag])?;
+        ensure!(
+            out.status.code() == Some(0) && out.stdout == version.as_bytes() && out.stderr.is_empty(),
+            "{flag}: {out:?}"
+        );
+    }
+    let help = |args: &[&str]| -> Result<String, libtest_mimic::Failed> {
+        let out = run(args)?;
+        ensure!(out.status.code() == Some(0) && out.stderr.is_empty(), "{args:?}: {out:?}");
+        Ok(text(&out.stdout))
+    };
+    // exec's usage: not the whole tool's, not ops'.
+    let exec = help(&["exec", "--help"])?;
+    ensure!(
+        exec.starts_with("Run one shell line in TARGET")
+            && exec.contains("\nUsage: boxshell exec [OPTIONS] <TARGET> -- <WORDS>...\n")
+            && exec.contains("-w, --workdir <DIR>")
+            && exec.contains("-e, --env <K=V>")
+            && exec.contains("-u, --user <USER>")
+            && exec.contains("--shell <PATH>")
+            && exec.contains("\nExamples:\n  boxshell exec web -- ls -la /app\n")
+            && !exec.contains("ops")
+            && !exec.contains("--json")
+            && !exec.contains("Commands:"),
+        "exec --help: {exec}"
+    );
+    for args in [&["help", "exec"][..], &["exec", "-h"]] {
+        ensure!(help(args)? == exec, "{args:?} differs from exec --help");
+    }
+    // A verb's usage, as `help ops start` and `ops start --help` give it.
+    let start = help(&["help", "ops", "start"])?;
+    ensure!(
+        start.contains("\nUsage: boxshell ops start [OPTIONS] <NAME>\n")
+            && start.contains("--image <IMAGE>")
+            && start.contains("\nExamples:\n  boxshell ops start web\n")
+            && !start.contains("--kill")
+            && !start.contains("<TARGET>"),
+        "help ops start: {start}"
+    );
+    ensure!(help(&["ops", "start", "--help"])? == start, "ops start --help differs from help ops start");
+    // Every command has its usage line and examples.
+    let commands: &[&[&str]] = &[
+        &[],
+        &["ops"],
+        &["ops", "list"],
+        &["ops", "start"],
+        &["ops", "stop"],
+        &["ops", "status"],
+        &["ops", "logs"],
+        &["ops", "attach"],
+        &["ops", "exists"],
+        &["exec"],
+        &["shell"],
+        &["completions"],
+    ];
+    for command in commands {
+        let out = help(&[*command, &["--help"]].concat())?;
+        let usage = format!("\nUsage: boxshell {}", command.iter().map(|c| format!("{c} ")).collect::<String>());
+        ensure!(out.contains(&usage) && out.contains("\nExamples:\n  boxshell "), "{command:?} --help: {out}");
+    }
+    let root = help(&["--help"])?;
+    for command in ["ops", "exec", "shell", "completions", "help"] {
+        ensure!(root.lines().any(|l| l.starts_with(&format!("  {command} "))), "--help lacks {command}: {root}");
+    }
+    Ok(())
+}
+
+/// `completions SHELL`: a script that bash parses and that completes verbs and runtimes; zsh's
+/// and fish's name the commands (and parse, where those shells are installed).
+fn cli_completions_for_bash_zsh_and_fish(_fx: &OpsFixture) -> R {
+    let scratch = Scratch::new("bx-cli-completions")?;
+    for shell in ["bash", "zsh", "fish"] {
+        let out = run(&["completions", shell])?;
+        ensure!(out.status.success() && out.stderr.is_empty() && !out.stdout.is_empty(), "{shell}: {out:?}");
+        let script = text(&out.stdout);
+        for word in ["ops", "exec", "shell", "completions", "start", "attach", "workdir", "runtime", "podman"] {
+            ensure!(script.contains(word), "{shell} script lacks {word}");
+        }
+        let path = scratch.write(&format!("boxshell.{shell}"), &out.stdout)?;
+        let installed = Command::new(shell).arg("-c").arg("exit 0").output().is_ok_and(|o| o.status.success());
+        if shell == "bash" || installed {
+            let check = Command::new(shell).arg("-n").arg(&path).output()?;
+            ensure!(check.status.success(), "{shell} -n: {}", text(&check.stderr));
+        }
+    }
+    // bash completes with it: verbs after `ops`, engines after `--runtime`.
+    let path = scratch.path("boxshell.bash");
+    for (words, want) in [
+        (&["boxshell", "ops", "st"][..], &["start", "status", "stop"][..]),
+        (&["boxshell", "exec", "--runtime", ""], &["docker", "podman", "kubectl", "local"]),
+        (&["boxshell", "completions", ""], &["bash", "zsh", "fish"]),
+    ] {
+        let line = words.iter().map(|w| format!("'{w}'")).collect::<Vec<_>>().join(" ");
+        let n = words.len();
+        let probe = format!(
+            "source \"$1\"; COMP_WORDS=({line}); COMP_CWORD={}; _boxshell boxshell '{}' '{}'; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            n - 1,
+            words[n - 1],
+            words[n - 2]
+        );
+        let out = Command::new("bash").args(["-c", &probe, "bash"]).arg(&path).output()?;
+        // Options (`-h`) are offered too where the word is empty.
+        let mut got: Vec<String> =
+            text(&out.stdout).lines().filter(|w| !w.starts_with('-')).map(str::to_string).collect();
+        let mut want: Vec<String> = want.iter().map(|w| w.to_string()).collect();
+        got.sort();
+        want.sort();
+        ensure!(got == want, "completing {words:?}: {got:?}, want {want:?}; stderr {:?}", text(&out.stderr));
+    }
+    let out = run(&["completions", "tcsh"])?;
+    ensure!(out.status.code() == Some(2) && out.stdout.is_empty() && text(&out.stderr).contains("tcsh"), "{out:?}");
+    Ok(())
+}
+
+/// `shell` with stdin a pipe: no prompt or banner, the commands' output byte for byte, state
+/// kept, and the last command's exit code (or exit's), in a container and on this host.
+fn cli_shell_reads_a_pipe_as_sh_s_does(fx: &OpsFixture) -> R {
+    let runtime = fx.containers.runtime.to_string();
+    let container = fx.containers.container.clone();
+    let cases: &[(&[u8], &[u8], i32)] = &[
+        (b"cd /tmp\npwd\nexit\n", b"/tmp\n", 0),
+        (b"false\n", b"", 1),
+        (b"exit 7\n", b"", 7),
+        (b"true\nfalse\n", b"", 1),
+        (b"false\ntrue\n", b"", 0),
+        (b"exit 3\necho never\n", b"", 3),
+        (b"X='a  b'\n\necho \"$X\"\nprintf 'c\\000d\\r\\n'\n(exit 5)\n", b"a  b\nc\0d\r\n", 5),
+        // The last line without its newline is run too.
+        (b"cd /etc\npwd", b"/etc\n", 0),
+        (b"", b"", 0),
+    ];
+    for (target, rt) in [(container.as_str(), Some(runtime.as_str())), ("-", Some("local")), ("-", None)] {
+        for &(input, stdout, code) in cases {
+            let mut args = vec!["shell"];
+            if let Some(rt) = rt {
+                args.extend(["--runtime", rt]);
+            }
+            args.push(target);
+            let out = fed(&mut boxshell(&args), input)?;
+            ensure!(
+                out.stdout == stdout && out.stderr.is_empty() && out.status.code() == Some(code),
+                "{args:?} fed {:?}: want {:?} and exit {code}, got {out:?}",
+                text(input),
+                text(stdout)
+            );
+        }
+    }
+    // A command's own errors go to stderr as they are, and still no prompt.
+    let out = fed(&mut boxshell(&["shell", "--runtime", &runtime, &container]), b"echo oops >&2; exit 2\n")?;
+    ensure!(out.stderr == b"oops\n" && out.stdout.is_empty() && out.status.code() == Some(2), "{out:?}");
+    Ok(())
+}
+
+/// `shell` on a terminal (made by script(1)): a prompt that shows a failure's code and an
+/// interrupted command's 130, Ctrl-C interrupting the command and not the tool, `exit N`
+/// ending it with N.
+fn cli_shell_prompts_on_a_terminal(fx: &OpsFixture) -> R {
+    let runtime = fx.containers.runtime.to_string();
+    let target = fx.containers.container.clone();
+    let line = format!("'{}' shell --runtime {runtime} {target}", env!("CARGO_BIN_EXE_boxshell"));
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &line, "/dev/null"])
+        .env_remove("BOXSHELL_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("script(1) from util-linux is needed: {e}"))?;
+    let mut stdin = child.stdin.take().ok_or("stdin")?;
+    let mut stdout = child.stdout.take().ok_or("stdout")?;
+    let (tx, rx) = crossbeam_channel::unbounded::<Vec<u8>>();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    // Waits for `needle` after what was seen so far; what it waited for is consumed.
+    let mut wait_for = |needle: &[u8]| -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(at) = seen.windows(needle.len()).position(|w| w == needle) {
+                seen.drain(..at + needle.len());
+                return Ok(());
+            }
+            match rx.recv_deadline(deadline) {
+                Ok(bytes) => seen.extend(bytes),
+                Err(_) => return Err(format!("no {:?} in {:?}", text(needle), text(&seen))),
+            }
+        }
+    };
+    let result = contain(|| -> R {
+        wait_for(format!("{target}$ ").as_bytes())?;
+        stdin.write_all(b"false\n")?;
+        wait_for(format!("[1] {target}$ ").as_bytes())?;
+        stdin.write_all(b"echo go; sleep 30; echo never\n")?;
+        // The terminal echoes the line; then the command's own output.
+        wait_for(b"\ngo\r\n")?;
+        stdin.write_all(b"\x03")?;
+        wait_for(format!("[130] {target}$ ").as_bytes())?;
+        stdin.write_all(b"echo \"$((6 * 7))\"\n")?;
+        wait_for(format!("\n42\r\n{target}$ ").as_bytes())?;
+        stdin.write_all(b"exit 4\n")?;
+        Ok(())
+    });
+    let status = wait_child(&mut child, Duration::from_secs(30));
+    let _ = child.kill();
+    drop(stdin);
+    let _ = reader.join();
+    result?;
+    ensure!(status.and_then(|s| s.code()) == Some(4), "exit {status:?}");
+    Ok(())
+}
+
+/// A container by one name on docker and on podman: exec and shell say so and name both, and
+/// run in the one `--runtime` names; on one engine only, that one is found without it.
+fn cli_a_target_on_two_engines_needs_runtime(fx: &OpsFixture) -> R {
+    let this = fx.containers.runtime.clone();
+    let other = if this == Runtime::Docker { Runtime::Podman } else { Runtime::Docker };
+    if !cli(&other).arg("version").output().is_ok_and(|o| o.status.success()) {
+        eprintln!("cli_a_target_on_two_engines_needs_runtime: {other} does not answer; nothing to test against");
+        return Ok(());
+    }
+    let name = unique("cli-both");
+    let result = contain(|| -> R {
+        for rt in [&this, &other] {
+            run_container(rt, &name)?;
+            engine(rt, &["exec", &name, "sh", "-c", &format!("echo {rt} >/tmp/engine")]);
+        }
+        let detecting = |args: &[&str]| {
+            let mut cmd = boxshell(args);
+            cmd.env_remove("BOXSHELL_RUNTIME");
+            cmd
+        };
+        let message = format!(
+            "boxshell: {name} is a container on docker and on podman; say which with --runtime docker or --runtime podman\n"
+        );
+        for args in [&["exec", &name, "--", "cat /tmp/engine"][..], &["shell", &name]] {
+            let out = fed(&mut detecting(args), b"cat /tmp/engine\n")?;
+            ensure!(
+                out.status.code() == Some(1) && out.stderr == message.as_bytes() && out.stdout.is_empty(),
+                "{args:?}: {out:?}"
+            );
+        }
+        for rt in ["docker", "podman"] {
+            let out = run(&["exec", "--runtime", rt, &name, "--", "cat /tmp/engine"])?;
+            ensure!(out.stdout == format!("{rt}\n").as_bytes() && out.status.success(), "exec --runtime {rt}: {out:?}");
+            // Before the command too, as the ops options are.
+            let out = fed(&mut boxshell(&["--runtime", rt, "shell", &name]), b"cat /tmp/engine\n")?;
+            ensure!(
+                out.stdout == format!("{rt}\n").as_bytes() && out.status.success(),
+                "shell --runtime {rt}: {out:?}"
+            );
+        }
+        remove_container(&other, &name);
+        let out = detecting(&["exec", &name, "--", "cat /tmp/engine"]).output()?;
+        ensure!(out.stdout == format!("{this}\n").as_bytes() && out.status.success(), "on {this} only: {out:?}");
+        Ok(())
+    });
+    remove_container(&this, &name);
+    remove_container(&other, &name);
+    result
+}
+
+/// `--user`, `--workdir`, `-e` and `--shell`, as `docker exec` takes them, for exec and shell,
+/// byte for byte; in the container and (but `--user`) on this host.
+fn cli_exec_and_shell_take_docker_exec_options(fx: &OpsFixture) -> R {
+    let runtime = fx.containers.runtime.to_string();
+    let container = fx.containers.container.clone();
+    let cases: &[(&[&str], &str, &str)] = &[
+        (&["--user", "nobody"], "id -u", "65534\n"),
+        (&["-u", "65534:65534"], "id -u; id -g", "65534\n65534\n"),
+        (&["-w", "/tmp"], "pwd", "/tmp\n"),
+        (&["--workdir", "/etc"], "pwd; cd / && pwd", "/etc\n/\n"),
+        (&["-e", "A=x y"], "printf %s \"$A\"", "x y"),
+        (
+            &["--env", "B=k=v", "-e", "C=", "-e", "D='$(x)'\\"],
+            "printf '%s|' \"$B\" \"${C-unset}\" \"$D\"",
+            "k=v||'$(x)'\\|",
+        ),
+        (&[], "printf %s \"${A-unset}\"", "unset"),
+        // -e K: this program's K, as docker takes it; left out where K is not set here.
+        (&["-e", "BOXSHELL_IT_HERE"], "printf %s \"$BOXSHELL_IT_HERE\"", "from 'here' $x"),
+        (&["-e", "BOXSHELL_IT_NOT_HERE"], "printf %s \"${BOXSHELL_IT_NOT_HERE-unset}\"", "unset"),
+        (&["--shell", "/bin/bash"], "printf %s \"${BASH_VERSION:+bash}\"", "bash"),
+        (&[], "printf %s \"${BASH_VERSION:+bash}\"", ""),
+        (&["-u", "nobody", "-w", "/tmp", "-e", "A=1"], "echo \"$(id -u) $PWD $A\"", "65534 /tmp 1\n"),
+    ];
+    for (target, rt) in [(container.as_str(), runtime.as_str()), ("-", "local")] {
+        for &(options, line, want) in cases {
+            if rt == "local" && options.iter().any(|o| o.starts_with("-u") || o.starts_with("--user")) {
+                continue;
+            }
+            let args = [&["exec", "--runtime", rt][..], options, &[target, "--", line]].concat();
+            let out = boxshell(&args)
+                .env("BOXSHELL_IT_HERE", "from 'here' $x")
+                .env_remove("BOXSHELL_IT_NOT_HERE")
+                .env_remove("A")
+                .output()?;
+            ensure!(
+                out.stdout == want.as_bytes() && out.stderr.is_empty() && out.status.success(),
+                "{args:?}: want {want:?}, got {out:?}"
+            );
+        }
+        // shell: the options hold for the session, and cd still moves it.
+        let args = ["shell", "--runtime", rt, "-w", "/tmp", "-e", "A=x y", target];
+        let out = fed(&mut boxshell(&args), b"pwd\ncd /\npwd\nprintf '%s\\n' \"$A\"\n")?;
+        ensure!(out.stdout == b"/tmp\n/\nx y\n" && out.stderr.is_empty() && out.status.success(), "{args:?}: {out:?}");
+        // A directory that is not there: the tool fails and says which, and runs nothing.
+        let out = run(&["exec", "--runtime", rt, "-w", "/no/such/dir", target, "--", "echo ran"])?;
+        failed(&out, 1, "/no/such/dir")?;
+    }
+    let args = ["shell", "--runtime", &runtime, "--user", "nobody", &container];
+    let out = fed(&mut boxshell(&args), b"id -u\nid -un\n")?;
+    ensure!(out.stdout == b"65534\nnobody\n" && out.status.success(), "{args:?}: {out:?}");
+    // A user is for containers: on this host, an error that says so.
+    failed(&run(&["exec", "-u", "nobody", "-", "--", "echo ran"])?, 1, "user")?;
     Ok(())
 }

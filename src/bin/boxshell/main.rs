@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use boxshell::ops::{Ops, SessionDef};
 
-use args::{Action, Args, USAGE, Usage, Verb};
+use args::{Action, Args, CompletionShell, Usage, Verb};
 
 /// Writes a line to stderr; a reader that went away is no reason to panic.
 macro_rules! say {
@@ -26,10 +26,11 @@ const FAILED: u8 = 1;
 const USAGE_ERROR: u8 = 2;
 
 fn main() -> ExitCode {
-    let args = match Args::parse(std::env::args_os().skip(1).collect()) {
+    let args = match Args::parse(std::env::args_os()) {
         Ok(args) => args,
-        Err(Usage(message)) => {
-            say!("boxshell: {message} (see boxshell --help)");
+        Err(Usage { message, command }) => {
+            let help = command.map_or_else(|| "boxshell --help".to_string(), |c| format!("boxshell {c} --help"));
+            say!("boxshell: {message} (see {help})");
             return ExitCode::from(USAGE_ERROR);
         }
     };
@@ -44,20 +45,39 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<ExitCode, String> {
     match args.action {
-        Action::Help => {
-            // `boxshell --help | head -1` is no failure.
-            let _ = writeln!(std::io::stdout(), "{USAGE}");
-            Ok(ExitCode::SUCCESS)
-        }
+        Action::Print(ref text) => answer(text.as_bytes()),
+        Action::Completions(shell) => answer(&completions(shell)),
         Action::Ops { verb, ref name } => {
             let name = name.clone().unwrap_or_default();
             ops_verb(&args, verb, &name)
         }
-        Action::Exec { ref target, ref line, timeout, interactive } => {
-            run::exec(target, args.runtime.clone(), line, timeout, interactive)
-        }
-        Action::Shell { ref target } => run::shell(target, args.runtime.clone()),
+        Action::Exec { ref session, ref line, timeout, interactive } => run::exec(session, line, timeout, interactive),
+        Action::Shell { ref session } => run::shell(session),
     }
+}
+
+/// Writes `text` to stdout: help, the version, a completion script.
+fn answer(text: &[u8]) -> Result<ExitCode, String> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text).and_then(|()| out.flush()) {
+        // `boxshell --help | head -1` is no failure.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(format!("writing the answer: {e}")),
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// The completion script for `shell`, made from the command line's definition.
+fn completions(shell: CompletionShell) -> Vec<u8> {
+    use clap_complete::Shell;
+    let shell = match shell {
+        CompletionShell::Bash => Shell::Bash,
+        CompletionShell::Zsh => Shell::Zsh,
+        CompletionShell::Fish => Shell::Fish,
+    };
+    // Into memory first: the generator panics on a write error, such as a closed pipe.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut args::command(), "boxshell", &mut script);
+    script
 }
 
 /// What the command line sets of session `name`'s definition.

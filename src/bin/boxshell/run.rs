@@ -1,24 +1,77 @@
 //! `exec` and `shell`: commands in a session, their output passed through as it comes.
 
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use boxshell::container::Containers;
 use boxshell::{Cmd, Error, Output, Runtime, Session, Stream};
+
+use crate::args::SessionSpec;
 
 /// timeout(1)'s exit code for a command that ran out of time.
 const TIMED_OUT: u8 = 124;
 
-/// Opens a session in `target` (`-`: this host).
-fn open(target: &str, runtime: Option<Runtime>) -> Result<Session, String> {
-    let runtime = match runtime {
-        Some(runtime) => runtime,
-        None if target == "-" => Runtime::Local,
-        None => Runtime::detect().map_err(|e| format!("{target}: {e}"))?,
-    };
-    Session::builder(target).runtime(runtime).open().map_err(|e| e.to_string())
+/// How long an engine gets to say whether it has the target.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens the session `spec` says.
+fn open(spec: &SessionSpec) -> Result<Session, String> {
+    let mut builder = Session::builder(&spec.target).runtime(runtime_for(spec)?);
+    if let Some(shell) = &spec.shell {
+        builder = builder.shell(shell);
+    }
+    if let Some(user) = &spec.user {
+        builder = builder.user(user);
+    }
+    if let Some(dir) = &spec.workdir {
+        builder = builder.workdir(dir);
+    }
+    for (key, value) in &spec.env {
+        builder = builder.env(key, value);
+    }
+    builder.open().map_err(|e| e.to_string())
+}
+
+/// The runtime of `spec`'s target: `--runtime`; this host for `-`; `$BOXSHELL_RUNTIME`; else
+/// the engine, docker or podman, that has a container of that name or id (both asked at
+/// once), and an error if both have one, as a command could otherwise run in the wrong one.
+/// With neither, [`Runtime::detect`], whose engine will then say the container is not there.
+fn runtime_for(spec: &SessionSpec) -> Result<Runtime, String> {
+    let target = spec.target.as_str();
+    if let Some(runtime) = &spec.runtime {
+        return Ok(runtime.clone());
+    }
+    if target == "-" {
+        return Ok(Runtime::Local);
+    }
+    let named = std::env::var_os("BOXSHELL_RUNTIME").is_some_and(|v| !v.is_empty());
+    let detected = || Runtime::detect().map_err(|e| format!("{target}: {e}"));
+    if named {
+        return detected();
+    }
+    // An engine that is missing or does not answer has no container.
+    let found: Vec<Runtime> = std::thread::scope(|s| {
+        let asked: Vec<_> = [Runtime::Docker, Runtime::Podman]
+            .into_iter()
+            .map(|runtime| {
+                s.spawn(move || {
+                    let has = Containers::new(runtime.clone()).timeout(LOOKUP_TIMEOUT).exists(target);
+                    has.is_ok_and(|has| has).then_some(runtime)
+                })
+            })
+            .collect();
+        asked.into_iter().filter_map(|asked| asked.join().ok().flatten()).collect()
+    });
+    match found.as_slice() {
+        [] => detected(),
+        [one] => Ok(one.clone()),
+        [first, second, ..] => Err(format!(
+            "{target} is a container on {first} and on {second}; say which with --runtime {first} or --runtime {second}"
+        )),
+    }
 }
 
 /// `line`, its stdout and stderr to be written through as they arrive (nothing kept).
@@ -79,13 +132,12 @@ fn exit_byte(code: Option<i32>) -> u8 {
 }
 
 pub fn exec(
-    target: &str,
-    runtime: Option<Runtime>,
+    session: &SessionSpec,
     line: &str,
     timeout: Option<Duration>,
     interactive: bool,
 ) -> Result<ExitCode, String> {
-    let mut sh = open(target, runtime)?;
+    let mut sh = open(session)?;
     let interrupter = sh.interrupter();
     ctrlc::set_handler(move || {
         let _ = interrupter.interrupt();
@@ -101,8 +153,13 @@ pub fn exec(
     Ok(ExitCode::from(code))
 }
 
-pub fn shell(target: &str, runtime: Option<Runtime>) -> Result<ExitCode, String> {
-    let mut sh = open(target, runtime)?;
+/// `shell`: a prompt when stdin and stderr are terminals (as `sh` decides it is interactive);
+/// else, as `sh -s`, no prompt, nothing but what the commands write, and the last command's
+/// exit code.
+pub fn shell(session: &SessionSpec) -> Result<ExitCode, String> {
+    let target = session.target.as_str();
+    let interactive = io::stdin().is_terminal() && io::stderr().is_terminal();
+    let mut sh = open(session)?;
     let interrupter = sh.interrupter();
     let busy = Arc::new(AtomicBool::new(false));
     let prompt = Arc::new(Mutex::new(format!("{target}$ ")));
@@ -112,7 +169,7 @@ pub fn shell(target: &str, runtime: Option<Runtime>) -> Result<ExitCode, String>
         ctrlc::set_handler(move || {
             if busy.load(Ordering::SeqCst) {
                 let _ = interrupter.interrupt();
-            } else if let Ok(prompt) = prompt.lock() {
+            } else if interactive && let Ok(prompt) = prompt.lock() {
                 let _ = write!(io::stderr(), "\n{prompt}");
             }
         })
@@ -122,7 +179,7 @@ pub fn shell(target: &str, runtime: Option<Runtime>) -> Result<ExitCode, String>
     let stdin = io::stdin();
     let mut line = String::new();
     loop {
-        if let Ok(prompt) = prompt.lock() {
+        if interactive && let Ok(prompt) = prompt.lock() {
             let _ = write!(io::stderr(), "{prompt}");
         }
         line.clear();
@@ -148,6 +205,10 @@ pub fn shell(target: &str, runtime: Option<Runtime>) -> Result<ExitCode, String>
                 1
             }
         };
+        // `exit`: no prompt for a line the shell will not run.
+        if !sh.is_alive() {
+            return Ok(ExitCode::from(last));
+        }
         if let Ok(mut prompt) = prompt.lock() {
             *prompt = match last {
                 0 => format!("{target}$ "),
@@ -155,7 +216,10 @@ pub fn shell(target: &str, runtime: Option<Runtime>) -> Result<ExitCode, String>
             };
         }
     }
-    crate::say!();
+    if interactive {
+        // The line Ctrl-D left the cursor on.
+        crate::say!();
+    }
     sh.close().map_err(|e| e.to_string())?;
     Ok(ExitCode::from(last))
 }
