@@ -4,8 +4,10 @@
 #
 #   sudo scripts/setup-runtimes.sh
 #
-# Result: `docker info` and `podman info` answer, tmux and a kubectl client are installed, and
-# both engines hold the image `boxshell-test:latest` (busybox + bash, static).
+# Result: `docker info` and `podman info` answer, tmux and a kubectl client are installed, both
+# engines hold the image `boxshell-test:latest` (busybox + bash, static), and an sshd on
+# 127.0.0.1:22 lets root in with a throwaway key only (`ssh root@127.0.0.1` works without a
+# prompt: /etc/ssh/ssh_config.d/boxshell-test.conf names the key for 127.0.0.1).
 set -euo pipefail
 
 IMAGE=${BOXSHELL_TEST_IMAGE:-boxshell-test:latest}
@@ -30,6 +32,9 @@ command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
 command -v ps >/dev/null 2>&1 || need+=(procps)
 # A real REPL for the tests of interactive commands on the local runtime.
 command -v python3 >/dev/null 2>&1 || need+=(python3-minimal)
+# A real sshd for the remote tests: sessions over `ssh -T`, and docker's `ssh://` transport.
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
 if [ ${#need[@]} -gt 0 ]; then
     log "installing ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -69,6 +74,60 @@ if ! timeout 10 docker info >/dev/null 2>&1; then
 fi
 timeout 30 podman info >/dev/null
 
+# sshd on loopback, key-only, with a host key and a client key of its own made here: nothing of
+# the machine's own ssh set-up is used or changed but the client snippet for 127.0.0.1.
+ssh_dir=/etc/boxshell-test/ssh
+if [ ! -f "$ssh_dir/sshd_config" ]; then
+    log "writing $ssh_dir (throwaway keys, sshd_config)"
+    mkdir -p "$ssh_dir"
+    chmod 700 "$ssh_dir"
+    rm -f "$ssh_dir"/id_ed25519* "$ssh_dir"/host_ed25519*
+    ssh-keygen -q -t ed25519 -N '' -C boxshell-test -f "$ssh_dir/id_ed25519"
+    ssh-keygen -q -t ed25519 -N '' -C boxshell-test-host -f "$ssh_dir/host_ed25519"
+    cp "$ssh_dir/id_ed25519.pub" "$ssh_dir/authorized_keys"
+    printf '127.0.0.1,localhost %s\n' "$(cut -d' ' -f1,2 "$ssh_dir/host_ed25519.pub")" >"$ssh_dir/known_hosts"
+    cat >"$ssh_dir/sshd_config" <<CONF
+# boxshell's test sshd: loopback only, keys only.
+Port 22
+ListenAddress 127.0.0.1
+HostKey $ssh_dir/host_ed25519
+AuthorizedKeysFile $ssh_dir/authorized_keys
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM yes
+PrintMotd no
+# The tests open many sessions at once.
+MaxStartups 200
+MaxSessions 200
+PidFile /run/boxshell-sshd.pid
+CONF
+    mkdir -p /etc/ssh/ssh_config.d
+    cat >/etc/ssh/ssh_config.d/boxshell-test.conf <<CONF
+# boxshell's test sshd (scripts/setup-runtimes.sh): its throwaway key and host key.
+Host 127.0.0.1 localhost
+    IdentityFile $ssh_dir/id_ed25519
+    UserKnownHostsFile $ssh_dir/known_hosts
+    StrictHostKeyChecking yes
+    BatchMode yes
+CONF
+fi
+if ! timeout 10 ssh root@127.0.0.1 true >/dev/null 2>&1; then
+    log "starting sshd on 127.0.0.1:22"
+    mkdir -p /run/sshd
+    /usr/sbin/sshd -f "$ssh_dir/sshd_config" -E /tmp/boxshell-sshd.log
+    for _ in $(seq 1 40); do
+        timeout 10 ssh root@127.0.0.1 true >/dev/null 2>&1 && break
+        sleep 0.25
+    done
+    if ! timeout 10 ssh root@127.0.0.1 true; then
+        log "ssh root@127.0.0.1 does not answer; last lines of /tmp/boxshell-sshd.log:"
+        tail -n 20 /tmp/boxshell-sshd.log >&2 || true
+        exit 1
+    fi
+fi
+
 # Test image: busybox with its applets, plus bash, imported into both engines.
 if ! docker image inspect "$IMAGE" >/dev/null 2>&1 || ! podman image exists "$IMAGE"; then
     log "building $IMAGE"
@@ -90,4 +149,4 @@ if ! docker image inspect "$IMAGE" >/dev/null 2>&1 || ! podman image exists "$IM
         podman import -q -c 'CMD ["/bin/sh"]' "$root.tar" "$IMAGE" >/dev/null
     rm -f "$root.tar"
 fi
-log "ready: docker $(docker version --format '{{.Server.Version}}'), podman $(podman version --format '{{.Version}}'), tmux $(tmux -V), image $IMAGE"
+log "ready: docker $(docker version --format '{{.Server.Version}}'), podman $(podman version --format '{{.Version}}'), tmux $(tmux -V), image $IMAGE, sshd on 127.0.0.1:22"

@@ -175,6 +175,23 @@ pub enum Error {
         code: Option<i32>,
     },
 
+    /// The connection to the target dropped during a command: the runtime's client exited
+    /// with the code it keeps for its own failures (255, for a
+    /// [`remote_shell`](crate::Custom::remote_shell) CLI such as `ssh`) before the command
+    /// ended. The shell went with it: later calls return [`Error::ShellExited`]. What the
+    /// command printed until then is in `output`, the client's own words last on its stderr.
+    #[error("{via}: the connection to `{container}` dropped during `{}`: {message}", output.command)]
+    Disconnected {
+        /// The runtime.
+        via: Via,
+        /// The target.
+        container: String,
+        /// What the client said (its last line on stderr), or its exit code.
+        message: String,
+        /// The command's output until the connection dropped.
+        output: Box<crate::Output>,
+    },
+
     /// [`Output::check`](crate::Output::check) on a command that exited non-zero or timed out.
     #[error("command `{command}` {}{}", if *timed_out { "timed out".to_string() } else { format!("exited with code {exit_code}") }, if stderr.is_empty() { String::new() } else { format!(": {stderr}") })]
     CommandFailed {

@@ -205,6 +205,16 @@ impl Runtime {
         !matches!(self, Runtime::Local)
     }
 
+    /// The exit code the runtime's client keeps for its own failures, telling a dropped
+    /// connection from a shell that exited: ssh's 255, for a remote-shell CLI. Engine CLIs
+    /// have none apart from their commands' codes.
+    pub(crate) fn disconnect_code(&self) -> Option<i32> {
+        match self {
+            Runtime::Custom(c) if c.is_remote_shell() => Some(255),
+            _ => None,
+        }
+    }
+
     /// Whether this is a container engine boxshell manages containers of (Docker, Podman).
     pub fn manages_containers(&self) -> bool {
         matches!(self, Runtime::Docker | Runtime::Podman)
@@ -260,12 +270,15 @@ impl FromStr for Runtime {
 }
 
 /// Checks a session's target for its runtime: a container name, a pod (or `TYPE/NAME`), or
-/// for a custom CLI anything that cannot be read as an option. Local takes any target.
+/// for a custom CLI anything that cannot be read as an option (for one that hands its command
+/// to a remote shell, only what no shell reads specially: the target may be part of the remote
+/// command line). Local takes any target.
 pub(crate) fn validate_target(runtime: &Runtime, target: &str) -> Result<()> {
     match runtime {
         Runtime::Local => Ok(()),
         Runtime::Docker | Runtime::Podman => text::container_name(target),
         Runtime::Kubectl(_) => text::pod_name(target),
+        Runtime::Custom(c) if c.is_remote_shell() => text::remote_word("target", target),
         Runtime::Custom(_) => text::word("target", target),
     }
 }
@@ -287,6 +300,13 @@ mod tests {
         validate_target(&custom, "user@host:2222").unwrap();
         for bad in ["", "-oProxyCommand=x", "a b", "a\nb"] {
             assert!(validate_target(&custom, bad).is_err(), "{bad:?}");
+        }
+        let ssh =
+            Runtime::Custom(Custom::new("ssh", ["-T", "host", "docker", "exec", "-i", "{target}"]).remote_shell());
+        validate_target(&ssh, "web-1.x").unwrap();
+        validate_target(&ssh, "user@host:2222").unwrap();
+        for bad in ["x;id", "$(id)", "a'b", "`id`", "a|b", "a&b", "~x", "*", "-x"] {
+            assert!(validate_target(&ssh, bad).is_err(), "{bad:?}");
         }
         validate_target(&Runtime::Local, "").unwrap();
     }

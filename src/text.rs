@@ -143,6 +143,18 @@ pub(crate) fn word(what: &'static str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// Checks a target that a remote shell may read (`ssh host docker exec -i {target}`): a word
+/// of only what no shell gives a meaning to: ASCII letters, digits and `_.-@:/%+,=`, starting
+/// with a letter or digit.
+pub(crate) fn remote_word(what: &'static str, value: &str) -> Result<()> {
+    plain_name(
+        what,
+        value,
+        b"_.-@:/%+,=",
+        "a remote shell may read it: it holds only ASCII letters, digits and `_.-@:/%+,=`, and starts with a letter or digit",
+    )
+}
+
 /// Checks a session name: of a tmux session, or of a session the `Ops` facade defines.
 pub(crate) fn session_name(name: &str) -> Result<()> {
     plain_name(

@@ -277,13 +277,25 @@ impl SessionBuilder {
         let spec =
             ExecSpec { target, interactive: true, tty: false, user: self.user.as_deref(), extra: &self.exec_args };
         let shell = OsStr::new(&self.shell);
-        let mut cmd = engine.exec(&spec, &[shell, OsStr::new("-c"), OsStr::new(protocol::LAUNCH), shell]);
+        let mut argv = vec![shell, OsStr::new("-c"), OsStr::new(protocol::LAUNCH), shell];
+        // A local shell runs in a session of its own, as an exec'd one does in its container:
+        // an interactive shell that shares this program's terminal stops itself (SIGTTIN)
+        // trying to take it over. A shell that is not there is started as it is, so that the
+        // error names it, not `setsid`.
+        let own_session =
+            *engine.runtime() == Runtime::Local && which::which(&self.shell).is_ok() && which::which("setsid").is_ok();
+        if own_session {
+            argv.insert(0, OsStr::new("setsid"));
+        }
+        let mut cmd = engine.exec(&spec, &argv);
         let command_line = proc::describe(&cmd);
         log::info!("opening session: {command_line}");
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        // Own process group: a Ctrl-C meant for this program does not kill its sessions
-        // midway; they are closed in order instead.
-        cmd.process_group(0);
+        if !own_session {
+            // Own process group: a Ctrl-C meant for this program does not kill its sessions
+            // midway; they are closed in order instead. (`setsid` above makes both.)
+            cmd.process_group(0);
+        }
         let mut child = cmd.spawn().map_err(|e| engine.spawn_error(cmd.get_program(), e))?;
         let router = Router::new(self.unread_cap);
         let mut threads = Vec::with_capacity(3);

@@ -318,6 +318,8 @@ enum Progress {
     Ended(Output),
     /// Not run: its working directory could not be entered. Holds the command line.
     Refused(Refusal, String),
+    /// The connection dropped during it ([`Error::Disconnected`]); its output so far.
+    Lost(Output),
     /// Its output was handed over by `wait`.
     HandedOver,
 }
@@ -355,6 +357,7 @@ impl Running<'_> {
         match std::mem::replace(&mut self.progress, Progress::HandedOver) {
             Progress::Ended(out) => Ok(out),
             Progress::Refused(refusal, _) => Err(refusal.error(self.workdir())),
+            Progress::Lost(out) => Err(self.disconnected(out)),
             _ => Err(self.ended()),
         }
     }
@@ -437,7 +440,7 @@ impl Running<'_> {
         self.advance(until)?;
         match &self.progress {
             Progress::Ended(out) => Ok(Some(out.clone())),
-            Progress::Refused(..) => Err(self.ended()),
+            Progress::Refused(..) | Progress::Lost(_) => Err(self.ended()),
             _ => Ok(None),
         }
     }
@@ -461,6 +464,7 @@ impl Running<'_> {
         if let Progress::Running(job) = &mut self.progress {
             self.progress = match finish.refused {
                 Some(refusal) => Progress::Refused(refusal, std::mem::take(&mut job.command)),
+                None if finish.disconnected => Progress::Lost(self.collector.output(job, finish)),
                 None => Progress::Ended(self.collector.output(job, finish)),
             };
         }
@@ -703,7 +707,23 @@ impl Running<'_> {
         match &self.progress {
             Progress::Ended(out) => Error::CommandEnded { output: Box::new(out.clone()) },
             Progress::Refused(refusal, _) => refusal.error(self.workdir()),
+            Progress::Lost(out) => self.disconnected(out.clone()),
             _ => self.stdin_closed("the command has ended"),
+        }
+    }
+
+    /// [`Error::Disconnected`] for the command that printed `output`.
+    fn disconnected(&self, output: Output) -> Error {
+        let said = String::from_utf8_lossy(&output.stderr);
+        let message = match said.lines().map(str::trim).rfind(|l| !l.is_empty()) {
+            Some(line) => line.to_string(),
+            None => format!("its client exited with code {}", output.exit_code),
+        };
+        Error::Disconnected {
+            via: self.session.engine.via(),
+            container: self.session.target.clone(),
+            message,
+            output: Box::new(output),
         }
     }
 
@@ -716,7 +736,7 @@ impl Running<'_> {
     fn command(&self) -> &str {
         match &self.progress {
             Progress::Running(job) => &job.command,
-            Progress::Ended(out) => &out.command,
+            Progress::Ended(out) | Progress::Lost(out) => &out.command,
             Progress::Refused(_, command) => command,
             Progress::HandedOver => "",
         }

@@ -97,6 +97,8 @@ pub(super) struct Finish {
     pub(super) kept: PerStream<Kept>,
     /// Why the frame did not run the command, if it did not.
     pub(super) refused: Option<Refusal>,
+    /// The connection dropped during the command (see [`Error::Disconnected`]).
+    pub(super) disconnected: bool,
 }
 
 /// How a command ended, decided from what the readers saw and how the watch stopped it.
@@ -288,9 +290,14 @@ impl Session {
             self.metrics.busy += duration;
             self.metrics.last_used = Instant::now();
         }
-        let exit_code = ending.exit_code(self.shell.exit_code());
+        let shell_code = self.shell.exit_code();
+        let exit_code = ending.exit_code(shell_code);
         let refused = ending.status.and_then(|s| s.refused);
-        Finish { exit_code, timed_out: ending.timed_out, duration, kept: completion.kept, refused }
+        let disconnected = ending.status.is_none()
+            && ending.shell_gone
+            && shell_code.is_some()
+            && shell_code == self.engine.runtime().disconnect_code();
+        Finish { exit_code, timed_out: ending.timed_out, duration, kept: completion.kept, refused, disconnected }
     }
 
     /// Kills what is left of the processes an aborted command's interrupt signalled (its

@@ -294,13 +294,13 @@ fn interactive_mode_leaves_no_trace(fx: &Fixture) -> R {
         let out = sh.exec("cat; echo eof")?;
         ensure!(out.stdout == b"eof\n", "{shell}: {out:?}");
         sh.close()?;
-        if fx.runtime.manages_containers() || !fx.runtime.is_container() {
+        if fx.runtime.manages_containers() || !fx.in_container() {
             // An interactive shell sources $ENV: not in a session, and $ENV keeps its value.
             let flag = format!("/tmp/boxshell-env-sourced-{}", tag());
             let script = format!("/tmp/boxshell-env-{}", tag());
             let mut writer = fx.builder().open()?;
             writer.write_file(&script, format!("touch {flag}\n").as_bytes())?;
-            let builder = if fx.runtime.is_container() {
+            let builder = if fx.in_container() {
                 fx.builder().exec_args(["-e", &format!("ENV={script}")])
             } else {
                 fx.builder().runtime(fx.session_engine().env("ENV", &script))

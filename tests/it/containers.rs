@@ -31,7 +31,7 @@ pub const TESTS: &[(&str, Test<Fixture>)] = &[
 ];
 
 fn containers(fx: &Fixture) -> Containers {
-    Containers::new(fx.runtime.clone())
+    Containers::new(fx.session_engine())
 }
 
 /// What the engine itself says about a field of a container.

@@ -34,7 +34,13 @@ pub struct Fixture {
     pub global_args: Vec<String>,
     /// The shell sessions run, when not the default `/bin/sh`.
     pub shell: Option<String>,
+    /// Environment of the runtime's client (docker's `DOCKER_HOST`).
+    pub env: Vec<(String, String)>,
 }
+
+/// The test sshd's login, set up by `scripts/setup-runtimes.sh`: root on this host, with a
+/// throwaway key the system ssh configuration names for 127.0.0.1.
+pub const SSH_LOGIN: &str = "root@127.0.0.1";
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -98,7 +104,15 @@ impl Fixture {
         let container = unique("boxshell-it");
         run_container(&runtime, &container)
             .map_err(|e| format!("cannot start the test container (run `sudo scripts/setup-runtimes.sh`): {e}"))?;
-        Ok(Fixture { engine: runtime.clone(), runtime, container, program: None, global_args: Vec::new(), shell: None })
+        Ok(Fixture {
+            engine: runtime.clone(),
+            runtime,
+            container,
+            program: None,
+            global_args: Vec::new(),
+            shell: None,
+            env: Vec::new(),
+        })
     }
 
     /// The local runtime, on this host.
@@ -110,6 +124,7 @@ impl Fixture {
             program: None,
             global_args: Vec::new(),
             shell: None,
+            env: Vec::new(),
         }
     }
 
@@ -122,14 +137,20 @@ impl Fixture {
             program: self.program.clone(),
             global_args: self.global_args.clone(),
             shell: Some(shell.to_string()),
+            env: self.env.clone(),
         }
+    }
+
+    /// Whether sessions run in a container (not on this host, directly or over ssh).
+    pub fn in_container(&self) -> bool {
+        self.engine.is_container()
     }
 
     /// The shells besides the default one that the session tests run again with: bash and
     /// busybox ash on the host (whose `/bin/sh` is dash), bash in containers (whose `/bin/sh`
     /// is busybox ash).
     pub fn other_shells(&self) -> Vec<(&'static str, String)> {
-        if self.runtime.is_container() {
+        if self.in_container() {
             vec![("bash", "/bin/bash".into())]
         } else {
             vec![("bash", "/bin/bash".into()), ("ash", busybox_ash())]
@@ -161,9 +182,46 @@ impl Fixture {
         Ok(fx)
     }
 
+    /// Sessions over a real ssh connection to this host's test sshd: `ssh -T root@127.0.0.1`
+    /// with the command handed to root's login shell, as a user reaches a build machine.
+    pub fn ssh() -> Result<Fixture, String> {
+        probe_ssh()?;
+        let mut fx = Fixture::host();
+        fx.runtime = Runtime::Custom(
+            boxshell::Custom::new("ssh", ["-T", "{target}"]).terminal(["-tt", "{target}"]).remote_shell(),
+        );
+        fx.container = SSH_LOGIN.into();
+        Ok(fx)
+    }
+
+    /// Sessions in a docker container reached through ssh: `ssh -T root@127.0.0.1 docker exec
+    /// -i NAME`, the container's name part of the remote command line.
+    pub fn ssh_docker() -> Result<Fixture, String> {
+        probe_ssh()?;
+        let mut fx = Fixture::new(Runtime::Docker)?;
+        fx.runtime = Runtime::Custom(
+            boxshell::Custom::new("ssh", ["-T", SSH_LOGIN, "docker", "exec", "-i", "{target}"])
+                .terminal(["-tt", SSH_LOGIN, "docker", "exec", "-i", "-t", "{target}"])
+                .remote_shell(),
+        );
+        Ok(fx)
+    }
+
+    /// Docker through its own ssh transport: `DOCKER_HOST=ssh://root@127.0.0.1`, the engine
+    /// reached as a remote one is (its containers are this host's, for looking inside).
+    pub fn docker_over_ssh() -> Result<Fixture, String> {
+        probe_ssh()?;
+        let mut fx = Fixture::new(Runtime::Docker)?;
+        fx.env = vec![("DOCKER_HOST".into(), format!("ssh://{SSH_LOGIN}"))];
+        Ok(fx)
+    }
+
     /// The engine sessions go through: the runtime, with the program when not on `PATH`.
     pub fn session_engine(&self) -> Engine {
-        let engine = Engine::new(self.runtime.clone()).global_args(&self.global_args);
+        let mut engine = Engine::new(self.runtime.clone()).global_args(&self.global_args);
+        for (key, value) in &self.env {
+            engine = engine.env(key, value);
+        }
         match &self.program {
             Some(program) => engine.program(program),
             None => engine,
@@ -195,7 +253,7 @@ impl Fixture {
     /// The shells to test every behaviour with: dash, bash and busybox ash on the host; busybox
     /// ash (`/bin/sh`) and bash in the test image.
     pub fn shells(&self) -> Vec<String> {
-        if self.runtime.is_container() {
+        if self.in_container() {
             return vec!["/bin/sh".into(), "/bin/bash".into()];
         }
         vec!["/bin/dash".into(), "/bin/bash".into(), busybox_ash()]
@@ -208,7 +266,7 @@ impl Fixture {
 
     /// A container of its own, removed when the guard drops.
     pub fn fresh(&self) -> Fresh {
-        assert!(self.runtime.is_container());
+        assert!(self.in_container());
         let name = unique("boxshell-it-fresh");
         run_container(&self.engine, &name).unwrap_or_else(|e| panic!("{e}"));
         Fresh { engine: self.engine.clone(), name }
@@ -249,7 +307,7 @@ impl Fixture {
     }
 
     pub fn cleanup(&self) {
-        if self.runtime.is_container() {
+        if self.in_container() {
             remove_container(&self.engine, &self.container);
         }
     }
@@ -381,6 +439,21 @@ fn busybox_ash() -> String {
         link.to_string_lossy().into_owned()
     })
     .clone()
+}
+
+/// Checks that the test sshd lets us in.
+fn probe_ssh() -> Result<(), String> {
+    let out = Command::new("ssh")
+        .args(["-T", "-o", "ConnectTimeout=10", SSH_LOGIN, "true"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("ssh not runnable ({e}); run `sudo scripts/setup-runtimes.sh`"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        let said = String::from_utf8_lossy(&out.stderr);
+        Err(format!("`ssh {SSH_LOGIN} true` failed (run `sudo scripts/setup-runtimes.sh`): {}", said.trim()))
+    }
 }
 
 /// Checks that the engine answers.

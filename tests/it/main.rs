@@ -1,6 +1,6 @@
 //! Integration tests against real engines and real tmux.
 //!
-//! Run with `cargo test`. `BOXSHELL_TEST_RUNTIMES=docker,podman,local,tmux` selects what runs;
+//! Run with `cargo test`. `BOXSHELL_TEST_RUNTIMES=docker,podman,local,tmux,ssh` selects what runs;
 //! with it set, a named runtime that does not answer fails the run. Without it, whatever
 //! answers is tested and the rest is reported and marked ignored.
 
@@ -51,6 +51,7 @@ fn main() {
     let required = std::env::var("BOXSHELL_TEST_RUNTIMES").ok().filter(|v| !v.trim().is_empty());
     let selected: Vec<String> = match &required {
         Some(list) => list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+        // The ssh runtimes (`ssh`, `ssh-docker`, `docker-ssh`) run when named.
         None => ["docker", "podman", "local", "tmux", "kubectl", "custom", "custom-remote"].map(String::from).to_vec(),
     };
     let mut plan = Plan { trials: Vec::new(), required: required.is_some(), held: Held::default() };
@@ -195,6 +196,15 @@ fn fixture_for(name: &str) -> Result<(Runtime, Result<Fixture, String>), String>
         "custom" => Fixture::custom(false),
         "custom-remote" => Fixture::custom(true),
         "kubectl" => Fixture::kubectl(),
+        "ssh-docker" => Fixture::ssh_docker(),
+        "docker-ssh" => Fixture::docker_over_ssh(),
+        "ssh" => {
+            let fixture = Fixture::ssh();
+            let runtime = fixture
+                .as_ref()
+                .map_or(Runtime::Custom(boxshell::Custom::new("ssh", ["{target}"])), |fx| fx.runtime.clone());
+            return Ok((runtime, fixture));
+        }
         _ => {
             let runtime: Runtime = name.parse().map_err(|e: boxshell::Error| e.to_string())?;
             let fixture = Fixture::new(runtime.clone());

@@ -20,7 +20,7 @@ pub struct OpsFixture {
 
 impl OpsFixture {
     fn ops(&self) -> Ops {
-        Ops::new().tmux(boxshell::tmux::Tmux::new().socket(&self.tmux.socket)).runtime(self.containers.runtime.clone())
+        Ops::new().tmux(boxshell::tmux::Tmux::new().socket(&self.tmux.socket)).runtime(self.containers.session_engine())
     }
 
     pub fn container_status(&self, name: &str) -> Option<String> {

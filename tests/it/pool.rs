@@ -31,7 +31,7 @@ fn pool(fx: &Fixture) -> Pool {
 
 /// The target to use for a second "container" (any name for the local runtime).
 fn second(fx: &Fixture) -> (String, Option<Cleanup>) {
-    if !fx.runtime.is_container() {
+    if !fx.in_container() {
         return ("second".into(), None);
     }
     let name = unique("bx-pool");

@@ -302,7 +302,7 @@ fn exec_redirections_last_one_command(fx: &Fixture) -> R {
     // The session's own fds are not visible to commands. (On the host, a local shell also
     // inherits whatever fds this process inherited, so only 7 and 8 are checked there.)
     let out = sh.exec("ls /proc/self/fd/ | sort -n | tr '\\n' ' '")?;
-    if fx.runtime.is_container() {
+    if fx.in_container() {
         assert_eq!(out.stdout, b"0 1 2 3 ", "{out:?}");
     } else {
         let fds = out.stdout_str();
@@ -621,7 +621,7 @@ fn builder_env_and_workdir_arrive_literally(fx: &Fixture) -> R {
 }
 
 fn bash_shell_with_aliases(fx: &Fixture) -> R {
-    let shell = if fx.runtime.is_container() { "/bin/bash" } else { "bash" };
+    let shell = if fx.in_container() { "/bin/bash" } else { "bash" };
     let mut sh = fx.builder().shell(shell).open()?;
     assert!(!sh.exec("echo $BASH_VERSION")?.stdout.is_empty());
     sh.exec("alias hi='echo hello from alias'")?.check()?;
@@ -761,16 +761,17 @@ fn container_killed_mid_command(fx: &Fixture) -> R {
 }
 
 fn invalid_input_is_rejected(fx: &Fixture) -> R {
-    if fx.runtime.is_container() {
+    if fx.in_container() {
         for bad in ["", "-rm", "--privileged", "a b"] {
             let err = fx.builder_for(bad).open().unwrap_err();
             assert!(matches!(err, Error::InvalidName { .. }), "{bad:?}: {err:?}");
         }
-        // Shell syntax is rejected where the runtime's names cannot hold it; a custom CLI gets
-        // it as one argument, literally: no host shell runs it.
+        // Shell syntax is rejected where the runtime's names cannot hold it, or a remote shell
+        // may read it; a custom CLI gets it as one argument, literally: no host shell runs it.
+        let remote = matches!(&fx.runtime, Runtime::Custom(c) if c.is_remote_shell());
         for bad in ["x;id", "$(id)"] {
             match fx.builder_for(bad).open() {
-                Err(Error::InvalidName { .. }) if !matches!(fx.runtime, Runtime::Custom(_)) => {}
+                Err(Error::InvalidName { .. }) if remote || !matches!(fx.runtime, Runtime::Custom(_)) => {}
                 Err(Error::Open { message, .. }) if matches!(fx.runtime, Runtime::Custom(_)) => {
                     ensure!(message.contains(&format!("No such container: {bad}")), "{bad:?}: {message}")
                 }
