@@ -456,16 +456,7 @@ fn cli_shell_keeps_state_and_survives_ctrl_c(fx: &OpsFixture) -> R {
         .stderr(Stdio::piped())
         .spawn()?;
     let mut stdin = child.stdin.take().ok_or("stdin")?;
-    let mut stdout = child.stdout.take().ok_or("stdout")?;
-    let (tx, rx) = crossbeam_channel::unbounded::<Vec<u8>>();
-    let reader = std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
+    let (rx, reader) = pump(child.stdout.take().ok_or("stdout")?);
     let mut seen = Vec::new();
     let mut wait_for = |needle: &[u8]| -> bool {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -674,16 +665,7 @@ fn cli_shell_prompts_on_a_terminal(fx: &OpsFixture) -> R {
         .spawn()
         .map_err(|e| format!("script(1) from util-linux is needed: {e}"))?;
     let mut stdin = child.stdin.take().ok_or("stdin")?;
-    let mut stdout = child.stdout.take().ok_or("stdout")?;
-    let (tx, rx) = crossbeam_channel::unbounded::<Vec<u8>>();
-    let reader = std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
+    let (rx, reader) = pump(child.stdout.take().ok_or("stdout")?);
     let mut seen = Vec::new();
     // Waits for `needle` after what was seen so far; what it waited for is consumed.
     let mut wait_for = |needle: &[u8]| -> Result<(), String> {
@@ -826,4 +808,18 @@ fn cli_exec_and_shell_take_docker_exec_options(fx: &OpsFixture) -> R {
     // A user is for containers: on this host, an error that says so.
     failed(&run(&["exec", "-u", "nobody", "-", "--", "echo ran"])?, 1, "user")?;
     Ok(())
+}
+
+/// Reads `out` on a thread of its own, each read's bytes sent on the channel, until EOF.
+fn pump(mut out: impl Read + Send + 'static) -> (crossbeam_channel::Receiver<Vec<u8>>, std::thread::JoinHandle<()>) {
+    let (tx, rx) = crossbeam_channel::unbounded::<Vec<u8>>();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    (rx, reader)
 }
