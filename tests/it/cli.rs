@@ -655,7 +655,9 @@ fn cli_shell_reads_a_pipe_as_sh_s_does(fx: &OpsFixture) -> R {
 fn cli_shell_prompts_on_a_terminal(fx: &OpsFixture) -> R {
     let runtime = fx.containers.runtime.to_string();
     let target = fx.containers.container.clone();
-    let line = format!("'{}' shell --runtime {runtime} {target}", env!("CARGO_BIN_EXE_boxshell"));
+    // `exec`: script(1) runs the line with $SHELL -c, and a shell left waiting in the terminal's
+    // foreground group would take the Ctrl-C too (dash then exits 130 after the tool's `exit 4`).
+    let line = format!("exec '{}' shell --runtime {runtime} {target}", env!("CARGO_BIN_EXE_boxshell"));
     let mut child = Command::new("script")
         .args(["-q", "-e", "-c", &line, "/dev/null"])
         .env_remove("BOXSHELL_CONFIG")
