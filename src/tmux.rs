@@ -350,7 +350,9 @@ impl Tmux {
 
     fn run<S: AsRef<std::ffi::OsStr>>(&self, operation: &'static str, name: &str, args: &[S]) -> Result<Captured> {
         let mut cmd = self.command();
-        cmd.args(args);
+        // `-u`: what tmux prints comes back as it is. Without a UTF-8 locale (cron, services,
+        // CI) it would print `_` for the status fields' separator and for every non-ASCII byte.
+        cmd.arg("-u").args(args);
         let mut attempts = 0;
         loop {
             attempts += 1;

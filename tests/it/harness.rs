@@ -524,6 +524,13 @@ pub fn helper_mode() -> bool {
         return true;
     }
     let parts: Vec<&str> = what.splitn(3, ':').collect();
+    if let ["tmux-c-locale", socket, name] = parts.as_slice() {
+        let result = crate::tmux::run_c_locale_helper(socket, name);
+        if let Err(e) = &result {
+            eprintln!("helper: {e:?}");
+        }
+        std::process::exit(i32::from(result.is_err()));
+    }
     let err = match parts.as_slice() {
         ["attach-container", runtime, name] => {
             boxshell::container::Containers::new(runtime.parse::<Runtime>().expect("runtime")).attach(name)

@@ -20,6 +20,7 @@ pub const TESTS: &[(&str, Test<TmuxFixture>)] = &[
     ("errors_name_the_session", errors_name_the_session),
     ("attach_replaces_the_process", attach_replaces_the_process),
     ("two_users_of_one_socket_whose_server_keeps_exiting", two_users_of_one_socket_whose_server_keeps_exiting),
+    ("without_a_utf8_locale_status_and_logs_are_exact", without_a_utf8_locale_status_and_logs_are_exact),
 ];
 
 fn name() -> String {
@@ -229,5 +230,34 @@ fn two_users_of_one_socket_whose_server_keeps_exiting(_fx: &TmuxFixture) -> R {
     for t in threads {
         t.join().expect("thread")?;
     }
+    Ok(())
+}
+
+/// In a process without a UTF-8 locale (cron, a service, CI), tmux prints `_` for control and
+/// non-ASCII bytes unless told otherwise: start, status and logs still work, and the logs keep
+/// every byte. Run by a helper whose locale variables are removed.
+fn without_a_utf8_locale_status_and_logs_are_exact(fx: &TmuxFixture) -> R {
+    let n = name();
+    let out = std::process::Command::new(std::env::current_exe()?)
+        .env("BOXSHELL_IT_HELPER", format!("tmux-c-locale:{}:{n}", fx.socket))
+        .env_remove("LANG")
+        .env_remove("LC_ALL")
+        .env_remove("LC_CTYPE")
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    let (status, said) = (out.status, String::from_utf8_lossy(&out.stderr));
+    let _ = fx.raw(&["kill-session", "-t", &format!("={n}")]);
+    ensure!(status.success(), "helper: {status:?}: {said}");
+    Ok(())
+}
+
+/// The helper's side of [`without_a_utf8_locale_status_and_logs_are_exact`].
+pub fn run_c_locale_helper(socket: &str, n: &str) -> R {
+    let tmux = boxshell::tmux::Tmux::new().socket(socket);
+    tmux.start(&TmuxSpec::new(n).command(r"printf 'h\303\251 \342\234\223\n'; exec sleep 3600"))?;
+    ensure!(tmux.status(n)?.state == State::Running, "not running");
+    let want = "hé ✓\n".as_bytes();
+    ensure!(eventually(|| tmux.logs(n, None).is_ok_and(|l| l.stdout == want)), "{:?}", tmux.logs(n, None)?.stdout);
+    tmux.stop(n, Stop::Kill)?;
     Ok(())
 }
