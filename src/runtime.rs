@@ -139,7 +139,8 @@ impl Custom {
 
     /// The argument template for a command on a terminal ([`Cmd::terminal`](crate::Cmd::terminal)),
     /// in place of [`args`](Custom::args): the CLI's form that gives the command a TTY, as
-    /// `docker exec -i -t` or `ssh -tt`. Without it, a terminal command fails with
+    /// `docker exec -i -t` or `ssh -q -tt` (without `-q`, ssh writes "Connection to HOST
+    /// closed." on the terminal). Without it, a terminal command fails with
     /// [`Error::Unsupported`](crate::Error::Unsupported).
     ///
     /// ```

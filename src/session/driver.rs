@@ -293,8 +293,10 @@ impl Session {
         let shell_code = self.shell.exit_code();
         let exit_code = ending.exit_code(shell_code);
         let refused = ending.status.and_then(|s| s.refused);
+        // A client this session killed (or whose shell it killed) did not lose its connection.
         let disconnected = ending.status.is_none()
             && ending.shell_gone
+            && !stop.as_ref().is_some_and(Stop::ended_the_shell)
             && shell_code.is_some()
             && shell_code == self.engine.runtime().disconnect_code();
         Finish { exit_code, timed_out: ending.timed_out, duration, kept: completion.kept, refused, disconnected }

@@ -92,6 +92,9 @@ pub(super) struct Stop {
     tree: Vec<u32>,
     /// A signal could not be sent: cleaning up after the shell is left to `close`.
     unreachable: bool,
+    /// The shell (or its exec client) was killed here: how the client exits says nothing of
+    /// the connection.
+    ended_the_shell: bool,
 }
 
 impl Stop {
@@ -104,6 +107,7 @@ impl Stop {
             cause: None,
             tree: Vec::new(),
             unreachable: false,
+            ended_the_shell: false,
         }
     }
 
@@ -183,8 +187,14 @@ impl Stop {
                 self.tree.extend(tree);
                 Phase::Killed(grace)
             }
-            (Action::KillShell, Outcome::Done(_)) => Phase::ShellKilled(grace),
-            (Action::KillClient, Outcome::Done(_)) => Phase::ClientKilled(grace),
+            (Action::KillShell, Outcome::Done(_)) => {
+                self.ended_the_shell = true;
+                Phase::ShellKilled(grace)
+            }
+            (Action::KillClient, Outcome::Done(_)) => {
+                self.ended_the_shell = true;
+                Phase::ClientKilled(grace)
+            }
             (Action::GiveUp, Outcome::Done(_)) => Phase::GivenUp,
         };
     }
@@ -221,6 +231,11 @@ impl Stop {
     /// Whether a signal could not be sent.
     pub(super) fn unreachable(&self) -> bool {
         self.unreachable
+    }
+
+    /// Whether the shell or its exec client was killed to stop the command.
+    pub(super) fn ended_the_shell(&self) -> bool {
+        self.ended_the_shell
     }
 }
 
@@ -266,6 +281,8 @@ mod tests {
         // Each later step is due one grace after the one before was done.
         for action in [Action::Kill, Action::KillShell, Action::KillClient, Action::GiveUp] {
             assert_eq!(s.step(now + GRACE - ms(1), t0, false), None, "{action:?} early");
+            let shell_killed = matches!(action, Action::KillClient | Action::GiveUp);
+            assert_eq!(s.ended_the_shell(), shell_killed, "before {action:?}");
             now += GRACE;
             expect_step(&mut s, now, t0, action, Outcome::Done(vec![12]));
         }

@@ -47,7 +47,8 @@ use crate::runtime::Runtime;
 
 /// The holder's script: `DIR FIFO MARK NONCE SHELL REAP ROWS COLS REAP_ARGS...` (see the
 /// module docs). It waits (up to 2 s, where `stty` is there) until the runtime has given the
-/// PTY its size, so that the command starts with it.
+/// PTY its size, so that the command starts with it, and gives the PTY a fresh terminal's modes
+/// (`ssh -t` copies the client's, raw, to the remote PTY).
 const HOLDER: &str = r#"dir=$1 fifo=$2 mark=$3 nonce=$4 sh=$5 reap=$6 want="$7 $8"
 shift 8
 umask 077 && { [ -d "$dir" ] || mkdir -m 700 -- "$dir"; } && mkfifo -- "$fifo" && export "$mark" || exit
@@ -58,6 +59,8 @@ while [ $n -lt 100 ] && command -v stty >/dev/null 2>&1 && [ "$(stty size 2>/dev
     sleep 0.02 2>/dev/null
     n=$((n + 1))
 done
+# The modes a fresh terminal has: ssh -t copies the client's (raw) ones to the remote PTY.
+! command -v stty >/dev/null 2>&1 || stty sane 2>/dev/null
 [ -e /proc/$$/fd/0 ] || { echo "no /proc/$$/fd/0: a terminal needs /proc"; exit 1; }
 trap 'say int' INT
 trap '"$sh" -c "$reap" reap "$@" >/dev/null 2>&1; say winch' WINCH

@@ -146,6 +146,28 @@ impl Fixture {
         self.engine.is_container()
     }
 
+    /// A bound of `secs` on what takes a few calls of the runtime's CLI (an abort's signals, a
+    /// dead shell's clean-up): over docker's ssh transport each call opens an ssh connection
+    /// (0.5 to 2 s on a loaded 2-core machine), so the bound is three times as long there.
+    pub fn bound(&self, secs: u64) -> Duration {
+        let factor = if self.env.iter().any(|(key, _)| key == "DOCKER_HOST") { 3 } else { 1 };
+        Duration::from_secs(secs * factor)
+    }
+
+    /// Whether sessions reach this host over ssh (the `ssh` runtime).
+    pub fn ssh_to_host(&self) -> bool {
+        self.container == SSH_LOGIN
+    }
+
+    /// A second name for the host sessions run on, for a pool keyed by target: for ssh, the
+    /// same login by another host name; locally any name reaches this host.
+    pub fn other_host(&self) -> String {
+        match self.ssh_to_host() {
+            true => "root@localhost".into(),
+            false => "second".into(),
+        }
+    }
+
     /// The shells besides the default one that the session tests run again with: bash and
     /// busybox ash on the host (whose `/bin/sh` is dash), bash in containers (whose `/bin/sh`
     /// is busybox ash).
@@ -188,7 +210,7 @@ impl Fixture {
         probe_ssh()?;
         let mut fx = Fixture::host();
         fx.runtime = Runtime::Custom(
-            boxshell::Custom::new("ssh", ["-T", "{target}"]).terminal(["-tt", "{target}"]).remote_shell(),
+            boxshell::Custom::new("ssh", ["-T", "{target}"]).terminal(["-q", "-tt", "{target}"]).remote_shell(),
         );
         fx.container = SSH_LOGIN.into();
         Ok(fx)
@@ -201,7 +223,7 @@ impl Fixture {
         let mut fx = Fixture::new(Runtime::Docker)?;
         fx.runtime = Runtime::Custom(
             boxshell::Custom::new("ssh", ["-T", SSH_LOGIN, "docker", "exec", "-i", "{target}"])
-                .terminal(["-tt", SSH_LOGIN, "docker", "exec", "-i", "-t", "{target}"])
+                .terminal(["-q", "-tt", SSH_LOGIN, "docker", "exec", "-i", "-t", "{target}"])
                 .remote_shell(),
         );
         Ok(fx)

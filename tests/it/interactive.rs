@@ -152,8 +152,9 @@ fn interactive_timeout_keeps_the_session(fx: &Fixture) -> R {
             .spawn()?;
         r.write_stdin(b"a\n")?;
         r.expect(Stream::Stdout, b"got a\n", WAIT)?;
-        // 1 MiB more than anything reads: the write is held up to the timeout, no longer.
-        let blocked = r.write_stdin(&vec![b'x'; 1 << 20]);
+        // 8 MiB more than anything reads (more than pipes and an ssh channel's window of 2 MiB
+        // hold): the write is held up to the timeout, no longer.
+        let blocked = r.write_stdin(&vec![b'x'; 8 << 20]);
         ensure!(matches!(blocked, Err(Error::CommandEnded { .. })), "{shell}: {blocked:?}");
         let out = r.wait()?;
         ensure!(out.timed_out && out.exit_code != 0, "{shell}: {out:?}");

@@ -18,6 +18,7 @@ mod kubectl_real;
 mod ops;
 mod pool;
 mod races;
+mod remote;
 mod security;
 mod session;
 mod sizes;
@@ -100,11 +101,18 @@ struct Group {
     under: Option<&'static str>,
     /// Whether they run again in each of the fixture's other shells, as `docker-bash::…`.
     per_shell: bool,
+    /// Whether they run over the remote paths to docker too (`ssh-docker`, `docker-ssh`):
+    /// the core of a session and of the engine, not every case again at ssh's pace.
+    remote_core: bool,
 }
 
 impl Group {
     const fn of(runtimes: Runtimes, tests: &'static [(&'static str, Test<Fixture>)]) -> Group {
-        Group { runtimes, tests, under: None, per_shell: false }
+        Group { runtimes, tests, under: None, per_shell: false, remote_core: false }
+    }
+
+    const fn remote_core(self) -> Group {
+        Group { remote_core: true, ..self }
     }
 
     const fn under(self, name: &'static str) -> Group {
@@ -136,10 +144,10 @@ impl Group {
 /// The tests over each runtime's fixture, in the order they run.
 const GROUPS: &[Group] = &[
     // The protocol's rules hold in every shell: the session tests again, per shell.
-    Group::of(Runtimes::All, session::TESTS).per_shell(),
-    Group::of(Runtimes::All, abort::TESTS),
+    Group::of(Runtimes::All, session::TESTS).per_shell().remote_core(),
+    Group::of(Runtimes::All, abort::TESTS).remote_core(),
     Group::of(Runtimes::All, races::TESTS),
-    Group::of(Runtimes::All, interactive::TESTS),
+    Group::of(Runtimes::All, interactive::TESTS).remote_core(),
     Group::of(Runtimes::All, cmd_env::TESTS),
     Group::of(Runtimes::All, fs::TESTS),
     Group::of(Runtimes::All, background::TESTS),
@@ -158,16 +166,20 @@ const GROUPS: &[Group] = &[
     Group::of(Runtimes::ClassifyingContainer, pool::CONTAINER_TESTS),
     Group::of(Runtimes::Engine, abort::ENGINE_TESTS),
     Group::of(Runtimes::Engine, races::ENGINE_TESTS),
-    Group::of(Runtimes::Engine, containers::TESTS),
+    Group::of(Runtimes::Engine, containers::TESTS).remote_core(),
     Group::of(Runtimes::Engine, fs::ENGINE_TESTS),
     Group::of(Runtimes::Engine, faults::ENGINE_TESTS),
     Group::of(Runtimes::Docker, faults::CLI_TESTS).under("faults"),
 ];
 
+/// The runtimes that reach docker remotely, through ssh: they run the groups marked
+/// [`Group::remote_core`] and the ops tests of the library.
+const REMOTE_DOCKER: &[&str] = &["ssh-docker", "docker-ssh"];
+
 /// The runtimes the ops tests are for.
 const OPS_RUNTIMES: Runtimes = Runtimes::Engine;
 /// The tests over a runtime's fixture together with a tmux server, as `docker::ops::…`;
-/// they run after [`GROUPS`].
+/// they run after [`GROUPS`]. The library's own first: the remote runtimes run only those.
 const OPS_GROUPS: &[&[(&str, Test<ops::OpsFixture>)]] = &[
     ops::TESTS,
     #[cfg(feature = "cli")]
@@ -279,9 +291,10 @@ impl Plan {
     /// The groups for `runtime` over its fixture, named `prefix`.
     fn fixture(&mut self, prefix: &str, runtime: &Runtime, fx: Fixture) {
         let fx = Arc::new(fx);
-        for group in GROUPS.iter().filter(|g| g.runtimes.include(runtime)) {
+        let core_only = REMOTE_DOCKER.contains(&prefix);
+        for group in GROUPS.iter().filter(|g| g.runtimes.include(runtime) && (g.remote_core || !core_only)) {
             self.add(&group.prefix(prefix), &fx, group.tests);
-            if group.per_shell {
+            if group.per_shell && !core_only {
                 for (shell_name, shell) in fx.other_shells() {
                     let with = Arc::new(fx.with_shell(&shell));
                     self.add(&group.prefix(&format!("{prefix}-{shell_name}")), &with, group.tests);
@@ -289,17 +302,22 @@ impl Plan {
             }
         }
         if OPS_RUNTIMES.include(runtime) {
-            self.ops(&format!("{prefix}::ops"), &fx);
+            // The command-line tool's tests run it as a user does, on the local engines.
+            let groups = if core_only { &OPS_GROUPS[..1] } else { OPS_GROUPS };
+            self.ops(&format!("{prefix}::ops"), &fx, groups);
+        }
+        if prefix == "ssh" {
+            self.add(prefix, &fx, remote::SSH_TESTS);
         }
         self.held.fixtures.push(fx);
     }
 
     /// The ops tests over `fx` and a tmux server of their own.
-    fn ops(&mut self, prefix: &str, fx: &Arc<Fixture>) {
+    fn ops(&mut self, prefix: &str, fx: &Arc<Fixture>, groups: &[&[(&'static str, Test<ops::OpsFixture>)]]) {
         match TmuxFixture::new() {
             Ok(tmux) => {
                 let ops_fx = Arc::new(ops::OpsFixture { containers: Arc::clone(fx), tmux });
-                for tests in OPS_GROUPS {
+                for tests in groups {
                     self.add(prefix, &ops_fx, tests);
                 }
                 self.held.ops.push(ops_fx);

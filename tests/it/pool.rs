@@ -32,7 +32,7 @@ fn pool(fx: &Fixture) -> Pool {
 /// The target to use for a second "container" (any name for the local runtime).
 fn second(fx: &Fixture) -> (String, Option<Cleanup>) {
     if !fx.in_container() {
-        return ("second".into(), None);
+        return (fx.other_host(), None);
     }
     let name = unique("bx-pool");
     run_container(&fx.engine, &name).expect("second container");

@@ -151,7 +151,7 @@ fn stdin_is_eof_by_default(fx: &Fixture) -> R {
     assert_eq!(out.stdout, b"read=1 line=[]\n");
     let out = sh.exec("head -c 10; wc -c")?;
     assert_eq!(out.stdout_str().trim(), "0");
-    assert!(start.elapsed() < Duration::from_secs(5));
+    assert!(start.elapsed() < fx.bound(5));
     assert_eq!(sh.exec("echo next")?.stdout, b"next\n");
     Ok(())
 }
@@ -255,10 +255,13 @@ fn timeout_escalates_to_kill(fx: &Fixture) -> R {
 fn exit_n_is_answered_with_code_and_output(fx: &Fixture) -> R {
     let mut sh = fx.session();
     let t = tag();
-    sh.exec(&format!("sleep {t} &"))?;
+    // Over ssh, a job holding the shell's stdout holds the connection open after `exit` (sshd
+    // waits for its output): the end is seen only at the command's timeout, as README says.
+    let quiet = if fx.ssh_to_host() { " >/dev/null 2>&1" } else { "" };
+    sh.exec(&format!("sleep {t}{quiet} &"))?;
     let start = Instant::now();
     let out = sh.exec("echo before; echo err >&2; exit 7")?;
-    assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+    assert!(start.elapsed() < fx.bound(5), "{:?}", start.elapsed());
     assert_eq!((out.exit_code, out.stdout.as_slice(), out.stderr.as_slice()), (7, &b"before\n"[..], &b"err\n"[..]));
     assert!(!sh.is_alive());
     match sh.exec("echo again") {
@@ -280,7 +283,7 @@ fn set_e_failure_ends_the_shell_clearly(fx: &Fixture) -> R {
     assert_eq!(sh.exec("echo fine")?.stdout, b"fine\n");
     let start = Instant::now();
     let out = sh.exec("echo partial; false; echo not-reached")?;
-    assert!(start.elapsed() < Duration::from_secs(5));
+    assert!(start.elapsed() < fx.bound(5));
     assert_eq!((out.exit_code, out.stdout.as_slice()), (1, &b"partial\n"[..]));
     assert!(matches!(sh.exec("true"), Err(Error::ShellExited { code: Some(1), .. })));
     Ok(())
@@ -358,7 +361,7 @@ fn close_while_busy_ends_every_process(fx: &Fixture) -> R {
     sh.send(&format!("sleep {t}"))?;
     let start = Instant::now();
     sh.close()?;
-    ensure!(start.elapsed() < Duration::from_secs(10), "close took {:?}", start.elapsed());
+    ensure!(start.elapsed() < fx.bound(10), "close took {:?}", start.elapsed());
     assert_all_gone(fx, &tags)
 }
 
@@ -748,7 +751,7 @@ fn container_killed_mid_command(fx: &Fixture) -> R {
     let start = Instant::now();
     let out = sh.exec("echo partial; sleep 60");
     killer.join().unwrap();
-    assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
+    assert!(start.elapsed() < fx.bound(10), "{:?}", start.elapsed());
     let out = out?;
     assert_eq!(out.stdout, b"partial\n");
     assert!(!out.success());
@@ -756,7 +759,7 @@ fn container_killed_mid_command(fx: &Fixture) -> R {
     assert!(matches!(sh.exec("true"), Err(Error::ShellExited { .. })));
     let start = Instant::now();
     sh.close()?;
-    assert!(start.elapsed() < Duration::from_secs(10));
+    assert!(start.elapsed() < fx.bound(10));
     Ok(())
 }
 

@@ -1,0 +1,65 @@
+//! A real ssh connection under a session (the `ssh` runtime: `ssh -T root@127.0.0.1` to this
+//! host's test sshd): what only a network transport does.
+
+use std::time::{Duration, Instant};
+
+use boxshell::{Error, Stream};
+
+use crate::ensure;
+use crate::harness::{Fixture, tag};
+use crate::{R, Test};
+
+/// Tests of sessions over ssh to this host.
+pub const SSH_TESTS: &[(&str, Test<Fixture>)] =
+    &[("a_dropped_connection_is_an_error_and_leaves_nothing", a_dropped_connection_is_an_error_and_leaves_nothing)];
+
+/// The parent PID and the name of host process `pid`.
+fn parent_and_name(pid: u32) -> Option<(u32, String)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (head, tail) = stat.rsplit_once(") ")?;
+    let name = head.split_once(" (")?.1.to_string();
+    Some((tail.split_whitespace().nth(1)?.parse().ok()?, name))
+}
+
+/// The sshd process serving the connection `pid` runs under: its nearest sshd ancestor.
+fn serving_sshd(pid: u32) -> Option<u32> {
+    let mut at = pid;
+    while at > 1 {
+        let (parent, name) = parent_and_name(at)?;
+        if name == "sshd" && at != pid {
+            return Some(at);
+        }
+        at = parent;
+    }
+    None
+}
+
+/// sshd's process for this session killed mid-command: the command ends within seconds with
+/// `Error::Disconnected`, holding what it printed and the client's words, and what it started on
+/// the remote host is ended (through a new connection) by the time the session is closed.
+fn a_dropped_connection_is_an_error_and_leaves_nothing(fx: &Fixture) -> R {
+    let mut sh = fx.session();
+    let t = tag();
+    let mut running = sh.cmd(format!("echo started; sleep {t}; echo never")).spawn()?;
+    running.expect(Stream::Stdout, b"started\n", Duration::from_secs(10))?;
+    let sleeper = fx.wait_present(&format!("sleep {t}"));
+    let pid: u32 = sleeper.first().and_then(|l| l.split_whitespace().next()?.parse().ok()).ok_or("no sleep")?;
+    let sshd = serving_sshd(pid).ok_or(format!("no sshd above the command's process {pid}"))?;
+    let killed = std::process::Command::new("kill").args(["-KILL", &sshd.to_string()]).status()?;
+    ensure!(killed.success(), "kill {sshd}");
+    let dropped = Instant::now();
+    match running.wait() {
+        Err(Error::Disconnected { via, container, message, output }) => {
+            ensure!(dropped.elapsed() < Duration::from_secs(10), "told after {:?}", dropped.elapsed());
+            ensure!(via.to_string().contains("ssh") && container == fx.container, "{via} {container}");
+            ensure!(message.contains("closed"), "the client's words: {message:?}");
+            ensure!(output.stdout.is_empty() && output.stderr.is_empty(), "{output:?}");
+        }
+        other => return Err(format!("want Disconnected, got {other:?}").into()),
+    }
+    ensure!(!sh.is_alive(), "the session outlived its connection");
+    sh.close()?;
+    let left = fx.wait_gone(&format!("sleep {t}"));
+    ensure!(left.is_empty(), "left running on the remote host: {left:?}");
+    Ok(())
+}
