@@ -45,12 +45,13 @@ use crate::proc;
 use crate::reap::{Procs, REAP_SCRIPT, Reap, Signal};
 use crate::runtime::Runtime;
 
-/// The holder's script: `DIR FIFO MARK NONCE SHELL REAP ROWS COLS REAP_ARGS...` (see the
+/// The holder's script: `DIR FIFO MARK NONCE SHELL REAP ROWS COLS SANE REAP_ARGS...` (see the
 /// module docs). It waits (up to 2 s, where `stty` is there) until the runtime has given the
-/// PTY its size, so that the command starts with it, and gives the PTY a fresh terminal's modes
-/// (`ssh -t` copies the client's, raw, to the remote PTY).
-const HOLDER: &str = r#"dir=$1 fifo=$2 mark=$3 nonce=$4 sh=$5 reap=$6 want="$7 $8"
-shift 8
+/// PTY its size, so that the command starts with it; with SANE `1`, it then gives the PTY a fresh
+/// terminal's modes (`ssh -t` copies the client's, raw, to the remote PTY; docker,
+/// podman, kubectl and the local runtime make a fresh one).
+const HOLDER: &str = r#"dir=$1 fifo=$2 mark=$3 nonce=$4 sh=$5 reap=$6 want="$7 $8" sane=$9
+shift 9
 umask 077 && { [ -d "$dir" ] || mkdir -m 700 -- "$dir"; } && mkfifo -- "$fifo" && export "$mark" || exit
 say() { printf '\033]boxshell;%s;%s\007' "$nonce" "$1"; }
 trap '' INT QUIT TSTP
@@ -59,8 +60,7 @@ while [ $n -lt 100 ] && command -v stty >/dev/null 2>&1 && [ "$(stty size 2>/dev
     sleep 0.02 2>/dev/null
     n=$((n + 1))
 done
-# The modes a fresh terminal has: ssh -t copies the client's (raw) ones to the remote PTY.
-! command -v stty >/dev/null 2>&1 || stty sane 2>/dev/null
+[ "$sane" != 1 ] || ! command -v stty >/dev/null 2>&1 || stty sane 2>/dev/null
 [ -e /proc/$$/fd/0 ] || { echo "no /proc/$$/fd/0: a terminal needs /proc"; exit 1; }
 trap 'say int' INT
 trap '"$sh" -c "$reap" reap "$@" >/dev/null 2>&1; say winch' WINCH
@@ -159,7 +159,9 @@ impl Session {
         let (rows_arg, cols_arg) = (rows.to_string(), cols.to_string());
         let mut argv: Vec<&str> = if local { vec!["setsid", "-c"] } else { Vec::new() };
         argv.extend([&self.shell.program, "-c", HOLDER, "boxshell-tty", &dir, &fifo, &mark, &nonce]);
-        argv.extend([self.shell.program.as_str(), REAP_SCRIPT, &rows_arg, &cols_arg]);
+        // A custom CLI may copy the host PTY's raw modes to the one it makes, as ssh does.
+        let sane = if matches!(self.engine.runtime(), Runtime::Custom(_)) { "1" } else { "0" };
+        argv.extend([self.shell.program.as_str(), REAP_SCRIPT, &rows_arg, &cols_arg, sane]);
         let reap_args = reap.args();
         argv.extend(reap_args.iter().map(String::as_str));
         let argv: Vec<&std::ffi::OsStr> = argv.iter().map(std::ffi::OsStr::new).collect();
