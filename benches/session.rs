@@ -23,8 +23,13 @@
 //!   command's start to its output, beside `exec -i -t` driven by hand through a host PTY
 //!   (`setsid -c` on the local runtime), what a caller without a session runs.
 //!
+//! - docker only: a session through the engine reached over ssh (`DOCKER_HOST=ssh://LOGIN`,
+//!   LOGIN from `BOXSHELL_BENCH_SSH`, default `root@127.0.0.1`, the test sshd of
+//!   `scripts/setup-runtimes.sh`), beside a session through the local socket; and one new
+//!   `docker exec` per command over ssh, what a caller without a session pays each time.
+//!
 //! `BOXSHELL_BENCH_ONLY` picks measures by name: round_trip, new_exec, throughput, files,
-//! small_input, open, interrupt, fs, background, terminal, snapshot (comma-separated).
+//! small_input, open, interrupt, fs, background, terminal, snapshot, remote (comma-separated).
 //!
 //! Measurements of a session and of its floor alternate in rounds, so both see the same machine.
 //! Containers run the local test image (`scripts/setup-runtimes.sh`), or `BOXSHELL_IMAGE`.
@@ -58,7 +63,7 @@ fn main() {
                 continue;
             }
         };
-        let measures: [(&str, Measure); 11] = [
+        let measures: [(&str, Measure); 12] = [
             ("round_trip", round_trip),
             ("new_exec", new_exec_per_command),
             ("throughput", throughput),
@@ -70,6 +75,7 @@ fn main() {
             ("background", background_start),
             ("terminal", terminal),
             ("snapshot", snapshot),
+            ("remote", remote_engine),
         ];
         for (measure, run) in measures {
             if only.as_ref().is_none_or(|only| only.split(',').any(|m| m.trim() == measure)) {
@@ -294,6 +300,57 @@ fn new_exec_per_command(target: &Target) {
     let ratio = o50.as_secs_f64() / f50.as_secs_f64();
     row(&target.runtime, "`echo hi` vs one new exec each", us(o50), ms(f50), ratio, "(a session avoids this)");
     sh.close().expect("close");
+}
+
+/// A session through docker's ssh transport, beside one through the local socket (the same
+/// container: the engine over ssh is this host's).
+fn remote_engine(target: &Target) {
+    if target.runtime != Runtime::Docker {
+        return;
+    }
+    let login = std::env::var("BOXSHELL_BENCH_SSH").unwrap_or_else(|_| "root@127.0.0.1".into());
+    let host = format!("ssh://{login}");
+    let reachable = Command::new("ssh").args(["-o", "BatchMode=yes", &login, "true"]).stdin(Stdio::null()).status();
+    if !reachable.is_ok_and(|s| s.success()) {
+        println!("| docker | over ssh: left out, `ssh {login}` does not let us in | | | | |");
+        return;
+    }
+    let engine = boxshell::Engine::new(Runtime::Docker).env("DOCKER_HOST", &host);
+    let mut far = Session::builder(&target.container).runtime(engine).open().expect("open over ssh");
+    let mut near = target.session();
+    let (mut over_ssh, mut local, mut fresh) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..ROUNDS * 30 {
+        for (sh, times) in [(&mut far, &mut over_ssh), (&mut near, &mut local)] {
+            let start = Instant::now();
+            let out = sh.exec("echo hi").expect("exec");
+            times.push(start.elapsed());
+            assert_eq!(out.stdout, b"hi\n");
+        }
+        if round % 10 == 0 {
+            let start = Instant::now();
+            let out = target.command(false, &["sh", "-c", "echo hi"]).env("DOCKER_HOST", &host).output().expect("exec");
+            fresh.push(start.elapsed());
+            assert_eq!(out.stdout, b"hi\n");
+        }
+    }
+    let ((s50, s99), (l50, l99), (f50, _)) = (stats(over_ssh), stats(local), stats(fresh));
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+    let rt = "docker over ssh";
+    println!(
+        "| {rt} | round trip p50, against a session through the local socket | {} | {} | {:.2}× | |",
+        us(s50),
+        us(l50),
+        ratio(s50, l50)
+    );
+    println!("| {rt} | round trip p99, the same | {} | {} | {:.2}× | |", us(s99), us(l99), ratio(s99, l99));
+    println!(
+        "| {rt} | `echo hi` vs one new exec over ssh each | {} | {} | {:.4}× | (a session avoids this) |",
+        us(s50),
+        ms(f50),
+        ratio(s50, f50)
+    );
+    far.close().expect("close");
+    near.close().expect("close");
 }
 
 fn throughput(target: &Target) {
