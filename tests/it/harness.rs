@@ -565,11 +565,16 @@ pub fn helper_mode() -> bool {
     std::process::exit(3);
 }
 
+/// This test binary as a helper doing `what` (see [`helper_mode`]), its stdin empty.
+pub fn helper(what: &str) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
+    cmd.env("BOXSHELL_IT_HELPER", what).stdin(std::process::Stdio::null());
+    cmd
+}
+
 /// Starts this test binary as a helper (see [`helper_mode`]).
 pub fn spawn_helper(what: &str) -> std::process::Child {
-    Command::new(std::env::current_exe().expect("test binary"))
-        .env("BOXSHELL_IT_HELPER", what)
-        .stdin(std::process::Stdio::null())
+    helper(what)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

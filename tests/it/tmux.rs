@@ -7,7 +7,7 @@ use boxshell::tmux::{Keys, TmuxSpec};
 use boxshell::{Error, State, Stop, Stream, Via};
 
 use crate::ensure;
-use crate::harness::{TmuxFixture, cmdline, eventually, spawn_helper, unique};
+use crate::harness::{TmuxFixture, cmdline, eventually, helper, spawn_helper, unique};
 use crate::{R, Test};
 
 pub const TESTS: &[(&str, Test<TmuxFixture>)] = &[
@@ -238,12 +238,10 @@ fn two_users_of_one_socket_whose_server_keeps_exiting(_fx: &TmuxFixture) -> R {
 /// every byte. Run by a helper whose locale variables are removed.
 fn without_a_utf8_locale_status_and_logs_are_exact(fx: &TmuxFixture) -> R {
     let n = name();
-    let out = std::process::Command::new(std::env::current_exe()?)
-        .env("BOXSHELL_IT_HELPER", format!("tmux-c-locale:{}:{n}", fx.socket))
+    let out = helper(&format!("tmux-c-locale:{}:{n}", fx.socket))
         .env_remove("LANG")
         .env_remove("LC_ALL")
         .env_remove("LC_CTYPE")
-        .stdin(std::process::Stdio::null())
         .output()?;
     let (status, said) = (out.status, String::from_utf8_lossy(&out.stderr));
     let _ = fx.raw(&["kill-session", "-t", &format!("={n}")]);
