@@ -171,7 +171,15 @@ impl Session {
                 return Ok(feeder);
             }
             Ok(Err(message)) => message,
-            Err(_) => format!("no answer within {:?}", self.timeouts.open),
+            Err(_) => {
+                // Ended, it says what it printed before it stopped answering.
+                feeder.end(Duration::ZERO);
+                let printed = match said.recv_timeout(Duration::from_secs(1)) {
+                    Ok(Err(printed)) if !printed.is_empty() => format!("; it printed: {printed}"),
+                    _ => String::new(),
+                };
+                format!("no answer within {:?}{printed}", self.timeouts.open)
+            }
         };
         feeder.end(Duration::ZERO);
         let fallback = self.engine.failed(Op(op, &self.target), cmd, describe(&message));

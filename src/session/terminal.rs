@@ -64,7 +64,7 @@ done
 [ -e /proc/$$/fd/0 ] || { echo "no /proc/$$/fd/0: a terminal needs /proc"; exit 1; }
 trap 'say int' INT
 trap '"$sh" -c "$reap" reap "$@" >/dev/null 2>&1; say winch' WINCH
-echo "ready $$"
+say "ready $$"
 cat -- "$fifo" >/dev/null &
 c=$!
 while :; do wait $c && break; kill -0 $c 2>/dev/null || break; done
@@ -221,8 +221,9 @@ struct Holder {
 }
 
 impl Holder {
-    /// Reads the PTY: first the holder's `ready PID` (sent on `said`, or what it printed
-    /// instead), then the command's output, until the PTY closes.
+    /// Reads the PTY: first the holder's `ready PID` mark (its PID sent on `said`, or, if the
+    /// PTY closes first, what was printed instead), then the command's output, until the PTY
+    /// closes. What comes before the mark (a remote login's banner) is not the command's.
     fn pump(mut self, mut master: File, said: &Sender<std::result::Result<Option<u32>, String>>) {
         let mut seen = Vec::new();
         let mut buf = vec![0u8; 64 << 10];
@@ -235,20 +236,12 @@ impl Holder {
                 Ok(n) => n,
             };
             seen.extend_from_slice(&buf[..n]);
-            let Some(end) = seen.iter().position(|&b| b == b'\n') else { continue };
-            // After any mark (a resize the runtime made as the holder started).
-            let line = String::from_utf8_lossy(&seen[..end]);
-            let line = line.rsplit('\x07').next().unwrap_or_default().trim().to_string();
-            match line.strip_prefix("ready ").and_then(|pid| pid.parse().ok()) {
-                Some(pid) => {
-                    let _ = said.send(Ok(Some(pid)));
-                    break seen.split_off(end + 1);
+            if let Some((before, pid, after)) = self.marks.ready(&seen) {
+                if before > 0 {
+                    log::debug!("before a terminal's holder was ready: {}", proc::said(&seen[..before]));
                 }
-                None => {
-                    let _ = master.read_to_end(&mut seen);
-                    let _ = said.send(Err(proc::said(&seen)));
-                    return;
-                }
+                let _ = said.send(Ok(Some(pid)));
+                break seen.split_off(after);
             }
         };
         self.take(rest);
@@ -317,6 +310,24 @@ const MAX_WORD: usize = 8;
 impl Marks {
     fn new(nonce: &str) -> Marks {
         Marks { prefix: format!("\x1b]boxshell;{nonce};").into_bytes(), held: Vec::new() }
+    }
+
+    /// Where the holder's `ready PID` mark is in `seen`, if it is there whole: the offset it
+    /// starts at, the PID, and the offset just past it.
+    fn ready(&self, seen: &[u8]) -> Option<(usize, u32, usize)> {
+        let mut at = 0;
+        while let Some(i) = seen[at..].windows(self.prefix.len()).position(|w| w == self.prefix.as_slice()) {
+            let start = at + i;
+            let word = &seen[start + self.prefix.len()..];
+            if let Some(end) = word.iter().position(|&b| b == 0x07)
+                && let Some(pid) = word[..end].strip_prefix(b"ready ")
+                && let Some(pid) = std::str::from_utf8(pid).ok().and_then(|p| p.parse().ok())
+            {
+                return Some((start, pid, start + self.prefix.len() + end + 1));
+            }
+            at = start + 1;
+        }
+        None
     }
 
     fn feed(&mut self, chunk: Vec<u8>) -> Vec<Piece> {
@@ -406,6 +417,24 @@ mod tests {
             assert_eq!(out, want_out, "pieces of {size}");
             assert_eq!(said, [Said::Interrupt, Said::Resized, Said::End], "pieces of {size}");
         }
+    }
+
+    #[test]
+    fn the_ready_mark_is_found_after_a_banner_and_only_whole() {
+        let nonce = "0123456789abcdef0123456789abcdef";
+        let marks = Marks::new(nonce);
+        let ready = format!("\x1b]boxshell;{nonce};ready 4242\x07").into_bytes();
+        let mut seen = b"Welcome\r\nready 1\r\n\x1b]boxshell;other;ready 7\x07".to_vec();
+        seen.extend(format!("\x1b]boxshell;{nonce};winch\x07").into_bytes());
+        let start = seen.len();
+        seen.extend(&ready);
+        seen.extend_from_slice(b"out");
+        assert_eq!(marks.ready(&seen), Some((start, 4242, start + ready.len())));
+        for cut in 0..start + ready.len() {
+            assert_eq!(marks.ready(&seen[..cut]), None, "cut at {cut}");
+        }
+        let bad = format!("\x1b]boxshell;{nonce};ready x\x07").into_bytes();
+        assert_eq!(marks.ready(&bad), None);
     }
 
     #[test]
