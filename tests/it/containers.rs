@@ -20,6 +20,7 @@ pub const TESTS: &[(&str, Test<Fixture>)] = &[
     ("kill_and_restart", kill_and_restart),
     ("logs_tail_streams_and_ansi", logs_tail_streams_and_ansi),
     ("logs_keep_the_order_lines_were_written", logs_keep_the_order_lines_were_written),
+    ("logs_join_a_line_read_in_pieces", logs_join_a_line_read_in_pieces),
     ("list_managed_or_all", list_managed_or_all),
     ("names_errors_and_exists", names_errors_and_exists),
     ("exec_once_is_exact_and_times_out_cleanly", exec_once_is_exact_and_times_out_cleanly),
@@ -153,6 +154,30 @@ fn logs_keep_the_order_lines_were_written(fx: &Fixture) -> R {
     ensure!(tail.lines == all[2..] && tail.stdout == b"o2\no3\n" && tail.stderr == b"e2\n", "{tail:?}");
     let tail = c.logs(l.name(), Some(1))?;
     ensure!(tail.lines == all[4..], "{tail:?}");
+    Ok(())
+}
+
+fn logs_join_a_line_read_in_pieces(fx: &Fixture) -> R {
+    let c = containers(fx);
+    let name = unique("bx-logs-pieces");
+    // A write without a newline (podman stamps it as a piece), a line of 1 MiB (docker cuts
+    // it every 16 KiB), and times the container printed itself.
+    let script = "printf a; sleep 0.3; printf 'b\\n'; head -c 1048577 /dev/zero | tr '\\0' x; echo; \
+                  echo 'ts=2026-01-01T00:00:00Z ok'; echo '2026-01-01T00:00:00.5Z at the start'; echo end; sleep 3600";
+    let l = c.run(&ContainerSpec::new(image()).name(&name).command(["sh", "-c", script]).init())?.remove_on_drop();
+    let mut want = b"ab\n".to_vec();
+    want.extend(std::iter::repeat_n(b'x', 1048577));
+    want.extend_from_slice(b"\nts=2026-01-01T00:00:00Z ok\n2026-01-01T00:00:00.5Z at the start\nend\n");
+    ensure!(
+        eventually(|| c.logs(l.name(), None).is_ok_and(|logs| logs.stdout.ends_with(b"end\n"))),
+        "{:?}",
+        c.logs(l.name(), Some(1))
+    );
+    let logs = c.logs(l.name(), None)?;
+    ensure!(logs.stdout == want, "{} bytes, not {}: {:?}", logs.stdout.len(), want.len(), logs.stdout.get(..200));
+    assert_eq!(logs.lines.len(), 5);
+    let tail = c.logs(l.name(), Some(2))?;
+    assert_eq!(tail.stdout, b"2026-01-01T00:00:00.5Z at the start\nend\n");
     Ok(())
 }
 
