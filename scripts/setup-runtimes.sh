@@ -35,6 +35,9 @@ command -v python3 >/dev/null 2>&1 || need+=(python3-minimal)
 # A real sshd for the remote tests: sessions over `ssh -T`, and docker's `ssh://` transport.
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
+# zsh and fish parse the completion scripts of the `boxshell` command in its tests.
+command -v zsh >/dev/null 2>&1 || need+=(zsh)
+command -v fish >/dev/null 2>&1 || need+=(fish)
 if [ ${#need[@]} -gt 0 ]; then
     log "installing ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive

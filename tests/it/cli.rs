@@ -563,8 +563,8 @@ fn cli_version_and_help_per_command(_fx: &OpsFixture) -> R {
     Ok(())
 }
 
-/// `completions SHELL`: a script that bash parses and that completes verbs and runtimes; zsh's
-/// and fish's name the commands (and parse, where those shells are installed).
+/// `completions SHELL`: a script that its shell parses (`scripts/setup-runtimes.sh` installs zsh
+/// and fish), that names the commands, and (bash's) completes verbs and runtimes.
 fn cli_completions_for_bash_zsh_and_fish(_fx: &OpsFixture) -> R {
     let scratch = Scratch::new("bx-cli-completions")?;
     for shell in ["bash", "zsh", "fish"] {
@@ -575,11 +575,12 @@ fn cli_completions_for_bash_zsh_and_fish(_fx: &OpsFixture) -> R {
             ensure!(script.contains(word), "{shell} script lacks {word}");
         }
         let path = scratch.write(&format!("boxshell.{shell}"), &out.stdout)?;
-        let installed = Command::new(shell).arg("-c").arg("exit 0").output().is_ok_and(|o| o.status.success());
-        if shell == "bash" || installed {
-            let check = Command::new(shell).arg("-n").arg(&path).output()?;
-            ensure!(check.status.success(), "{shell} -n: {}", text(&check.stderr));
-        }
+        let check = Command::new(shell)
+            .arg("-n")
+            .arg(&path)
+            .output()
+            .map_err(|e| format!("running `{shell} -n` ({e}): install {shell} (scripts/setup-runtimes.sh does)"))?;
+        ensure!(check.status.success() && check.stderr.is_empty(), "{shell} -n: {}", text(&check.stderr));
     }
     // bash completes with it: verbs after `ops`, engines after `--runtime`.
     let path = scratch.path("boxshell.bash");
