@@ -206,13 +206,18 @@ impl Runtime {
         !matches!(self, Runtime::Local)
     }
 
-    /// The exit code the runtime's client keeps for its own failures, telling a dropped
-    /// connection from a shell that exited: ssh's 255, for a remote-shell CLI. Engine CLIs
-    /// have none apart from their commands' codes.
-    pub(crate) fn disconnect_code(&self) -> Option<i32> {
+    /// Whether a client that exited with `code`, its stderr ending in `said`, lost its
+    /// connection rather than saw its shell exit: ssh's own code 255, for a remote-shell CLI;
+    /// docker's ssh transport (`DOCKER_HOST=ssh://`, or a context) exits 1 and names the ssh
+    /// command that failed. Engine CLIs have no other code apart from their commands' codes.
+    pub(crate) fn lost_connection(&self, code: i32, said: &[u8]) -> bool {
         match self {
-            Runtime::Custom(c) if c.is_remote_shell() => Some(255),
-            _ => None,
+            Runtime::Custom(c) if c.is_remote_shell() => code == 255,
+            Runtime::Docker if code == 1 => {
+                let said = String::from_utf8_lossy(said);
+                said.rfind("command [ssh ").is_some_and(|at| said[at..].contains("] has exited with exit status 255"))
+            }
+            _ => false,
         }
     }
 
@@ -310,6 +315,24 @@ mod tests {
             assert!(validate_target(&ssh, bad).is_err(), "{bad:?}");
         }
         validate_target(&Runtime::Local, "").unwrap();
+    }
+
+    #[test]
+    fn a_lost_connection_is_told_from_an_exit() {
+        let ssh = Runtime::Custom(Custom::new("ssh", ["-T", "{target}"]).remote_shell());
+        assert!(ssh.lost_connection(255, b""));
+        assert!(
+            !ssh.lost_connection(1, b"")
+                && !Runtime::Custom(Custom::new("ssh", ["{target}"])).lost_connection(255, b"")
+        );
+        // docker's own words when its ssh transport drops (docker/cli's connhelper).
+        let said = b"out\ncommand [ssh -o ConnectTimeout=30 -T -- root@10.0.0.2 docker system dial-stdio] has \
+                     exited with exit status 255, make sure the URL is valid, and Docker 18.09 or later is \
+                     installed on the remote host: stderr=Connection to 10.0.0.2 closed by remote host.\n";
+        assert!(Runtime::Docker.lost_connection(1, said));
+        assert!(!Runtime::Docker.lost_connection(0, said) && !Runtime::Docker.lost_connection(255, said));
+        assert!(!Runtime::Docker.lost_connection(1, b"grep: nothing\n") && !Runtime::Podman.lost_connection(1, said));
+        assert!(!Runtime::Docker.lost_connection(1, b"command [ssh x] has exited with exit status 1\n"));
     }
 
     #[test]

@@ -461,13 +461,20 @@ impl Running<'_> {
 
     /// Turns the finished job into its output.
     fn conclude(&mut self, finish: Finish) {
-        if let Progress::Running(job) = &mut self.progress {
-            self.progress = match finish.refused {
-                Some(refusal) => Progress::Refused(refusal, std::mem::take(&mut job.command)),
-                None if finish.disconnected => Progress::Lost(self.collector.output(job, finish)),
-                None => Progress::Ended(self.collector.output(job, finish)),
-            };
+        let Progress::Running(job) = &mut self.progress else { return };
+        if let Some(refusal) = finish.refused {
+            self.progress = Progress::Refused(refusal, std::mem::take(&mut job.command));
+            return;
         }
+        let client_exit = finish.client_exit;
+        let out = self.collector.output(job, finish);
+        // The client's own words, if any, are the last on its stderr.
+        let said = &out.stderr[out.stderr.len().saturating_sub(4096)..];
+        let runtime = self.session.engine.runtime();
+        self.progress = match client_exit {
+            Some(code) if runtime.lost_connection(code, said) => Progress::Lost(out),
+            _ => Progress::Ended(out),
+        };
     }
 
     fn job_mut(&mut self) -> Option<&mut Job> {

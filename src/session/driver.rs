@@ -97,8 +97,9 @@ pub(super) struct Finish {
     pub(super) kept: PerStream<Kept>,
     /// Why the frame did not run the command, if it did not.
     pub(super) refused: Option<Refusal>,
-    /// The connection dropped during the command (see [`Error::Disconnected`]).
-    pub(super) disconnected: bool,
+    /// The code the shell's client exited with during the command, when boxshell did not end
+    /// it: with the command's stderr, it tells a dropped connection ([`Error::Disconnected`]).
+    pub(super) client_exit: Option<i32>,
 }
 
 /// How a command ended, decided from what the readers saw and how the watch stopped it.
@@ -294,12 +295,10 @@ impl Session {
         let exit_code = ending.exit_code(shell_code);
         let refused = ending.status.and_then(|s| s.refused);
         // A client this session killed (or whose shell it killed) did not lose its connection.
-        let disconnected = ending.status.is_none()
-            && ending.shell_gone
-            && !stop.as_ref().is_some_and(Stop::ended_the_shell)
-            && shell_code.is_some()
-            && shell_code == self.engine.runtime().disconnect_code();
-        Finish { exit_code, timed_out: ending.timed_out, duration, kept: completion.kept, refused, disconnected }
+        let client_exit = shell_code.filter(|_| {
+            ending.status.is_none() && ending.shell_gone && !stop.as_ref().is_some_and(Stop::ended_the_shell)
+        });
+        Finish { exit_code, timed_out: ending.timed_out, duration, kept: completion.kept, refused, client_exit }
     }
 
     /// Kills what is left of the processes an aborted command's interrupt signalled (its

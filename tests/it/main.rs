@@ -322,8 +322,10 @@ impl Plan {
             let groups = if core_only { &OPS_GROUPS[..1] } else { OPS_GROUPS };
             self.ops(&format!("{prefix}::ops"), &fx, groups);
         }
-        if prefix == "ssh" {
-            self.add(prefix, &fx, remote::SSH_TESTS);
+        match prefix {
+            "ssh" => self.add(prefix, &fx, remote::SSH_TESTS),
+            "docker-ssh" => self.add(prefix, &fx, remote::DOCKER_SSH_TESTS),
+            _ => {}
         }
         self.held.fixtures.push(fx);
     }

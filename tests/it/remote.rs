@@ -1,17 +1,24 @@
 //! A real ssh connection under a session (the `ssh` runtime: `ssh -T root@127.0.0.1` to this
-//! host's test sshd): what only a network transport does.
+//! host's test sshd; the `docker-ssh` runtime: docker's own ssh transport): what only a network
+//! transport does.
 
 use std::time::{Duration, Instant};
 
 use boxshell::{Error, Stream};
 
 use crate::ensure;
-use crate::harness::{Fixture, tag};
+use crate::harness::{Fixture, cmdline, eventually, processes_in, tag};
 use crate::{R, Test};
 
 /// Tests of sessions over ssh to this host.
 pub const SSH_TESTS: &[(&str, Test<Fixture>)] =
     &[("a_dropped_connection_is_an_error_and_leaves_nothing", a_dropped_connection_is_an_error_and_leaves_nothing)];
+
+/// Tests of sessions through docker's ssh transport (`DOCKER_HOST=ssh://`).
+pub const DOCKER_SSH_TESTS: &[(&str, Test<Fixture>)] = &[(
+    "a_dropped_docker_connection_is_an_error_and_leaves_nothing",
+    a_dropped_docker_connection_is_an_error_and_leaves_nothing,
+)];
 
 /// The parent PID and the name of host process `pid`.
 fn parent_and_name(pid: u32) -> Option<(u32, String)> {
@@ -63,5 +70,57 @@ fn a_dropped_connection_is_an_error_and_leaves_nothing(fx: &Fixture) -> R {
     sh.close()?;
     let left = fx.wait_gone(&format!("sleep {t}"));
     ensure!(left.is_empty(), "left running on the remote host: {left:?}");
+    Ok(())
+}
+
+/// The host processes whose parent is `pid`.
+fn children(pid: u32) -> Vec<u32> {
+    let out = std::process::Command::new("pgrep").args(["-P", &pid.to_string()]).output();
+    out.map(|o| String::from_utf8_lossy(&o.stdout).lines().filter_map(|l| l.trim().parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// The ssh transport under a session's docker client ended mid-command (as a dropped network
+/// ends it: ssh exits 255): the command ends within seconds with `Error::Disconnected`, and
+/// what it started in the container is ended (through a new connection) by the time the
+/// session is closed.
+fn a_dropped_docker_connection_is_an_error_and_leaves_nothing(fx: &Fixture) -> R {
+    let fresh = fx.fresh();
+    let mut sh = fx.builder_for(&fresh.name).open()?;
+    let t = tag();
+    let mut running = sh.cmd(format!("echo started; sleep {t}; echo never")).spawn()?;
+    running.expect(Stream::Stdout, b"started\n", Duration::from_secs(10))?;
+    // The session's client is this process's child (`docker exec -i NAME ...`); its ssh
+    // transport, the client's child.
+    let clients: Vec<u32> = children(std::process::id())
+        .into_iter()
+        .filter(|&p| cmdline(p).split(' ').any(|word| word == fresh.name) && cmdline(p).contains(" exec "))
+        .collect();
+    let transports: Vec<u32> =
+        clients.iter().flat_map(|&c| children(c)).filter(|&p| cmdline(p).starts_with("ssh ")).collect();
+    ensure!(!transports.is_empty(), "no ssh under the session's client {clients:?}");
+    for pid in &transports {
+        let killed = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status()?;
+        ensure!(killed.success(), "kill {pid}");
+    }
+    let dropped = Instant::now();
+    match running.wait() {
+        Err(Error::Disconnected { via, container, message, output }) => {
+            ensure!(dropped.elapsed() < Duration::from_secs(10), "told after {:?}", dropped.elapsed());
+            ensure!(via.to_string().contains("docker") && container == fresh.name, "{via} {container}");
+            ensure!(message.contains("exit status 255"), "the client's words: {message:?}");
+            ensure!(output.stdout.is_empty() && output.exit_code == 1, "{output:?}");
+        }
+        other => return Err(format!("want Disconnected, got {other:?}").into()),
+    }
+    ensure!(!sh.is_alive(), "the session outlived its connection");
+    ensure!(matches!(sh.exec("true"), Err(Error::ShellExited { .. })), "a later command");
+    sh.close()?;
+    let needle = format!("sleep {t}");
+    ensure!(
+        eventually(|| processes_in(&fx.engine, &fresh.name, &needle).is_empty()),
+        "left running in the container: {:?}",
+        processes_in(&fx.engine, &fresh.name, &needle)
+    );
     Ok(())
 }
