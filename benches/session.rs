@@ -28,8 +28,12 @@
 //!   `scripts/setup-runtimes.sh`), beside a session through the local socket; and one new
 //!   `docker exec` per command over ssh, what a caller without a session pays each time.
 //!
+//! - local only, with `--features cli`: the `boxshell` command's start-up (`--version`,
+//!   `exec --help`), beside `true` and `docker --version`.
+//!
 //! `BOXSHELL_BENCH_ONLY` picks measures by name: round_trip, new_exec, throughput, files,
-//! small_input, open, interrupt, fs, background, terminal, snapshot, remote (comma-separated).
+//! small_input, open, interrupt, fs, background, terminal, snapshot, remote, cli
+//! (comma-separated).
 //!
 //! Measurements of a session and of its floor alternate in rounds, so both see the same machine.
 //! Containers run the local test image (`scripts/setup-runtimes.sh`), or `BOXSHELL_IMAGE`.
@@ -63,7 +67,7 @@ fn main() {
                 continue;
             }
         };
-        let measures: [(&str, Measure); 12] = [
+        let measures: [(&str, Measure); 13] = [
             ("round_trip", round_trip),
             ("new_exec", new_exec_per_command),
             ("throughput", throughput),
@@ -76,6 +80,7 @@ fn main() {
             ("terminal", terminal),
             ("snapshot", snapshot),
             ("remote", remote_engine),
+            ("cli", cli_start),
         ];
         for (measure, run) in measures {
             if only.as_ref().is_none_or(|only| only.split(',').any(|m| m.trim() == measure)) {
@@ -719,6 +724,49 @@ impl Drop for HandTerminal {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The `boxshell` command's start-up: a run of `ARGS` to its exit, beside `true`, the floor of
+/// any program, and `docker --version`, a peer's.
+fn cli_start(target: &Target) {
+    if target.runtime != Runtime::Local {
+        return;
+    }
+    let Some(tool) = option_env!("CARGO_BIN_EXE_boxshell") else {
+        println!("| {} | cli start-up: left out (run with `--features cli`) | | | | |", target.runtime);
+        return;
+    };
+    let time = |program: &str, args: &[&str]| {
+        let start = Instant::now();
+        let out = Command::new(program).args(args).output().expect("run");
+        assert!(out.status.success(), "{program} {args:?}: {out:?}");
+        start.elapsed()
+    };
+    let has_docker = Command::new("docker").arg("--version").output().is_ok_and(|o| o.status.success());
+    for args in [&["--version"][..], &["exec", "--help"]] {
+        let (mut ours, mut floor, mut docker) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..200 {
+            ours.push(time(tool, args));
+            floor.push(time("true", &[]));
+            if has_docker {
+                docker.push(time("docker", &["--version"]));
+            }
+        }
+        let ((o, _), (f, _)) = (stats(ours), stats(floor));
+        let measure = format!("`boxshell {}`", args.join(" "));
+        row(&target.runtime, &measure, us(o), us(f), o.as_secs_f64() / f.as_secs_f64(), "< 10 ms");
+        if has_docker {
+            let (d, _) = stats(docker);
+            row(
+                &target.runtime,
+                "`docker --version`, for reference",
+                us(d),
+                us(f),
+                d.as_secs_f64() / f.as_secs_f64(),
+                "",
+            );
+        }
     }
 }
 
