@@ -104,19 +104,11 @@ struct Group {
     /// Whether they run over the remote paths to docker too (`ssh-docker`, `docker-ssh`):
     /// the core of a session and of the engine, not every case again at ssh's pace.
     remote_core: bool,
-    /// Left out of the `ssh` runtime's run: under a full run's load, starting a terminal
-    /// over `ssh -tt` intermittently gets no answer within 30 s (the open issue on ssh
-    /// terminals); `BOXSHELL_TEST_SSH_TERMINALS=1` runs them (they pass run alone).
-    not_over_ssh: bool,
 }
 
 impl Group {
     const fn of(runtimes: Runtimes, tests: &'static [(&'static str, Test<Fixture>)]) -> Group {
-        Group { runtimes, tests, under: None, per_shell: false, remote_core: false, not_over_ssh: false }
-    }
-
-    const fn not_over_ssh(self) -> Group {
-        Group { not_over_ssh: true, ..self }
+        Group { runtimes, tests, under: None, per_shell: false, remote_core: false }
     }
 
     const fn remote_core(self) -> Group {
@@ -160,7 +152,7 @@ const GROUPS: &[Group] = &[
     Group::of(Runtimes::All, fs::TESTS),
     Group::of(Runtimes::All, background::TESTS),
     #[cfg(feature = "terminal")]
-    Group::of(Runtimes::All, terminal::TESTS).not_over_ssh(),
+    Group::of(Runtimes::All, terminal::TESTS),
     Group::of(Runtimes::All, sizes::TESTS),
     Group::of(Runtimes::All, snapshot::TESTS),
     Group::of(Runtimes::All, pool::TESTS),
@@ -183,11 +175,6 @@ const GROUPS: &[Group] = &[
 /// The runtimes that reach docker remotely, through ssh: they run the groups marked
 /// [`Group::remote_core`] and the ops tests of the library.
 const REMOTE_DOCKER: &[&str] = &["ssh-docker", "docker-ssh"];
-
-/// Whether the terminal tests over ssh were asked for by name (`BOXSHELL_TEST_SSH_TERMINALS=1`).
-fn ssh_terminals_asked() -> bool {
-    std::env::var_os("BOXSHELL_TEST_SSH_TERMINALS").is_some_and(|v| v == "1")
-}
 
 /// The runtimes the ops tests are for.
 const OPS_RUNTIMES: Runtimes = Runtimes::Engine;
@@ -305,10 +292,7 @@ impl Plan {
     fn fixture(&mut self, prefix: &str, runtime: &Runtime, fx: Fixture) {
         let fx = Arc::new(fx);
         let core_only = REMOTE_DOCKER.contains(&prefix);
-        let left_out = |g: &Group| g.not_over_ssh && prefix == "ssh" && !ssh_terminals_asked();
-        for group in
-            GROUPS.iter().filter(|g| g.runtimes.include(runtime) && (g.remote_core || !core_only) && !left_out(g))
-        {
+        for group in GROUPS.iter().filter(|g| g.runtimes.include(runtime) && (g.remote_core || !core_only)) {
             self.add(&group.prefix(prefix), &fx, group.tests);
             if group.per_shell && !core_only {
                 for (shell_name, shell) in fx.other_shells() {
