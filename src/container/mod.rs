@@ -233,7 +233,8 @@ impl Containers {
     }
 
     /// The last `lines` lines the container wrote to stdout and stderr together (all of them
-    /// for `None`), in the order written.
+    /// for `None`), in the order written, byte for byte: a line the engine read in pieces
+    /// (a write without a newline, a line past 16 KiB) comes back whole.
     ///
     /// # Errors
     /// [`Error::ContainerNotFound`]; [`Error::Failed`] (operation `logs`).
