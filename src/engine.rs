@@ -588,7 +588,7 @@ mod tests {
         };
         // What follows `--` kubectl passes on unread; the scripts are the real ones.
         let feed =
-            crate::session::feeder_argv("/bin/sh", "/tmp/.boxshell-x", "/tmp/.boxshell-x/in-1", "BOXSHELL_FEED=x");
+            crate::session::feeder_argv("/bin/sh", "/tmp/.boxshell-x", "/tmp/.boxshell-x/in-1", "BOXSHELL_FEED=x", "0");
         let extra = [OsString::from("--pod-running-timeout=5s")];
         let timeout = ["--request-timeout=5s"];
         let clis = [

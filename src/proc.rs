@@ -17,6 +17,71 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::error::{Error, Result, Via};
 
+/// How a helper exec (a command's stdin feeder, a background process's outlet) says it runs,
+/// past whatever a remote login prints first (a banner, an rc file's complaints): a line
+/// `ready NONCE` or `ready NONCE PID` on stdout and, where its stderr matters, `NONCE` alone on
+/// stderr; the nonce is random per exec, so nothing else prints it.
+#[derive(Clone)]
+pub(crate) struct Hello {
+    nonce: String,
+}
+
+impl Hello {
+    pub(crate) fn new() -> Hello {
+        Hello { nonce: uuid::Uuid::new_v4().simple().to_string() }
+    }
+
+    pub(crate) fn nonce(&self) -> &str {
+        &self.nonce
+    }
+
+    /// The ready line in what stdout brought, once it is there whole: the PID it gave, if any,
+    /// and where the bytes after it start.
+    pub(crate) fn ready(&self, seen: &[u8]) -> Option<(Option<u32>, usize)> {
+        let head = format!("ready {}", self.nonce);
+        lines(seen).find_map(|(line, end)| match line.strip_prefix(head.as_bytes())? {
+            b"" => Some((None, end)),
+            [b' ', pid @ ..] => Some((Some(std::str::from_utf8(pid).ok()?.parse().ok()?), end)),
+            _ => None,
+        })
+    }
+
+    /// Where the bytes after the nonce line in what stderr brought start, once it is there.
+    pub(crate) fn past_stderr(&self, seen: &[u8]) -> Option<usize> {
+        lines(seen).find_map(|(line, end)| (line == self.nonce.as_bytes()).then_some(end))
+    }
+}
+
+/// Reads `pipe` until `find` finds what it looks for in what came (and where the bytes after
+/// it start): then that, and those bytes; else, at the pipe's end, everything that came.
+pub(crate) fn read_until<T>(
+    pipe: &mut impl Read,
+    find: impl Fn(&[u8]) -> Option<(T, usize)>,
+) -> std::result::Result<(T, Vec<u8>), Vec<u8>> {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match pipe.read(&mut buf) {
+            Ok(0) | Err(_) => return Err(seen),
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+        if let Some((found, end)) = find(&seen) {
+            return Ok((found, seen.split_off(end)));
+        }
+    }
+}
+
+/// The whole lines of `bytes` (without `\r\n` or `\n`), each with the offset past it.
+fn lines(bytes: &[u8]) -> impl Iterator<Item = (&[u8], usize)> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let end = at + bytes[at..].iter().position(|&b| b == b'\n')?;
+        let line = &bytes[at..end];
+        at = end + 1;
+        Some((line.strip_suffix(b"\r").unwrap_or(line), at))
+    })
+}
+
 /// How to stop a container or a tmux session (what their CLIs are asked to do).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
@@ -376,6 +441,23 @@ pub(crate) fn exit_code(status: ExitStatus) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_helpers_hello_is_found_past_a_logins_noise() {
+        let hello = Hello::new();
+        let n = hello.nonce().to_string();
+        let out = format!("Welcome\nready other 7\nready {n}x\nready {n} 42\r\nafter");
+        let at = out.find("after").unwrap();
+        assert_eq!(hello.ready(out.as_bytes()), Some((Some(42), at)));
+        assert_eq!(hello.ready(format!("ready {n}\n").as_bytes()), Some((None, 7 + n.len())));
+        for cut in 0..at {
+            assert_eq!(hello.ready(&out.as_bytes()[..cut]), None, "cut at {cut}");
+        }
+        assert_eq!(hello.ready(format!("ready {n} x\n").as_bytes()), None);
+        let err = format!("pyenv: cannot rehash\n{n}\nerr 3\n");
+        assert_eq!(hello.past_stderr(err.as_bytes()), Some(err.find("err 3").unwrap()));
+        assert_eq!(hello.past_stderr(n.as_bytes()), None);
+    }
 
     /// Each reset, started from a background job of a script (which ignores SIGINT and
     /// SIGQUIT), gives its program both at their defaults.

@@ -31,13 +31,16 @@ use crate::proc;
 use crate::reap::{Procs, Reaped, Signal};
 
 /// The outlet's script: `$1` is the `NAME=VALUE` put in the environment of its `cat`, so that
-/// it can be found and ended.
-const OUTLET: &str = "if [ -p /proc/$$/fd/1 ] && [ -p /proc/$$/fd/2 ]; then echo ready $$; export \"$1\"; exec cat; \
-    else echo 'the exec has no pipes for stdout and stderr'; exit 1; fi";
+/// it can be found and ended; `$2` the nonce of its [`Hello`](proc::Hello).
+const OUTLET: &str = "if [ -p /proc/$$/fd/1 ] && [ -p /proc/$$/fd/2 ]; then echo \"ready $2 $$\"; echo \"$2\" >&2; \
+    export \"$1\"; exec cat; else echo 'the exec has no pipes for stdout and stderr'; exit 1; fi";
 
 /// Where a reader thread learns that the process has started (or, when the sender is
 /// dropped, that it never will).
 type Started = crossbeam_channel::Receiver<Arc<Shared>>;
+
+/// What an outlet's stdout says: its PID, or what it printed instead.
+type StartResult = std::result::Result<u32, String>;
 
 /// What a [`Process`] and its session share with the outlet's reader threads.
 pub(super) struct Shared {
@@ -466,48 +469,34 @@ impl Shared {
     }
 }
 
-/// Reads the outlet's stdout: its `ready PID` line (sent on `ready`; what it said instead,
-/// or nothing, at its end), then the process's stdout.
-fn read_stdout(mut pipe: impl Read, token: Token, ready: Sender<std::result::Result<u32, String>>, started: Started) {
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 512];
-    let rest = loop {
-        match pipe.read(&mut buf) {
-            Ok(0) | Err(_) => {
-                let _ = ready.send(Err(proc::said(&seen)));
-                return;
-            }
-            Ok(n) => seen.extend_from_slice(&buf[..n]),
+/// Reads the outlet's stdout: its ready line (the PID sent on `ready`; what came instead,
+/// at its end), then the process's stdout.
+fn read_stdout(mut pipe: impl Read, hello: &proc::Hello, token: Token, ready: Sender<StartResult>, started: Started) {
+    match proc::read_until(&mut pipe, |seen| hello.ready(seen)) {
+        Ok((Some(pid), rest)) => {
+            let _ = ready.send(Ok(pid));
+            let Ok(shared) = started.recv() else { return };
+            follow(&shared, Stream::Stdout, pipe, token, rest);
         }
-        let Some(end) = seen.iter().position(|&b| b == b'\n') else { continue };
-        let line = String::from_utf8_lossy(&seen[..end]).into_owned();
-        let Some(pid) = line.strip_prefix("ready ").and_then(|pid| pid.trim().parse().ok()) else {
-            let _ = pipe.read_to_end(&mut seen);
+        Ok((None, seen)) | Err(seen) => {
             let _ = ready.send(Err(proc::said(&seen)));
-            return;
-        };
-        let _ = ready.send(Ok(pid));
-        break seen.split_off(end + 1);
-    };
-    let Ok(shared) = started.recv() else { return };
-    follow(&shared, Stream::Stdout, pipe, token, rest);
+        }
+    }
 }
 
-/// Reads the outlet's stderr: the process's stderr. If the process never starts, what the
-/// outlet's client said there goes to `complaint`.
-fn read_stderr(mut pipe: impl Read, token: Token, started: Started, complaint: Sender<String>) {
-    // Nothing of the process comes before it is started; until then, what comes is the
-    // client's. Whatever comes first waits for the process to be known (or never to be).
-    let mut early = Vec::new();
-    let mut buf = [0u8; 4096];
-    let read = pipe.read(&mut buf).unwrap_or(0);
-    early.extend_from_slice(&buf[..read]);
-    let Ok(shared) = started.recv() else {
-        let _ = pipe.read_to_end(&mut early);
-        let _ = complaint.send(proc::said(&early));
-        return;
-    };
-    follow(&shared, Stream::Stderr, pipe, token, early);
+/// Reads the outlet's stderr: its nonce line, then the process's stderr. What comes before
+/// the nonce is the login's or the client's, not the process's: if the process never
+/// starts, it goes to `complaint`.
+fn read_stderr(mut pipe: impl Read, hello: &proc::Hello, token: Token, started: Started, complaint: Sender<String>) {
+    match proc::read_until(&mut pipe, |seen| hello.past_stderr(seen).map(|end| ((), end))) {
+        Ok((_, rest)) => {
+            let Ok(shared) = started.recv() else { return };
+            follow(&shared, Stream::Stderr, pipe, token, rest);
+        }
+        Err(seen) => {
+            let _ = complaint.send(proc::said(&seen));
+        }
+    }
 }
 
 /// Keeps what `pipe` brings of `stream` (after `first`) up to the group's sentinel line (on
@@ -664,7 +653,9 @@ impl Session {
     /// where to tell its reader threads that the process has started.
     fn outlet(&mut self, token: Token) -> Result<Ready> {
         let mark = format!("BOXSHELL_OUTLET={}", uuid::Uuid::new_v4().simple());
-        let argv = [self.shell.program.as_str(), "-c", OUTLET, "boxshell-outlet", &mark].map(std::ffi::OsStr::new);
+        let hello = proc::Hello::new();
+        let argv = [self.shell.program.as_str(), "-c", OUTLET, "boxshell-outlet", &mark, hello.nonce()]
+            .map(std::ffi::OsStr::new);
         let user = self.signaller.user.as_deref();
         let spec = ExecSpec { target: &self.target, interactive: true, tty: false, user, extra: &[] };
         let mut cmd = self.engine.exec(&spec, &argv);
@@ -681,8 +672,13 @@ impl Session {
         let (out_tx, out_rx) = crossbeam_channel::bounded(1);
         let (err_tx, err_rx) = crossbeam_channel::bounded(1);
         let threads = [
-            proc::spawn_thread("boxshell-bg-out".into(), move || read_stdout(stdout, token, ready_tx, out_rx)),
-            proc::spawn_thread("boxshell-bg-err".into(), move || read_stderr(stderr, token, err_rx, complaint_tx)),
+            proc::spawn_thread("boxshell-bg-out".into(), {
+                let hello = hello.clone();
+                move || read_stdout(stdout, &hello, token, ready_tx, out_rx)
+            }),
+            proc::spawn_thread("boxshell-bg-err".into(), move || {
+                read_stderr(stderr, &hello, token, err_rx, complaint_tx)
+            }),
         ];
         let mut failed = None;
         for thread in threads {

@@ -27,10 +27,6 @@ use crate::error::{Error, Result};
 use crate::proc;
 use crate::reap::{Procs, Signal};
 
-/// What the feeder prints once the FIFO exists, followed by its PID when the command is to
-/// read its stdin (and by nothing when the command is to read the FIFO).
-const READY: &str = "ready";
-
 /// The stdin of a command, from a second exec (see the module docs), written to by a
 /// thread, so that a command that does not read cannot block the caller's thread.
 pub(super) struct Feeder {
@@ -79,14 +75,22 @@ fn spawn_writer(mut stdin: impl Write + Send + 'static) -> Writer {
 
 /// The feeder's argv: `shell` makes `fifo` in `dir` and copies its stdin into it, with `mark`
 /// (`NAME=VALUE`) in the environment of its `cat`.
-pub(crate) fn feeder_argv<'a>(shell: &'a str, dir: &'a str, fifo: &'a str, mark: &'a str) -> [&'a OsStr; 7] {
+pub(crate) fn feeder_argv<'a>(
+    shell: &'a str,
+    dir: &'a str,
+    fifo: &'a str,
+    mark: &'a str,
+    nonce: &'a str,
+) -> [&'a OsStr; 8] {
     // The FIFO goes once its `cat` ends; a `cat` killed by `Feeder::end` leaves it to the
-    // removal of the session's directory. The mark is in the environment of `cat` only.
+    // removal of the session's directory. The mark is in the environment of `cat` only. Once
+    // the FIFO exists, it says so with its `Hello`: with its PID when the command is to read
+    // its stdin, without when the command is to read the FIFO.
     const SCRIPT: &str = "exec 2>&1; umask 077 && { [ -d \"$1\" ] || mkdir -m 700 -- \"$1\"; } \
         && mkfifo -- \"$2\" && export \"$3\" || exit; \
-        if [ -p /proc/$$/fd/0 ]; then echo ready $$; cat -- \"$2\" >/dev/null; else echo ready; cat >\"$2\"; fi; \
+        if [ -p /proc/$$/fd/0 ]; then echo \"ready $4 $$\"; cat -- \"$2\" >/dev/null; else echo \"ready $4\"; cat >\"$2\"; fi; \
         s=$?; rm -f -- \"$2\"; exit $s";
-    [shell, "-c", SCRIPT, "boxshell-feed", dir, fifo, mark].map(OsStr::new)
+    [shell, "-c", SCRIPT, "boxshell-feed", dir, fifo, mark, nonce].map(OsStr::new)
 }
 
 /// The session's directory for temporary files in the container (stdin files, FIFOs), made
@@ -131,7 +135,8 @@ impl Session {
         let dir = self.scratch.dir();
         let fifo = format!("{dir}/in-{}", self.seq + 1);
         let mark = format!("BOXSHELL_FEED={}", uuid::Uuid::new_v4().simple());
-        let argv = feeder_argv(&self.shell.program, dir, &fifo, &mark);
+        let hello = proc::Hello::new();
+        let argv = feeder_argv(&self.shell.program, dir, &fifo, &mark, hello.nonce());
         let user = self.signaller.user.as_deref();
         let spec = ExecSpec { target: &self.target, interactive: true, tty: false, user, extra: &[] };
         let mut cmd = self.engine.exec(&spec, &argv);
@@ -144,7 +149,8 @@ impl Session {
             return Err(Error::io("starting the feeder", std::io::Error::other("a pipe is missing")));
         };
         let (said_tx, said) = crossbeam_channel::bounded(1);
-        let reader = proc::spawn_thread("boxshell-feed-out".into(), move || await_ready(stdout, stderr, &said_tx));
+        let reader =
+            proc::spawn_thread("boxshell-feed-out".into(), move || await_ready(stdout, stderr, &hello, &said_tx));
         let (feeder, failed) = Feeder::new(child, reader, stdin, mark, fifo.clone(), Arc::clone(&self.signaller));
         if let Some(e) = failed {
             // Dropping the feeder ends it.
@@ -190,31 +196,25 @@ impl Session {
 /// Reads the feeder's stdout until it says it is ready (sends its PID, if it gave one), or to
 /// its end, then its stderr: what it printed instead (sends `Err`). After `ready`, whatever
 /// the feeder says is logged.
-fn await_ready(mut stdout: impl Read, mut stderr: impl Read, said: &Sender<std::result::Result<Option<u32>, String>>) {
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 512];
-    loop {
-        match stdout.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => seen.extend_from_slice(&buf[..n]),
+fn await_ready(
+    mut stdout: impl Read,
+    mut stderr: impl Read,
+    hello: &proc::Hello,
+    said: &Sender<std::result::Result<Option<u32>, String>>,
+) {
+    match proc::read_until(&mut stdout, |seen| hello.ready(seen)) {
+        Ok((pid, mut rest)) => {
+            let _ = said.send(Ok(pid));
+            let _ = stdout.read_to_end(&mut rest);
+            if !rest.is_empty() {
+                log::debug!("the feeder of a command's stdin said: {}", proc::said(&rest));
+            }
         }
-        let Some(end) = seen.iter().position(|&b| b == b'\n') else { continue };
-        let line = String::from_utf8_lossy(&seen[..end]).into_owned();
-        let Some(pid) = line.strip_prefix(READY) else { break };
-        let pid = match pid.trim() {
-            "" => Ok(None),
-            pid => pid.parse().map(Some).map_err(|_| format!("the feeder said {line:?}")),
-        };
-        let _ = said.send(pid);
-        let mut rest = seen.split_off(end + 1);
-        let _ = stdout.read_to_end(&mut rest);
-        if !rest.is_empty() {
-            log::debug!("the feeder of a command's stdin said: {}", proc::said(&rest));
+        Err(mut seen) => {
+            let _ = stderr.read_to_end(&mut seen);
+            let _ = said.send(Err(proc::said(&seen)));
         }
-        return;
     }
-    let _ = stderr.read_to_end(&mut seen);
-    let _ = said.send(Err(proc::said(&seen)));
 }
 
 impl Feeder {

@@ -4,15 +4,17 @@
 
 use std::time::{Duration, Instant};
 
-use boxshell::{Error, Stream};
+use boxshell::{Custom, Error, Runtime, Session, Stream};
 
 use crate::ensure;
 use crate::harness::{Fixture, cmdline, eventually, processes_in, tag};
 use crate::{R, Test};
 
 /// Tests of sessions over ssh to this host.
-pub const SSH_TESTS: &[(&str, Test<Fixture>)] =
-    &[("a_dropped_connection_is_an_error_and_leaves_nothing", a_dropped_connection_is_an_error_and_leaves_nothing)];
+pub const SSH_TESTS: &[(&str, Test<Fixture>)] = &[
+    ("a_dropped_connection_is_an_error_and_leaves_nothing", a_dropped_connection_is_an_error_and_leaves_nothing),
+    ("a_noisy_login_changes_no_output", a_noisy_login_changes_no_output),
+];
 
 /// Tests of sessions through docker's ssh transport (`DOCKER_HOST=ssh://`).
 pub const DOCKER_SSH_TESTS: &[(&str, Test<Fixture>)] = &[(
@@ -122,5 +124,36 @@ fn a_dropped_docker_connection_is_an_error_and_leaves_nothing(fx: &Fixture) -> R
         "left running in the container: {:?}",
         processes_in(&fx.engine, &fresh.name, &needle)
     );
+    Ok(())
+}
+
+/// A login that prints on both streams before every command it runs (a banner, an rc file's
+/// complaints, as pyenv's rehash racing itself printed): the session's output, stdin fed by a
+/// second exec, a background process's output and a terminal's stay exact.
+fn a_noisy_login_changes_no_output(fx: &Fixture) -> R {
+    let noise = ["echo Welcome;", "echo ready;", "echo 'rc: complaint' >&2;"];
+    let plain = ["-T", "{target}"].into_iter().chain(noise);
+    let terminal = ["-q", "-tt", "{target}"].into_iter().chain(noise);
+    let noisy = Runtime::Custom(Custom::new("ssh", plain).terminal(terminal).remote_shell());
+    let mut sh = Session::builder(&fx.container).runtime(noisy).timeout(Duration::from_secs(30)).open()?;
+    let out = sh.exec("echo out; echo err >&2")?;
+    ensure!((out.stdout.as_slice(), out.stderr.as_slice()) == (b"out\n", b"err\n"), "{out:?}");
+    // More than fits in the command line: through a feeder.
+    let input = vec![b'x'; 100_000];
+    let out = sh.cmd("wc -c").stdin(input).run()?;
+    ensure!(out.stdout_str().trim() == "100000" && out.stderr.is_empty(), "stdin: {out:?}");
+    let mut running = sh.cmd("cat").interactive().spawn()?;
+    running.write_stdin(b"typed\n")?;
+    running.expect(Stream::Stdout, b"typed\n", Duration::from_secs(10))?;
+    running.close_stdin()?;
+    let out = running.wait()?;
+    ensure!(out.stderr.is_empty() && out.exit_code == 0, "interactive: {out:?}");
+    let p = sh.cmd("echo bg-out; echo bg-err >&2").background()?;
+    ensure!(p.wait(Duration::from_secs(20)) == Some(0), "background: {:?}", p.wait(Duration::ZERO));
+    let logs = p.logs(None);
+    ensure!((logs.stdout.as_slice(), logs.stderr.as_slice()) == (b"bg-out\n", b"bg-err\n"), "background: {logs:?}");
+    let out = sh.cmd("echo on-tty").terminal(80, 24).run()?;
+    ensure!(out.stdout == b"on-tty\r\n" && out.exit_code == 0, "terminal: {out:?}");
+    sh.close()?;
     Ok(())
 }
