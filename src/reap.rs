@@ -125,8 +125,10 @@ pub(crate) enum Reaped {
 
 impl Reaped {
     pub(crate) fn parse(stdout: &[u8]) -> Option<Reaped> {
-        let text = std::str::from_utf8(stdout).ok()?;
-        let mut words = text.split_ascii_whitespace();
+        // The script's line is the last: a remote login may print lines of its own first.
+        let text = String::from_utf8_lossy(stdout);
+        let line = text.lines().rev().find(|l| !l.trim().is_empty())?;
+        let mut words = line.split_ascii_whitespace();
         match words.next()? {
             "signalled" => words.map(|p| p.parse().ok()).collect::<Option<_>>().map(Reaped::Signalled),
             "gone" => Some(Reaped::ShellGone),
@@ -239,5 +241,7 @@ mod tests {
         assert_eq!(Reaped::parse(b"restarted\n"), Some(Reaped::Restarted));
         assert_eq!(Reaped::parse(b"signalled x\n"), None);
         assert_eq!(Reaped::parse(b""), None);
+        assert_eq!(Reaped::parse(b"Welcome\nsignalled 4\n\n"), Some(Reaped::Signalled(vec![4])));
+        assert_eq!(Reaped::parse(b"signalled 4\nWelcome\n"), None);
     }
 }

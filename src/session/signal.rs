@@ -130,8 +130,10 @@ impl Signaller {
         let mut attempt = 1;
         let (cmd, out) = loop {
             let mut cmd = self.engine.reap(&self.target, self.user.as_deref(), &self.shell, &reap);
-            // Its answer is its last line: the client need not be waited for after it.
-            match proc::run_until_answered(&mut cmd, REAP_TIMEOUT, |out| out.ends_with(b"\n")) {
+            // Its answer is its last line (after any a remote login prints): the client need not
+            // be waited for after it.
+            let answered = |out: &[u8]| out.ends_with(b"\n") && Reaped::parse(out).is_some();
+            match proc::run_until_answered(&mut cmd, REAP_TIMEOUT, answered) {
                 Ok(out) => break (cmd, out),
                 Err(RunError::Spawn(e)) => return Err(self.engine.spawn_error(cmd.get_program(), e)),
                 Err(RunError::TimedOut { stderr, .. }) if attempt == 2 => {

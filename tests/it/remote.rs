@@ -154,6 +154,10 @@ fn a_noisy_login_changes_no_output(fx: &Fixture) -> R {
     ensure!((logs.stdout.as_slice(), logs.stderr.as_slice()) == (b"bg-out\n", b"bg-err\n"), "background: {logs:?}");
     let out = sh.cmd("echo on-tty").terminal(80, 24).run()?;
     ensure!(out.stdout == b"on-tty\r\n" && out.exit_code == 0, "terminal: {out:?}");
+    // Aborts signal through a second exec, whose answer follows the login's lines.
+    let out = sh.cmd("echo started; sleep 100").timeout(Duration::from_secs(1)).run()?;
+    ensure!(out.timed_out && out.stdout == b"started\n" && out.stderr.is_empty(), "timeout: {out:?}");
+    ensure!(sh.exec("echo next")?.stdout == b"next\n", "after the timeout");
     sh.close()?;
     Ok(())
 }
