@@ -31,8 +31,9 @@ use crate::proc;
 use crate::reap::{Procs, Reaped, Signal};
 
 /// The outlet's script: `$1` is the `NAME=VALUE` put in the environment of its `cat`, so that
-/// it can be found and ended; `$2` the nonce of its [`Hello`](proc::Hello).
-const OUTLET: &str = "if [ -p /proc/$$/fd/1 ] && [ -p /proc/$$/fd/2 ]; then echo \"ready $2 $$\"; echo \"$2\" >&2; \
+/// it can be found and ended; `$2` the nonce of its [`Hello`](proc::Hello), on stderr before
+/// the ready line: the process, started once that line is read, writes after it.
+const OUTLET: &str = "if [ -p /proc/$$/fd/1 ] && [ -p /proc/$$/fd/2 ]; then echo \"$2\" >&2; echo \"ready $2 $$\"; \
     export \"$1\"; exec cat; else echo 'the exec has no pipes for stdout and stderr'; exit 1; fi";
 
 /// Where a reader thread learns that the process has started (or, when the sender is
