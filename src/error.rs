@@ -179,8 +179,9 @@ pub enum Error {
     /// with the code it keeps for its own failures (255, for a
     /// [`remote_shell`](crate::Custom::remote_shell) CLI such as `ssh`; 1 with the words of
     /// docker's ssh transport, for docker reached through `DOCKER_HOST=ssh://` or a context)
-    /// before the command ended. The shell went with it: later calls return [`Error::ShellExited`]. What the
-    /// command printed until then is in `output`, the client's own words last on its stderr.
+    /// before the command ended. The shell went with it: later calls return
+    /// [`Error::ShellExited`]. What the command printed until then is in `output`, the
+    /// client's own words last on its stderr.
     #[error("{via}: the connection to `{container}` dropped during `{}`: {message}", output.command)]
     Disconnected {
         /// The runtime.

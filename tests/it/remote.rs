@@ -43,31 +43,50 @@ fn serving_sshd(pid: u32) -> Option<u32> {
     None
 }
 
+/// Runs `echo started; sleep T; echo never` in `sh` and, once it has started, drops its
+/// connection with `drop` (given T): the command must end within seconds with
+/// `Error::Disconnected`, whose runtime, target, message and output come back. T names the
+/// command's `sleep`, to look for what is left of it.
+fn dropped_mid_command(
+    sh: &mut Session,
+    drop: impl FnOnce(u64) -> R,
+) -> Result<(u64, String, String, String, boxshell::Output), libtest_mimic::Failed> {
+    let t = tag();
+    let mut running = sh.cmd(format!("echo started; sleep {t}; echo never")).spawn()?;
+    running.expect(Stream::Stdout, b"started\n", Duration::from_secs(10))?;
+    drop(t)?;
+    let dropped = Instant::now();
+    match running.wait() {
+        Err(Error::Disconnected { via, container, message, output }) => {
+            ensure!(dropped.elapsed() < Duration::from_secs(10), "told after {:?}", dropped.elapsed());
+            Ok((t, via.to_string(), container, message, *output))
+        }
+        other => Err(format!("want Disconnected, got {other:?}").into()),
+    }
+}
+
+/// Sends `signal` to host process `pid`.
+fn kill(signal: &str, pid: u32) -> R {
+    let killed = std::process::Command::new("kill").args([signal, &pid.to_string()]).status()?;
+    ensure!(killed.success(), "kill {signal} {pid}");
+    Ok(())
+}
+
 /// sshd's process for this session killed mid-command: the command ends within seconds with
 /// `Error::Disconnected`, holding what it printed and the client's words, and what it started on
 /// the remote host is ended (through a new connection) by the time the session is closed.
 fn a_dropped_connection_is_an_error_and_leaves_nothing(fx: &Fixture) -> R {
     let mut sh = fx.session();
-    let t = tag();
-    let mut running = sh.cmd(format!("echo started; sleep {t}; echo never")).spawn()?;
-    running.expect(Stream::Stdout, b"started\n", Duration::from_secs(10))?;
-    let sleeper = fx.wait_present(&format!("sleep {t}"));
-    let pid: u32 = sleeper.first().and_then(|l| l.split_whitespace().next()?.parse().ok()).ok_or("no sleep")?;
-    let sshd = serving_sshd(pid).ok_or(format!("no sshd above the command's process {pid}"))?;
-    let killed = std::process::Command::new("kill").args(["-KILL", &sshd.to_string()]).status()?;
-    ensure!(killed.success(), "kill {sshd}");
-    let dropped = Instant::now();
-    match running.wait() {
-        Err(Error::Disconnected { via, container, message, output }) => {
-            ensure!(dropped.elapsed() < Duration::from_secs(10), "told after {:?}", dropped.elapsed());
-            ensure!(via.to_string().contains("ssh") && container == fx.container, "{via} {container}");
-            ensure!(message.contains("closed"), "the client's words: {message:?}");
-            // Nothing came after what expect took; stderr holds only the client's words.
-            let said = String::from_utf8_lossy(&output.stderr);
-            ensure!(output.stdout.is_empty() && said.trim() == message, "{output:?}");
-        }
-        other => return Err(format!("want Disconnected, got {other:?}").into()),
-    }
+    let (t, via, container, message, output) = dropped_mid_command(&mut sh, |t| {
+        let sleeper = fx.wait_present(&format!("sleep {t}"));
+        let pid: u32 = sleeper.first().and_then(|l| l.split_whitespace().next()?.parse().ok()).ok_or("no sleep")?;
+        kill("-KILL", serving_sshd(pid).ok_or(format!("no sshd above the command's process {pid}"))?)
+    })?;
+    ensure!(via.contains("ssh") && container == fx.container, "{via} {container}");
+    ensure!(message.contains("closed"), "the client's words: {message:?}");
+    // Nothing came after what expect took; stderr holds only the client's words.
+    let said = String::from_utf8_lossy(&output.stderr);
+    ensure!(output.stdout.is_empty() && said.trim() == message, "{output:?}");
     ensure!(!sh.is_alive(), "the session outlived its connection");
     sh.close()?;
     let left = fx.wait_gone(&format!("sleep {t}"));
@@ -89,32 +108,21 @@ fn children(pid: u32) -> Vec<u32> {
 fn a_dropped_docker_connection_is_an_error_and_leaves_nothing(fx: &Fixture) -> R {
     let fresh = fx.fresh();
     let mut sh = fx.builder_for(&fresh.name).open()?;
-    let t = tag();
-    let mut running = sh.cmd(format!("echo started; sleep {t}; echo never")).spawn()?;
-    running.expect(Stream::Stdout, b"started\n", Duration::from_secs(10))?;
-    // The session's client is this process's child (`docker exec -i NAME ...`); its ssh
-    // transport, the client's child.
-    let clients: Vec<u32> = children(std::process::id())
-        .into_iter()
-        .filter(|&p| cmdline(p).split(' ').any(|word| word == fresh.name) && cmdline(p).contains(" exec "))
-        .collect();
-    let transports: Vec<u32> =
-        clients.iter().flat_map(|&c| children(c)).filter(|&p| cmdline(p).starts_with("ssh ")).collect();
-    ensure!(!transports.is_empty(), "no ssh under the session's client {clients:?}");
-    for pid in &transports {
-        let killed = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status()?;
-        ensure!(killed.success(), "kill {pid}");
-    }
-    let dropped = Instant::now();
-    match running.wait() {
-        Err(Error::Disconnected { via, container, message, output }) => {
-            ensure!(dropped.elapsed() < Duration::from_secs(10), "told after {:?}", dropped.elapsed());
-            ensure!(via.to_string().contains("docker") && container == fresh.name, "{via} {container}");
-            ensure!(message.contains("exit status 255"), "the client's words: {message:?}");
-            ensure!(output.stdout.is_empty() && output.exit_code == 1, "{output:?}");
-        }
-        other => return Err(format!("want Disconnected, got {other:?}").into()),
-    }
+    let (t, via, container, message, output) = dropped_mid_command(&mut sh, |_| {
+        // The session's client is this process's child (`docker exec -i NAME ...`); its ssh
+        // transport, the client's child.
+        let clients: Vec<u32> = children(std::process::id())
+            .into_iter()
+            .filter(|&p| cmdline(p).split(' ').any(|word| word == fresh.name) && cmdline(p).contains(" exec "))
+            .collect();
+        let transports: Vec<u32> =
+            clients.iter().flat_map(|&c| children(c)).filter(|&p| cmdline(p).starts_with("ssh ")).collect();
+        ensure!(!transports.is_empty(), "no ssh under the session's client {clients:?}");
+        transports.into_iter().try_for_each(|pid| kill("-TERM", pid))
+    })?;
+    ensure!(via.contains("docker") && container == fresh.name, "{via} {container}");
+    ensure!(message.contains("exit status 255"), "the client's words: {message:?}");
+    ensure!(output.stdout.is_empty() && output.exit_code == 1, "{output:?}");
     ensure!(!sh.is_alive(), "the session outlived its connection");
     ensure!(matches!(sh.exec("true"), Err(Error::ShellExited { .. })), "a later command");
     sh.close()?;
