@@ -16,7 +16,7 @@ use std::time::Duration;
 use crate::error::{Error, Result, Via};
 pub(crate) use crate::proc::Op;
 use crate::proc::{self, Caller, Captured};
-use crate::reap::{REAP_SCRIPT, Reap};
+use crate::reap::Reap;
 use crate::runtime::Runtime;
 use crate::state::State;
 use crate::text;
@@ -238,7 +238,7 @@ impl Engine {
     /// argv of every signalling call.
     pub(crate) fn reap(&self, target: &str, user: Option<&str>, shell: &str, reap: &Reap<'_>) -> Command {
         let args = reap.args();
-        let mut argv: Vec<&OsStr> = [shell, "-c", REAP_SCRIPT, "reap"].map(OsStr::new).to_vec();
+        let mut argv: Vec<&OsStr> = [shell, "-c", crate::reap::script(), "reap"].map(OsStr::new).to_vec();
         argv.extend(args.iter().map(OsStr::new));
         self.exec(&ExecSpec { target, interactive: false, tty: false, user, extra: &[] }, &argv)
     }

@@ -5,8 +5,25 @@
 
 use crate::text;
 
-/// The script (see its header for what it does with its arguments).
-pub(crate) const REAP_SCRIPT: &str = include_str!("reap.sh");
+/// The script as written, its comments included (see its header for what it does with its
+/// arguments).
+const SOURCE: &str = include_str!("reap.sh");
+
+/// The script as sent: without its comment lines, a third of its size, which every shell would
+/// otherwise read (a session's bootstrap carries it, and each signalling exec).
+pub(crate) fn script() -> &'static str {
+    static SCRIPT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        SOURCE.lines().filter(|line| !line.trim_start().starts_with('#')).fold(String::new(), |mut s, line| {
+            s.push_str(line);
+            s.push('\n');
+            s
+        })
+    });
+    &SCRIPT
+}
+
+/// The built-ins and programs `reap.sh` calls, which a user's functions could replace.
+pub(crate) const UNSHADOWED: &str = "kill read set test [ echo rm shift exit return unset : true";
 
 /// A signal, by the name `kill -s` takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,9 +124,17 @@ impl Reap<'_> {
             text::quote_into(&mut script, &arg);
         }
         script.push('\n');
-        script.push_str(REAP_SCRIPT);
+        script.push_str(self::script());
         script
     }
+}
+
+/// The definition of a shell function `name` that kills every other process of the shell
+/// running it (of its process group or session) and their descendants: `reap.sh` in session
+/// mode, for `$$`, with no instance to check (the caller is the shell itself, which the script
+/// never signals).
+pub(crate) fn own_session_function(name: &str) -> String {
+    format!("{name}() {{ set -- session \"$$\" KILL '' '' '' ''\n{}}}", script())
 }
 
 /// What a run of `reap.sh` found.
@@ -220,7 +245,7 @@ mod tests {
                 watermark: Watermark::default(),
                 remove: None,
             };
-            let out = Command::new("sh").arg("-c").arg(REAP_SCRIPT).arg("reap").args(reap.args()).output().unwrap();
+            let out = Command::new("sh").arg("-c").arg(script()).arg("reap").args(reap.args()).output().unwrap();
             Reaped::parse(&out.stdout).unwrap()
         };
         let kids = children(root);

@@ -4,11 +4,10 @@
 use std::time::{Duration, Instant};
 
 use super::Session;
-use super::driver::UNSHADOWED;
 use super::shell::Life;
 use crate::error::{Error, Result};
 use crate::proc;
-use crate::reap::{Procs, Reap, Signal};
+use crate::reap::{Procs, Reap, Signal, UNSHADOWED};
 use crate::state::State;
 use crate::text;
 

@@ -23,11 +23,8 @@ use super::stop::{Limits, Stop};
 use super::{Event, Output, Session, Stream, TICK};
 use crate::error::{Error, Result};
 use crate::output::PerStream;
-use crate::reap::{Procs, Reap, Signal};
+use crate::reap::{Procs, Reap, Signal, UNSHADOWED};
 use crate::text;
-
-/// The built-ins and programs `reap.sh` calls, which a user's functions could replace.
-pub(super) const UNSHADOWED: &str = "kill read set test [ echo rm shift exit return unset : true";
 
 /// How many output events a running command may have in flight before the readers wait.
 const CHANNEL_CAP: usize = 32;

@@ -17,6 +17,7 @@
 
 use std::fmt::Write as _;
 
+use crate::reap::UNSHADOWED;
 use crate::text::{printf_format_into, quote, quote_into};
 
 /// The `-c` script the session shell is started with (`SHELL -c LAUNCH SHELL`): it execs the
@@ -49,11 +50,24 @@ const BASH_WINCH_TRAP: &str =
 /// the shell's own handler, which then jumps from a known place. Its trace goes nowhere.
 const POSIX_INT_TRAP: &str = "\\command trap 'case ${__boxshell_busy-} in 1) { __boxshell_busy= __boxshell_rearm=1; \\command trap - INT; \\command kill -s INT $$; } 2>/dev/null;; esac' INT";
 
+/// The function [`exit_trap`] calls.
+const EXIT: &str = "__boxshell_exit";
+
+/// The EXIT trap that, when the shell exits during a command (`exit 3`, a failure under `set
+/// -e`), kills what it leaves running first: nothing then holds its output open, and over ssh
+/// sshd keeps the connection (and so the exec client) until nothing does. Safe from the user's
+/// aliases and functions; its trace goes nowhere. A user's own EXIT trap replaces it.
+fn exit_trap() -> String {
+    format!(
+        "\\command trap 'case ${{__boxshell_busy-}} in 1) {{ \\command unalias -a; \\command unset -f {UNSHADOWED}; \\command set +eu; {EXIT}; }} >/dev/null 2>&1;; esac' EXIT"
+    )
+}
+
 /// The first lines written to a new session's shell (see docs/DESIGN.md). They work in
-/// every dialect, as the dialect is not known yet, define [`END`], and end by printing
-/// `boot`'s sentinel with the word `boot` on both streams: what precedes it is the shell's
-/// start-up noise (banners, job-control notices). The first line holds no `!`, which bash
-/// would expand before that line's `set +H` runs; the second, read after, may.
+/// every dialect, as the dialect is not known yet, define [`END`] and the [`exit_trap`], and
+/// end by printing `boot`'s sentinel with the word `boot` on both streams: what precedes it is
+/// the shell's start-up noise (banners, job-control notices). The first line holds no `!`,
+/// which bash would expand before that line's `set +H` runs; the later ones, read after, may.
 pub(crate) fn bootstrap(boot: &Token) -> String {
     let (a, b) = boot.halves();
     format!(
@@ -61,9 +75,11 @@ pub(crate) fn bootstrap(boot: &Token) -> String {
          if [ -n \"${{BASH_VERSION-}}\" ]; then set +H; unset HISTFILE PROMPT_COMMAND; {BASH_WINCH_TRAP}; \
          else exec 0</dev/null; {POSIX_INT_TRAP}; fi; PS1= PS2=; \
          if [ -n \"${{BOXSHELL_SAVED_ENV+x}}\" ]; then export ENV=\"$BOXSHELL_SAVED_ENV\"; unset BOXSHELL_SAVED_ENV; fi\n\
-         {end}; \
+         {end}; {exit}\n{trap}; \
          \\command printf '\\037bx%s%s boot\\n' {a} {b} >&7; \\command printf '\\037bx%s%s boot\\n' {a} {b} >&8\n",
         end = end_function(),
+        exit = crate::reap::own_session_function(EXIT),
+        trap = exit_trap(),
     )
 }
 
@@ -531,7 +547,8 @@ mod tests {
         assert!(find(text.as_bytes(), &token.marker()).is_none() && !text.contains(hex), "{text}");
         // bash expands `!` in a line before it runs the line's `set +H`.
         let first = text.split_inclusive('\n').next().unwrap();
-        assert!(first.contains("set +H") && !first.contains('!') && text.matches('\n').count() == 2, "{text}");
+        let last = format!(" boot\\n' {} {} >&8\n", &hex[..16], &hex[16..]);
+        assert!(first.contains("set +H") && !first.contains('!') && text.ends_with(&last), "{text}");
         assert_eq!(encode_command(Dialect::Posix, "echo hi", &token, Input::Null, 0).matches('\n').count(), 1);
     }
 

@@ -143,7 +143,11 @@ IFS='
 '
 \command set -f
 if [ -n "${BASH_VERSION-}" ]; then
-    \command printf 'functions\0'; \command declare -f; \command printf '\0'
+    \command printf 'functions\0'
+    for __bx_n in $(\command compgen -A function); do
+        case $__bx_n in __boxshell*) ;; *) \command declare -f -- "$__bx_n" ;; esac
+    done
+    \command printf '\0'
     for __bx_n in $(\command compgen -v); do
         \command eval "__bx_a=\${$__bx_n@a}"
         case $__bx_a in *x*) __bx_k=env ;; *) __bx_k=var ;; esac

@@ -42,7 +42,7 @@ use super::watch::Watch;
 use crate::engine::ExecSpec;
 use crate::error::{Error, Result};
 use crate::proc;
-use crate::reap::{Procs, REAP_SCRIPT, Reap, Signal};
+use crate::reap::{Procs, Reap, Signal};
 use crate::runtime::Runtime;
 
 /// The holder's script: `DIR FIFO MARK NONCE SHELL REAP ROWS COLS SANE REAP_ARGS...` (see the
@@ -161,7 +161,7 @@ impl Session {
         argv.extend([&self.shell.program, "-c", HOLDER, "boxshell-tty", &dir, &fifo, &mark, &nonce]);
         // A custom CLI may copy the host PTY's raw modes to the one it makes, as ssh does.
         let sane = if matches!(self.engine.runtime(), Runtime::Custom(_)) { "1" } else { "0" };
-        argv.extend([self.shell.program.as_str(), REAP_SCRIPT, &rows_arg, &cols_arg, sane]);
+        argv.extend([self.shell.program.as_str(), crate::reap::script(), &rows_arg, &cols_arg, sane]);
         let reap_args = reap.args();
         argv.extend(reap_args.iter().map(String::as_str));
         let argv: Vec<&std::ffi::OsStr> = argv.iter().map(std::ffi::OsStr::new).collect();

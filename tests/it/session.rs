@@ -25,6 +25,7 @@ pub const TESTS: &[(&str, Test<Fixture>)] = &[
     ("timeout_spares_earlier_background_jobs", timeout_spares_earlier_background_jobs),
     ("timeout_escalates_to_kill", timeout_escalates_to_kill),
     ("exit_n_is_answered_with_code_and_output", exit_n_is_answered_with_code_and_output),
+    ("a_users_exit_trap_runs_when_the_shell_exits", a_users_exit_trap_runs_when_the_shell_exits),
     ("set_e_failure_ends_the_shell_clearly", set_e_failure_ends_the_shell_clearly),
     ("exec_redirections_last_one_command", exec_redirections_last_one_command),
     ("close_ends_every_process", close_ends_every_process),
@@ -254,13 +255,12 @@ fn timeout_escalates_to_kill(fx: &Fixture) -> R {
 
 fn exit_n_is_answered_with_code_and_output(fx: &Fixture) -> R {
     let mut sh = fx.session();
-    let t = tag();
-    // Over ssh, a job holding the shell's stdout holds the connection open after `exit` (sshd
-    // waits for its output): the end is seen only at the command's timeout, as README says.
-    let quiet = if fx.ssh_to_host() { " >/dev/null 2>&1" } else { "" };
-    sh.exec(&format!("sleep {t}{quiet} &"))?;
+    let (t, u) = (tag(), tag());
+    // Jobs of this command and of an earlier one hold the shell's output (over ssh, sshd keeps
+    // the connection while they do): the shell ends them as it exits.
+    sh.exec(&format!("sleep {t} &"))?;
     let start = Instant::now();
-    let out = sh.exec("echo before; echo err >&2; exit 7")?;
+    let out = sh.exec(&format!("sleep {u} & echo before; echo err >&2; exit 7"))?;
     assert!(start.elapsed() < fx.bound(5), "{:?}", start.elapsed());
     assert_eq!((out.exit_code, out.stdout.as_slice(), out.stderr.as_slice()), (7, &b"before\n"[..], &b"err\n"[..]));
     assert!(!sh.is_alive());
@@ -271,21 +271,34 @@ fn exit_n_is_answered_with_code_and_output(fx: &Fixture) -> R {
         }
         other => return Err(format!("expected ShellExited(7), got {other:?}").into()),
     }
-    // The background job did not outlive the shell.
+    // The background jobs did not outlive the shell.
     assert!(fx.wait_gone(&format!("sleep {t}")).is_empty());
+    assert!(fx.wait_gone(&format!("sleep {u}")).is_empty());
     sh.close()?;
+    Ok(())
+}
+
+fn a_users_exit_trap_runs_when_the_shell_exits(fx: &Fixture) -> R {
+    let mut sh = fx.session();
+    let start = Instant::now();
+    let out = sh.exec("trap 'echo bye' EXIT; f() { exit 4; }; f; echo not-reached")?;
+    assert!(start.elapsed() < fx.bound(5), "{:?}", start.elapsed());
+    assert_eq!((out.exit_code, out.stdout.as_slice()), (4, &b"bye\n"[..]));
+    assert!(matches!(sh.exec("true"), Err(Error::ShellExited { code: Some(4), .. })));
     Ok(())
 }
 
 fn set_e_failure_ends_the_shell_clearly(fx: &Fixture) -> R {
     let mut sh = fx.session();
+    let t = tag();
     sh.exec("set -e")?.check()?;
     assert_eq!(sh.exec("echo fine")?.stdout, b"fine\n");
     let start = Instant::now();
-    let out = sh.exec("echo partial; false; echo not-reached")?;
-    assert!(start.elapsed() < fx.bound(5));
+    let out = sh.exec(&format!("sleep {t} & echo partial; false; echo not-reached"))?;
+    assert!(start.elapsed() < fx.bound(5), "{:?}", start.elapsed());
     assert_eq!((out.exit_code, out.stdout.as_slice()), (1, &b"partial\n"[..]));
     assert!(matches!(sh.exec("true"), Err(Error::ShellExited { code: Some(1), .. })));
+    assert!(fx.wait_gone(&format!("sleep {t}")).is_empty());
     Ok(())
 }
 
