@@ -33,7 +33,8 @@
 #
 # The targets are first frozen with SIGSTOP, scanning again until no new one appears, so nothing
 # can fork its way out between the scan and the signal; then they get SIGNAL (and SIGCONT,
-# unless SIGNAL is KILL). In command mode the shell is frozen before its children are looked
+# unless SIGNAL is KILL; after a KILL, the script waits until they have died, so that nothing
+# they write comes after what the caller prints next). In command mode the shell is frozen before its children are looked
 # for, so it starts nothing new meanwhile, and gets its signals while they are still frozen, so
 # it has seen its own signal when it learns how they ended. After a KILL in session mode the
 # scan runs again, to catch what forked while dying. The process running this script, and
@@ -79,18 +80,20 @@ if [ "$mode" = command ] && [ -n "$since" ]; then
     fi
 fi
 
-# Waits until process $1 has stopped (or is gone); a stopped process cannot fork. A signal is
-# delivered when its target next runs, which on a loaded machine takes a while: up to 100
-# looks at its state.
-stopped() {
-    looks=0
-    while [ $looks -lt 100 ]; do
-        read -r line 2>/dev/null </proc/$1/stat || return 0
-        set -- "$1" ${line##*) }
-        case $2 in T | t | Z | X) return 0 ;; esac
-        looks=$((looks + 1))
+# Waits until process $1 is in a state the pattern $2 matches, or gone, looking at most $3
+# times. A signal is delivered when its target next runs, which on a loaded machine takes a
+# while.
+reaches() {
+    pid=$1 states=$2 looks=$3
+    while [ $looks -gt 0 ]; do
+        read -r line 2>/dev/null </proc/$pid/stat || return 0
+        set -- ${line##*) }
+        case $1 in $states) return 0 ;; esac
+        looks=$((looks - 1))
     done
 }
+# A stopped process cannot fork.
+stopped() { reaches "$1" '[TtZX]' 100; }
 
 [ "$mode" = command ] && [ -n "$shell_sigs" ] && kill -s STOP "$shell" 2>/dev/null && stopped "$shell"
 signalled=
@@ -167,6 +170,13 @@ while [ $kill_round -lt 5 ]; do
     IFS=' '
     [ "$frozen" = ' ' ] && break
     kill -s "$sig" $frozen 2>/dev/null
+    # A process killed while it writes to a full pipe can still finish that write once it
+    # runs: the caller's next line (a command's sentinel) must come after every byte it wrote.
+    if [ "$sig" = KILL ]; then
+        for p in $frozen; do
+            reaches "$p" '[ZX]' 2000
+        done
+    fi
     [ "$sig" = KILL ] || [ "$mode" = command ] || kill -s CONT $frozen 2>/dev/null
     signalled="$signalled$frozen"
     [ "$sig" = KILL ] && [ "$mode" = session ] || break
