@@ -708,11 +708,15 @@ fn cli_shell_prompts_on_a_terminal(fx: &OpsFixture) -> R {
 }
 
 /// A container by one name on docker and on podman: exec and shell say so and name both, and
-/// run in the one `--runtime` names; on one engine only, that one is found without it.
+/// run in the one `--runtime` names; on one engine only, that one is found without it; on
+/// neither, the error names both.
 fn cli_a_target_on_two_engines_needs_runtime(fx: &OpsFixture) -> R {
     let this = fx.containers.runtime.clone();
     let other = if this == Runtime::Docker { Runtime::Podman } else { Runtime::Docker };
     if !cli(&other).arg("version").output().is_ok_and(|o| o.status.success()) {
+        // Only when the other engine was not asked for: then this run has nothing to test against.
+        let asked = std::env::var("BOXSHELL_TEST_RUNTIMES").unwrap_or_default();
+        ensure!(!asked.split(',').any(|r| r.trim() == other.to_string()), "{other} was asked for and does not answer");
         eprintln!("cli_a_target_on_two_engines_needs_runtime: {other} does not answer; nothing to test against");
         return Ok(());
     }
@@ -737,6 +741,14 @@ fn cli_a_target_on_two_engines_needs_runtime(fx: &OpsFixture) -> R {
                 "{args:?}: {out:?}"
             );
         }
+        // On neither: an error naming both, not the words of whichever engine was tried.
+        let missing = unique("cli-none");
+        let out = detecting(&["exec", &missing, "--", "true"]).output()?;
+        ensure!(
+            out.status.code() == Some(1)
+                && out.stderr == format!("boxshell: no container `{missing}` on docker or podman\n").as_bytes(),
+            "{missing}: {out:?}"
+        );
         for rt in ["docker", "podman"] {
             let out = run(&["exec", "--runtime", rt, &name, "--", "cat /tmp/engine"])?;
             ensure!(out.stdout == format!("{rt}\n").as_bytes() && out.status.success(), "exec --runtime {rt}: {out:?}");

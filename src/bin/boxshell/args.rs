@@ -35,7 +35,7 @@ and shell's as well.
 
 TARGET is a container's name or id, a pod with --runtime kubectl, or - for this host. Without
 --runtime (or $BOXSHELL_RUNTIME) the engine that has the container is used: docker or
-podman; a container by that name on both is an error.
+podman; a container by that name on both, or on neither, is an error.
 
 The config file: --config FILE, else $BOXSHELL_CONFIG, else ./boxshell.toml, else
 $XDG_CONFIG_HOME/boxshell/config.toml.

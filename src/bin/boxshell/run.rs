@@ -38,7 +38,8 @@ fn open(spec: &SessionSpec) -> Result<Session, String> {
 /// The runtime of `spec`'s target: `--runtime`; this host for `-`; `$BOXSHELL_RUNTIME`; else
 /// the engine, docker or podman, that has a container of that name or id (both asked at
 /// once), and an error if both have one, as a command could otherwise run in the wrong one.
-/// With neither, [`Runtime::detect`], whose engine will then say the container is not there.
+/// When the engines that answered have none, an error naming them; when none answered,
+/// [`Runtime::detect`], which says why.
 fn runtime_for(spec: &SessionSpec) -> Result<Runtime, String> {
     let target = spec.target.as_str();
     if let Some(runtime) = &spec.runtime {
@@ -52,22 +53,25 @@ fn runtime_for(spec: &SessionSpec) -> Result<Runtime, String> {
     if named {
         return detected();
     }
-    // An engine that is missing or does not answer has no container.
-    let found: Vec<Runtime> = std::thread::scope(|s| {
+    // Each engine that answers, and whether it has the container.
+    let answers: Vec<(Runtime, bool)> = std::thread::scope(|s| {
         let asked: Vec<_> = [Runtime::Docker, Runtime::Podman]
             .into_iter()
             .map(|runtime| {
                 s.spawn(move || {
                     let has = Containers::new(runtime.clone()).timeout(LOOKUP_TIMEOUT).exists(target);
-                    has.is_ok_and(|has| has).then_some(runtime)
+                    has.ok().map(|has| (runtime, has))
                 })
             })
             .collect();
         asked.into_iter().filter_map(|asked| asked.join().ok().flatten()).collect()
     });
+    let found: Vec<&Runtime> = answers.iter().filter_map(|(runtime, has)| has.then_some(runtime)).collect();
+    let asked: Vec<String> = answers.iter().map(|(runtime, _)| runtime.to_string()).collect();
     match found.as_slice() {
-        [] => detected(),
-        [one] => Ok(one.clone()),
+        [] if asked.is_empty() => detected(),
+        [] => Err(format!("no container `{target}` on {}", asked.join(" or "))),
+        [one] => Ok((*one).clone()),
         [first, second, ..] => Err(format!(
             "{target} is a container on {first} and on {second}; say which with --runtime {first} or --runtime {second}"
         )),
