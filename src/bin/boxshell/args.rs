@@ -318,7 +318,7 @@ struct ExecCli {
     /// The command reads this program's stdin (else EOF)
     #[arg(short, long)]
     interactive: bool,
-    /// Seconds before the command is interrupted (exit code 124)
+    /// Seconds before the command is interrupted (exit code 124); 0: none, as timeout(1)
     #[arg(long, value_name = "SECS", value_parser = seconds)]
     timeout: Option<Duration>,
     #[command(flatten)]
@@ -530,7 +530,12 @@ impl Args {
             CliCommand::Exec(exec) => {
                 let line = exec.words.join(" ");
                 let session = exec.session.spec(exec.target, &root);
-                let action = Action::Exec { session, line, timeout: exec.timeout, interactive: exec.interactive };
+                let action = Action::Exec {
+                    session,
+                    line,
+                    timeout: exec.timeout.filter(|t| !t.is_zero()),
+                    interactive: exec.interactive,
+                };
                 (action, Facade { runtime: None, ..root })
             }
             CliCommand::Shell(shell) => {
@@ -797,6 +802,15 @@ mod tests {
             (session.workdir.as_deref(), session.user.as_deref(), session.shell.as_deref()),
             (Some("/tmp"), Some("nobody"), Some("/bin/bash"))
         );
+    }
+
+    #[test]
+    fn exec_timeout_of_zero_is_none_as_for_timeout_1() {
+        for (secs, want) in [("0", None), ("0.0", None), ("1.5", Some(Duration::from_millis(1500)))] {
+            let a = parse(&["exec", "--timeout", secs, "-", "--", "true"]).unwrap_or_else(|u| panic!("{}", u.message));
+            let Action::Exec { timeout, .. } = a.action else { panic!("{:?}", a.action) };
+            assert_eq!(timeout, want, "--timeout {secs}");
+        }
     }
 
     #[test]
