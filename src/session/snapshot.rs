@@ -132,26 +132,30 @@ fn special(name: &str) -> bool {
 /// fails to start when an exported value is over Linux's 128 KiB a string). bash lists its
 /// variables with `compgen -v` and tells exported ones by their attributes; dash and busybox
 /// from `set` and `export -p`, whose lines a value of many lines may imitate: only names set
-/// in the shell count.
-const DUMP: &str = r#"\command printf 'cwd\0%s\0umask\0' "$PWD"; \command umask
+/// in the shell count. All of it runs in a subshell, so that nothing the session's shell has
+/// set changes it or is changed by it: `errexit` and `nounset` (which would end the shell
+/// at the first unset name), `allexport` (which would export `IFS`), the user's aliases
+/// (gone before the listing is parsed, as `eval` parses it only then) and functions
+/// (`\command` passes them by).
+const DUMP: &str = r#"(\command printf 'cwd\0%s\0umask\0' "${PWD-}"; \command umask
 \command printf '\0options\0'; \command set +o
 \command printf '\0aliases\0'; \command alias
 \command printf '\0readonly\0'; \command readonly -p
 \command printf '\0'
-__bx_ifs=${IFS-unset} __bx_opts=$-
-IFS='
-'
-\command set -f
-if [ -n "${BASH_VERSION-}" ]; then
-    \command printf 'functions\0'
+\command set +euavx -f
+\command unalias -a 2>/dev/null
+\command eval 'IFS="
+"
+if \command [ -n "${BASH_VERSION-}" ]; then
+    \command printf "functions\0"
     for __bx_n in $(\command compgen -A function); do
         case $__bx_n in __boxshell*) ;; *) \command declare -f -- "$__bx_n" ;; esac
     done
-    \command printf '\0'
+    \command printf "\0"
     for __bx_n in $(\command compgen -v); do
         \command eval "__bx_a=\${$__bx_n@a}"
         case $__bx_a in *x*) __bx_k=env ;; *) __bx_k=var ;; esac
-        \command eval "[ -n \"\${$__bx_n+x}\" ] && \command printf '%s\0%s\0%s\0' \$__bx_k \"\$__bx_n\" \"\${$__bx_n}\""
+        \command eval "\command [ -n \"\${$__bx_n+x}\" ] && \command printf \"%s\\0%s\\0%s\\0\" \$__bx_k \"\$__bx_n\" \"\${$__bx_n}\""
     done
 else
     __bx_e=" "
@@ -163,12 +167,9 @@ else
         __bx_n=${__bx_l%%=*}
         case $__bx_n in *[!A-Za-z0-9_]*) continue ;; esac
         case $__bx_e in *" $__bx_n "*) __bx_k=env ;; *) __bx_k=var ;; esac
-        \command eval "[ -n \"\${$__bx_n+x}\" ] && \command printf '%s\0%s\0%s\0' \$__bx_k \"\$__bx_n\" \"\${$__bx_n}\""
+        \command eval "\command [ -n \"\${$__bx_n+x}\" ] && \command printf \"%s\\0%s\\0%s\\0\" \$__bx_k \"\$__bx_n\" \"\${$__bx_n}\""
     done
-fi
-case $__bx_ifs in unset) \command unset IFS ;; *) IFS=$__bx_ifs ;; esac
-case $__bx_opts in *f*) ;; *) \command set +f ;; esac
-\command unset __bx_ifs __bx_opts __bx_n __bx_a __bx_k __bx_e __bx_l"#;
+fi'; \command true)"#;
 
 impl Session {
     /// The state of this session's shell: cwd, variables, functions, aliases, options, umask
@@ -320,17 +321,21 @@ impl ShellState {
     pub fn from_script(script: &str) -> Result<ShellState> {
         let bad =
             || Error::InvalidValue { what: "shell state", reason: "not a script written by ShellState::to_script" };
-        let (body, functions) = match script.split_once(FUNCTIONS) {
-            Some((body, functions)) => (body, Some(functions.strip_suffix('\n').unwrap_or(functions).to_string())),
-            None => (script, None),
-        };
-        if !body.starts_with("# boxshell shell state 1\n") {
+        if !script.starts_with("# boxshell shell state 1\n") {
             return Err(bad());
         }
-        let mut state = ShellState { functions, ..ShellState::default() };
-        let mut words = Words { rest: body };
-        while let Some(first) = words.next_word() {
+        let mut state = ShellState::default();
+        let mut words = Words { rest: script };
+        loop {
+            // The word as written, quotes and all: a value's text cannot pass for the script's own.
+            let raw = words.rest.trim_start_matches([' ', '\t', '\n', ';']);
+            let Some(first) = words.next_word() else { break };
             match first.as_str() {
+                _ if raw.starts_with(FUNCTIONS) => {
+                    let functions = &raw[FUNCTIONS.len()..];
+                    state.functions = Some(functions.strip_suffix('\n').unwrap_or(functions).to_string());
+                    break;
+                }
                 w if w.starts_with('#') => words.skip_line(),
                 "cd" => {
                     words.next_word().filter(|w| w == "--").ok_or_else(bad)?;
@@ -353,16 +358,16 @@ impl ShellState {
                 }
                 assignment => {
                     let (name, value) = assignment.split_once('=').map(own).ok_or_else(bad)?;
-                    let value = match value.strip_prefix("$(\\command printf ") {
-                        // `assign_into`'s form for bytes that are not UTF-8.
-                        Some(_) => {
+                    // `assign_into`'s form for bytes that are not UTF-8 (a UTF-8 value is quoted).
+                    let value = match raw.starts_with(&format!("{name}=$(\\command printf ")) {
+                        true => {
                             let format = first_quoted(assignment).ok_or_else(bad)?;
                             words.next_word().filter(|w| *w == format!("{name}=${{{name}%x}}")).ok_or_else(bad)?;
                             let mut bytes = unprintf(&format).ok_or_else(bad)?;
                             bytes.pop().filter(|&b| b == b'x').ok_or_else(bad)?;
                             OsString::from_vec(bytes)
                         }
-                        None => OsString::from(value),
+                        false => OsString::from(value),
                     };
                     state.variables.push((name, value));
                 }
@@ -616,6 +621,24 @@ mod tests {
 
     fn value() -> impl Strategy<Value = OsString> {
         prop::collection::vec(1u8..=255, 0..40).prop_map(OsString::from_vec)
+    }
+
+    #[test]
+    fn values_that_look_like_the_scripts_own_text_round_trip() {
+        let look_alike = |name: &str, value: &str| (name.to_string(), OsString::from(value));
+        let state = ShellState {
+            cwd: "/".into(),
+            variables: vec![
+                look_alike("u", &format!("\n{FUNCTIONS}f() {{ :; }}\n")),
+                look_alike("v", "$(\\command printf 'x'); v=${v%x}"),
+                ("w".to_string(), OsString::from_vec(b"\xff\n# functions, as".to_vec())),
+            ],
+            aliases: vec![("a".to_string(), format!("{FUNCTIONS}b"))],
+            functions: Some(format!("f() {{\n    echo '{FUNCTIONS}'\n}}")),
+            ..ShellState::default()
+        };
+        let script = state.to_script();
+        assert_eq!(ShellState::from_script(&script).map_err(|e| e.to_string()), Ok(state), "{script}");
     }
 
     proptest! {

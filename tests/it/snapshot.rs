@@ -11,6 +11,7 @@ pub const TESTS: &[(&str, Test<Fixture>)] = &[
     ("snapshot_and_restore_carry_hostile_state_exactly", snapshot_and_restore_carry_hostile_state_exactly),
     ("snapshot_of_a_thousand_variables_is_one_command", snapshot_of_a_thousand_variables_is_one_command),
     ("restore_into_another_shell_reports_what_it_could_not", restore_into_another_shell_reports_what_it_could_not),
+    ("snapshot_changes_nothing_and_nothing_changes_it", snapshot_changes_nothing_and_nothing_changes_it),
 ];
 
 /// Builds up state in `sh`: a cwd with quotes and spaces, exported and unexported variables
@@ -129,4 +130,34 @@ fn restore_into_another_shell_reports_what_it_could_not(fx: &Fixture) -> R {
     sh.close()?;
     fresh.close()?;
     Ok(())
+}
+
+/// A snapshot of a shell under `set -eua`, with aliases (and in bash a function) named after
+/// what the listing runs: the session lives on, nothing of its state changes (`IFS` is not
+/// exported by `allexport`), and the state is all there.
+fn snapshot_changes_nothing_and_nothing_changes_it(fx: &Fixture) -> R {
+    // What would change: the options, the exported names, the aliases; `|| :` as under `set -e`.
+    const PROBE: &str = "set +o; env | grep -c '^IFS=' || :; alias";
+    for shell in fx.shells() {
+        let mut sh = fx.builder().shell(&shell).open()?;
+        let hostile = if shell.contains("bash") { "alias if='echo nope;'; [() { return 1; }; " } else { "" };
+        sh.exec(&format!("V=kept; export E=out; set -eua; alias '['=false; {hostile}:"))?.check()?;
+        let before = sh.exec(PROBE)?;
+        let state = sh.snapshot()?;
+        let after = sh.exec(PROBE)?;
+        ensure!(after.stdout == before.stdout && after.exit_code == 0, "{shell}: {before:?} then {after:?}");
+        ensure!(text(&before.stdout).contains("\n0\n"), "{shell}: IFS exported before: {before:?}");
+        let on = |name: &str| state.options().contains(&(name.to_string(), true));
+        ensure!(on("errexit") && on("nounset") && on("allexport"), "{shell}: {:?}", state.options());
+        ensure!(state.variables().iter().any(|(n, v)| n == "V" && v == "kept"), "{shell}: {:?}", state.variables());
+        ensure!(state.exported().iter().any(|(n, v)| n == "E" && v == "out"), "{shell}: {:?}", state.exported());
+        ensure!(state.aliases().iter().any(|(n, v)| n == "[" && v == "false"), "{shell}: {:?}", state.aliases());
+        ensure!(sh.exec("echo $V")?.stdout == b"kept\n", "{shell}: the session after the snapshot");
+        sh.close()?;
+    }
+    Ok(())
+}
+
+fn text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(bytes)
 }
