@@ -395,7 +395,7 @@ impl ShellState {
             if export {
                 let _ = write!(text, "\\command export {name}");
             } else {
-                text.push(':');
+                text.push_str("\\command :");
             }
             step(&mut s, &text, &format!("variable {name}"));
         }

@@ -296,11 +296,12 @@ fn deadlines_hold_whatever_the_caller_does(fx: &Fixture) -> R {
 
 /// Names boxshell's own shell text uses. Any of them may be an alias; bash lets a function
 /// take any name, dash and busybox ash all but those of special built-ins.
-const NAMES: [&str; 22] = [
+const NAMES: [&str; 29] = [
     "cat", "printf", "rm", "mkdir", "kill", "read", "test", "echo", "wait", "command", "trap", "eval", "exec", "set",
-    "unset", "true", "cd", "export", "mv", "stat", "xargs", "shopt",
+    "unset", "true", "cd", "export", "mv", "stat", "xargs", "shopt", "[", "umask", "alias", "unalias", "readonly",
+    "declare", "compgen",
 ];
-const SPECIAL: [&str; 6] = ["trap", "eval", "exec", "set", "unset", "export"];
+const SPECIAL: [&str; 7] = ["trap", "eval", "exec", "set", "unset", "export", "readonly"];
 
 fn aliases_and_functions_change_nothing(fx: &Fixture) -> R {
     for shell in fx.shells() {
@@ -312,12 +313,12 @@ fn aliases_and_functions_change_nothing(fx: &Fixture) -> R {
                 match kind {
                     "aliases" => define.push_str(&format!("alias {name}='/bin/echo ALIAS-{name}'\n")),
                     // A function named `command` replaces the escape from functions itself.
-                    _ if name == "command" || (!bash && SPECIAL.contains(&name)) => {}
+                    _ if name == "command" || (!bash && (SPECIAL.contains(&name) || name == "[")) => {}
                     _ => define.push_str(&format!("{name}() {{ /bin/echo FUNCTION-{name}; }}\n")),
                 }
             }
             if bash && kind == "functions" {
-                define.push_str("[() { /bin/echo FUNCTION-bracket; }\n:() { /bin/echo FUNCTION-colon; }\n");
+                define.push_str(":() { /bin/echo FUNCTION-colon; }\n");
             }
             let out = sh.exec(&define)?;
             ensure!(out.success() && out.stderr.is_empty(), "{shell}: defining the {kind}: {out:?}");
@@ -373,6 +374,13 @@ fn the_api_works(fx: &Fixture, sh: &mut Session, what: &str) -> R {
     sh.rename(format!("{dir}/sub/f"), format!("{dir}/g"))?;
     ensure!(sh.exists(format!("{dir}/g"))? && !sh.exists(format!("{dir}/sub/f"))?, "{what}: rename");
     sh.remove_dir_all(&dir)?;
+    sh.exec("V='a b'")?.check()?;
+    let state = sh.snapshot()?;
+    ensure!(state.variables().iter().any(|(n, v)| n == "V" && v == "a b"), "{what}: snapshot: {state:?}");
+    let restored = sh.restore(&state)?;
+    ensure!(restored.missed.is_empty(), "{what}: restore missed {:?}", restored.missed);
+    let out = sh.cmd("/bin/echo on a terminal").terminal(80, 24).run()?;
+    ensure!(out.stdout == b"on a terminal\r\n" && out.success(), "{what}: terminal: {out:?}");
     let bg = sh.cmd("/bin/echo in the background").background()?;
     ensure!(bg.wait(Duration::from_secs(20)) == Some(0), "{what}: background");
     ensure!(bg.logs(None).stdout == b"in the background\n", "{what}: background: {:?}", bg.logs(None));
