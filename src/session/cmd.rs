@@ -146,7 +146,8 @@ impl<'s> Cmd<'s> {
     /// The terminal is made by the runtime (`exec -i -t`, one exec's start-up more; for the
     /// local runtime, `setsid -c` on a PTY of this process's): [`Custom`](crate::Custom)
     /// runtimes need their [`terminal`](crate::Custom::terminal) form. The feature
-    /// `terminal` (on by default) adds this.
+    /// `terminal` (on by default) adds this. A size of 0 columns or rows is
+    /// [`Error::InvalidValue`] when the command starts.
     ///
     /// ```
     /// # fn main() -> boxshell::Result<()> {
@@ -399,11 +400,13 @@ impl Running<'_> {
     /// if that is its size already).
     ///
     /// # Errors
-    /// [`Error::InvalidValue`] when the command has no terminal; [`Error::CommandEnded`]
-    /// when it has ended; [`Error::Io`] when the new size does not reach it within 10 s.
+    /// [`Error::InvalidValue`] when the command has no terminal, or the size has 0 columns or
+    /// rows; [`Error::CommandEnded`] when it has ended; [`Error::Io`] when the new size does
+    /// not reach it within 10 s.
     #[cfg(feature = "terminal")]
     pub fn resize(&mut self, cols: u16, rows: u16) -> Result<()> {
         let no_terminal = Error::InvalidValue { what: "resize", reason: "the command has no terminal" };
+        super::terminal::no_zero_size(cols, rows)?;
         let Some(job) = self.job_mut() else { return Err(self.ended()) };
         let Some(pty) = job.feeder.as_mut().and_then(|f| f.terminal.as_mut()) else { return Err(no_terminal) };
         let context = || format!("resizing the terminal of `{}`", job.command);

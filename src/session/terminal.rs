@@ -135,6 +135,7 @@ impl Session {
     /// Starts the terminal of command `seq`, `cols` by `rows`, and waits until its holder is
     /// ready: the command can be sent, with [`Feeder::input`] as its terminal.
     pub(super) fn terminal(&mut self, cols: u16, rows: u16, seq: u64) -> Result<Feeder> {
+        no_zero_size(cols, rows)?;
         let local = matches!(self.engine.runtime(), Runtime::Local);
         if let Runtime::Custom(c) = self.engine.runtime()
             && c.get_terminal_args().is_none()
@@ -378,6 +379,15 @@ impl Marks {
             pieces.push(Piece::Output(out));
         }
         pieces
+    }
+}
+
+/// A terminal of no columns or no rows is refused: `stty` and the programs on it fail, and a
+/// runtime's client never reports that size, so waiting for it would time out.
+pub(super) fn no_zero_size(cols: u16, rows: u16) -> Result<()> {
+    match cols == 0 || rows == 0 {
+        true => Err(Error::InvalidValue { what: "terminal size", reason: "columns and rows must be at least 1" }),
+        false => Ok(()),
     }
 }
 

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use boxshell::{Output, Running, Stream};
+use boxshell::{Error, Output, Running, Stream};
 
 use crate::ensure;
 use crate::harness::{Fixture, each_shell, tag};
@@ -52,9 +52,16 @@ fn stty_size_before_and_after_resize(fx: &Fixture) -> R {
         ensure!(upto(&mut r, b"30 100\r\n")? == b"winched\r\n30 100\r\n", "{shell}: after");
         // The same size again: nothing to do, at once.
         r.resize(100, 30)?;
+        // No columns or no rows: refused at once, the terminal as it was.
+        for (cols, rows) in [(0, 30), (100, 0)] {
+            ensure!(matches!(r.resize(cols, rows), Err(Error::InvalidValue { .. })), "{shell}: resize({cols}, {rows})");
+        }
         r.write_stdin(b"\x03")?;
         let out = r.wait()?;
         ensure!(out.exit_code == 130 && !out.timed_out, "{shell}: {out:?}");
+        let zero = sh.cmd("echo never").terminal(0, 24).spawn().map(|_| ());
+        ensure!(matches!(zero, Err(Error::InvalidValue { .. })), "{shell}: a terminal of 0 columns: {zero:?}");
+        ensure!(sh.exec("echo next")?.stdout == b"next\n", "{shell}: after a refused terminal");
         Ok(())
     })
 }
