@@ -82,13 +82,14 @@ pub(crate) fn feeder_argv<'a>(
     mark: &'a str,
     nonce: &'a str,
 ) -> [&'a OsStr; 8] {
-    // The FIFO goes once its `cat` ends; a `cat` killed by `Feeder::end` leaves it to the
-    // removal of the session's directory. The mark is in the environment of `cat` only. Once
+    // The FIFO goes once its `cat` (or `head`, which reads the frame's `end` line) ends; one
+    // killed by `Feeder::end` leaves it to the removal of the session's directory. The mark
+    // is in the environment of `cat` or `head` only. Once
     // the FIFO exists, it says so with its `Hello`: with its PID when the command is to read
     // its stdin, without when the command is to read the FIFO.
     const SCRIPT: &str = "exec 2>&1; umask 077 && { [ -d \"$1\" ] || mkdir -m 700 -- \"$1\"; } \
         && mkfifo -- \"$2\" && export \"$3\" || exit; \
-        if [ -p /proc/$$/fd/0 ]; then echo \"ready $4 $$\"; cat -- \"$2\" >/dev/null; else echo \"ready $4\"; cat >\"$2\"; fi; \
+        if [ -p /proc/$$/fd/0 ]; then echo \"ready $4 $$\"; head -n 1 -- \"$2\" >/dev/null; else echo \"ready $4\"; cat >\"$2\"; fi; \
         s=$?; rm -f -- \"$2\"; exit $s";
     [shell, "-c", SCRIPT, "boxshell-feed", dir, fifo, mark, nonce].map(OsStr::new)
 }
@@ -321,6 +322,22 @@ impl Feeder {
             return;
         }
         self.close();
+        // A terminal whose holder said the command is over: the client and the reader go on
+        // only for a background job left on the PTY, and end with it; the holder is gone.
+        #[cfg(feature = "terminal")]
+        let over = self.terminal.as_ref().is_some_and(super::terminal::Pty::said_end);
+        #[cfg(not(feature = "terminal"))]
+        let over = false;
+        if over {
+            if proc::wait_until(&mut self.child, Instant::now() + grace.min(LINGER)).is_none() {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+            // Detached: the reader ends when the job lets go of the PTY, the writer when its
+            // input (closed) is written or the PTY goes.
+            self.threads.clear();
+            return;
+        }
         if proc::wait_until(&mut self.child, Instant::now() + grace).is_none() {
             if let Err(e) = self.signaller.signal(Procs::Environ(&self.mark), Signal::Kill, None) {
                 log::warn!("ending the feeder of a command's stdin: {e}");
@@ -341,6 +358,9 @@ impl Feeder {
         }
     }
 }
+
+/// How long a terminal's client may take to exit once its holder has said the command is over.
+const LINGER: Duration = Duration::from_millis(300);
 
 impl Drop for Feeder {
     /// A feeder not ended (the command could not be sent) is ended without waiting.

@@ -172,7 +172,10 @@ pub(crate) enum Input<'a> {
     /// The pipe that is stdin of process `pid` (a feeder's, which does not read it), opened
     /// as `/proc/PID/fd/0`: the command reads what the exec client is given, with no copy in
     /// between. The frame holds the FIFO `hold` open for writing while the command runs (on
-    /// an fd the command does not get), and the feeder ends when it is closed.
+    /// an fd the command does not get), and writes the line `end` to it once the command is
+    /// over; the feeder (or a terminal's holder) ends at that line, or when the FIFO closes.
+    /// The line is needed: a subshell the command left running holds the shell's saved copy
+    /// of that fd, so that the close does not come.
     Pipe { pid: u32, hold: &'a str },
 }
 
@@ -210,9 +213,14 @@ pub(crate) fn encode_command(
 ) -> String {
     let mut text = String::with_capacity(command.len() * 5 / 4 + 400);
     // A held FIFO is opened around the command and closed for it: the shell keeps its own
-    // copy (close-on-exec) until the command is over, and nothing the command starts holds it.
+    // copy (close-on-exec) until the command is over, and no program the command starts
+    // holds it (a subshell it forks does). `end` is written from a subshell, which a reader
+    // gone cannot end with SIGPIPE, and the command's status is kept for what follows.
     let (open_hold, close_hold, end_hold) = match input {
-        Input::Pipe { hold, .. } => ("{ ", " 9>&-", format!("; }} 9>{}", quote(hold))),
+        Input::Pipe { hold, .. } => {
+            let say = "; __boxshell_s=$?; ( \\command echo end >&9 ) 2>/dev/null; ( \\command exit $__boxshell_s )";
+            ("{ ", " 9>&-", format!("{say}; }} 9>{}", quote(hold)))
+        }
         _ => ("", "", String::new()),
     };
     text.push_str("__boxshell_busy=1; ");

@@ -6,7 +6,9 @@
 //! terminal and its process group in the foreground. The holder says `ready PID`, and the
 //! command then runs in the session's shell as any other (its cwd, variables, functions,
 //! aliases, and what it changes stays), with `/proc/PID/fd/0`, the PTY, as its stdin, stdout
-//! and stderr; the frame holds a FIFO open while it runs, and the holder ends when it closes.
+//! and stderr; the frame holds a FIFO open while it runs and writes `end` to it after (a subshell the
+//! command left running may hold the FIFO on): the holder ends at that line, or when the FIFO
+//! closes.
 //! The PTY stays the holder's controlling terminal: no shell built-in can hand it on, and the
 //! command's own session is the shell's.
 //!
@@ -27,6 +29,7 @@ use std::io::{self, Read};
 use std::os::fd::OwnedFd;
 use std::process::Stdio;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -65,7 +68,7 @@ done
 trap 'say int' INT
 trap '"$sh" -c "$reap" reap "$@" >/dev/null 2>&1; say winch' WINCH
 say "ready $$"
-cat -- "$fifo" >/dev/null &
+head -n 1 -- "$fifo" >/dev/null &
 c=$!
 while :; do wait $c && break; kill -0 $c 2>/dev/null || break; done
 rm -f -- "$fifo"
@@ -83,6 +86,8 @@ pub(crate) struct Pty {
     size: (u16, u16),
     /// One message per SIGWINCH the holder passed on.
     resized: Receiver<()>,
+    /// Set when the holder has said `end`: every byte of the command's output has been read.
+    ended: Arc<AtomicBool>,
 }
 
 impl Pty {
@@ -103,6 +108,13 @@ impl Pty {
     /// Whether the holder has passed a resize on, waiting up to `wait`.
     pub(crate) fn resized(&self, wait: Duration) -> bool {
         self.resized.recv_timeout(wait).is_ok()
+    }
+
+    /// Whether the holder has said the command is over. What still holds the PTY then (and
+    /// keeps the runtime's client and the reader going) is a background job the command left
+    /// on it, which the command's end does not wait for.
+    pub(crate) fn said_end(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
     }
 
     /// Longest [`Running::resize`](super::Running::resize) waits for [`resized`](Pty::resized).
@@ -187,16 +199,18 @@ impl Session {
         };
         let (said_tx, said) = crossbeam_channel::bounded(1);
         let (resized_tx, resized) = crossbeam_channel::unbounded();
+        let ended = Arc::new(AtomicBool::new(false));
         let holder = Holder {
             seq,
             marks: Marks::new(&nonce),
             router: Arc::clone(&self.router),
             watch: Arc::clone(&self.watch),
             resized: resized_tx,
+            ended: Arc::clone(&ended),
         };
         let reader = proc::spawn_thread("boxshell-tty-out".into(), move || holder.pump(reader, &said_tx));
         let (mut feeder, failed) = Feeder::new(child, reader, writer, mark, fifo, Arc::clone(&self.signaller));
-        feeder.terminal = Some(Pty { master, client, size: (cols, rows), resized });
+        feeder.terminal = Some(Pty { master, client, size: (cols, rows), resized, ended });
         if let Some(e) = failed {
             return Err(io_error(e));
         }
@@ -219,6 +233,7 @@ struct Holder {
     router: Arc<Router>,
     watch: Arc<Watch>,
     resized: Sender<()>,
+    ended: Arc<AtomicBool>,
 }
 
 impl Holder {
@@ -274,7 +289,10 @@ impl Holder {
                 Piece::Mark(Said::Resized) => {
                     let _ = self.resized.send(());
                 }
-                Piece::Mark(Said::End) => self.router.terminal_end(self.seq),
+                Piece::Mark(Said::End) => {
+                    self.ended.store(true, Ordering::Release);
+                    self.router.terminal_end(self.seq);
+                }
             }
         }
     }

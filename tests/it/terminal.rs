@@ -21,6 +21,10 @@ pub const TESTS: &[(&str, Test<Fixture>)] = &[
     ("terminal_raw_mode_left_behind_changes_nothing", raw_mode_left_behind_changes_nothing),
     ("terminal_lookalikes_end_nothing_early", lookalikes_end_nothing_early),
     ("terminal_output_cap_and_idle_timeout", output_cap_and_idle_timeout),
+    (
+        "terminal_and_interactive_commands_end_before_their_jobs",
+        terminal_and_interactive_commands_end_before_their_jobs,
+    ),
 ];
 
 /// Tests for a shell on this host.
@@ -234,4 +238,42 @@ fn python_repl_takes_ctrl_c_as_a_key(fx: &Fixture) -> R {
         ensure!(!out.timed_out && out.exit_code == 130, "{shell}: {out:?}");
         Ok(())
     })
+}
+
+/// A background job the command leaves running (a subshell, which holds what the shell held;
+/// a program; one with its output on the terminal) does not hold up the command's end, on a
+/// terminal or with live stdin: the command ends as soon as it has, not a grace period later
+/// (30 s here); the job runs on, and the command's helpers are gone.
+fn terminal_and_interactive_commands_end_before_their_jobs(fx: &Fixture) -> R {
+    for shell in fx.shells() {
+        let mut sh = fx.builder().shell(&shell).grace(Duration::from_secs(30)).open()?;
+        for terminal in [true, false] {
+            let t = tag();
+            let line = format!("(sleep {t}; echo late) & echo started; sleep {t} </dev/null & :");
+            let cmd = sh.cmd(&line).timeout(Duration::from_secs(60));
+            let cmd = if terminal { cmd.terminal(80, 24) } else { cmd.interactive() };
+            let start = std::time::Instant::now();
+            let out = cmd.run()?;
+            let newline: &[u8] = if terminal { b"started\r\n" } else { b"started\n" };
+            ensure!(
+                out.stdout == newline && out.success() && !out.timed_out && start.elapsed() < Duration::from_secs(15),
+                "{shell}, terminal {terminal}: {out:?} after {:?}",
+                start.elapsed()
+            );
+            let helper = if terminal { "tty-" } else { "in-" };
+            let left = fx.wait_gone_containing(&format!(".boxshell-{}/{helper}", sh.id().simple()));
+            ensure!(left.is_empty(), "{shell}, terminal {terminal}: helpers left: {left:?}");
+            let deadline = std::time::Instant::now() + WAIT;
+            let jobs = loop {
+                let jobs = fx.processes(&format!("sleep {t}"));
+                if jobs.len() >= 2 || std::time::Instant::now() >= deadline {
+                    break jobs;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            };
+            ensure!(jobs.len() == 2, "{shell}, terminal {terminal}: the jobs: {jobs:?}");
+        }
+        sh.close()?;
+    }
+    Ok(())
 }
