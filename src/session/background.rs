@@ -554,8 +554,9 @@ impl Cmd<'_> {
         let token = Token::random();
         let Ready { outlet, pid: outlet_pid, notify } = session.outlet(token)?;
         let (a, b) = token.halves();
+        // The exit code is taken in an AND-OR list, which the session's `set -e` does not end.
         let launch = format!(
-            "{{ ( \\command trap - INT QUIT; {{BODY}} ); \\command printf '\\037bx%s%s %d\\n' {a} {b} \"$?\" >&2; \\command printf '\\037bx%s%s\\n' {a} {b}; }} \
+            "{{ ( \\command trap - INT QUIT; {{BODY}} ) && __bx_s=0 || __bx_s=$?; \\command printf '\\037bx%s%s %d\\n' {a} {b} \"$__bx_s\" >&2; \\command printf '\\037bx%s%s\\n' {a} {b}; }} \
              </dev/null >/proc/{outlet_pid}/fd/1 2>/proc/{outlet_pid}/fd/2 & \
              \\command read -r __bx_bg </proc/$!/stat && \\command printf '%s\\n' \"$__bx_bg\"; \\command unset __bx_bg"
         );

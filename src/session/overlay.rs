@@ -51,10 +51,14 @@ impl Overlay {
     /// As [`wrap`](Overlay::wrap), with the subshell made by `launch` from its body: the
     /// directory entered, the variables exported, then `command` (the body needs a subshell
     /// of its own, as it changes the shell it runs in).
+    ///
+    /// Under the session's `set -x`, only `command` is traced: not the checks, the `cd` or the
+    /// variables' values (which may be secrets).
     pub(crate) fn wrap_with(&self, command: &str, launch: impl FnOnce(&str) -> String) -> String {
         let mut text = String::with_capacity(command.len() + 200);
         let dir = self.workdir.as_ref().map(|dir| text::path_word(&mut text, WORKDIR_VAR, dir));
         let mut body = String::with_capacity(command.len() + 100);
+        body.push_str(QUIET);
         if let Some(dir) = &dir {
             let _ = write!(body, "\\command cd -- {dir} || \\command exit; ");
         }
@@ -62,6 +66,7 @@ impl Overlay {
             assign_into(&mut body, key, value.as_bytes());
             let _ = write!(body, "\\command export {key}; ");
         }
+        body.push_str(TRACE_AGAIN);
         body.push_str("\\command eval ");
         quote_into(&mut body, command);
         let Some(dir) = &dir else {
@@ -69,8 +74,9 @@ impl Overlay {
             return text;
         };
         let refuse = |text: &mut String, test: &str, why: Refusal| {
-            let _ = write!(text, "! \\command [ {test} {dir} ]; then {REFUSED}={}; ", why.word());
+            let _ = write!(text, "! \\command [ {test} {dir} ]; then {REFUSED}={}; {TRACE_AGAIN}", why.word());
         };
+        text.push_str(QUIET);
         text.push_str("if ");
         refuse(&mut text, "-e", Refusal::NotFound);
         text.push_str("elif ");
@@ -78,11 +84,18 @@ impl Overlay {
         text.push_str("elif ");
         refuse(&mut text, "-x", Refusal::PermissionDenied);
         text.push_str("else ");
+        text.push_str(TRACE_AGAIN);
         text.push_str(&launch(&body));
         text.push_str("; fi");
         text
     }
 }
+
+/// Turns `xtrace` off, silently (its own trace goes to /dev/null), noting whether it was on.
+const QUIET: &str = "{ __bx_x=$-; \\command set +x; } 2>/dev/null; ";
+
+/// Turns `xtrace` back on if [`QUIET`] found it on.
+const TRACE_AGAIN: &str = "case $__bx_x in *x*) \\command set -x ;; esac; ";
 
 impl Refusal {
     /// The error for a command not run because its working directory `dir` could not be
@@ -141,6 +154,23 @@ mod tests {
             assert_eq!((ran.as_slice(), after.as_str()), (&b""[..], "0|ENOENT|unset"), "{sh}");
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn under_xtrace_only_the_command_is_traced() {
+        let dir = std::env::temp_dir();
+        for sh in ["dash", "bash"] {
+            for workdir in [None, Some(dir.clone())] {
+                let overlay = Overlay { vars: vec![("A".into(), "s3cret".into())], workdir };
+                let script = format!("set -x; {}; echo \"after:$-\" >&2", overlay.wrap("echo \"${#A}\""));
+                let out = Command::new(sh).arg("-c").arg(&script).output().unwrap();
+                let err = String::from_utf8_lossy(&out.stderr);
+                assert_eq!(out.stdout, b"6\n", "{sh}");
+                assert!(!err.contains("s3cret") && !err.contains("cd") && !err.contains("[ "), "{sh}: {err}");
+                assert!(err.contains("echo 6") && err.contains("after:") && err.contains('x'), "{sh}: {err}");
+                assert!(err.lines().last().is_some_and(|l| l.contains('x')), "{sh}: xtrace is on after: {err}");
+            }
+        }
     }
 
     #[test]

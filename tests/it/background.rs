@@ -138,12 +138,19 @@ fn twenty_at_once_and_their_exit_codes(fx: &Fixture) -> R {
             ensure!(logs.stdout == format!("out {i}\n").as_bytes(), "{shell}: {i}: {logs:?}");
             ensure!(logs.stderr == format!("err {i}\n").as_bytes(), "{shell}: {i}: {logs:?}");
         }
+        // Under the session's `set -e` too, a failure is an exit code, not a process that
+        // never ends.
+        sh.exec("set -e")?;
+        let p = sh.cmd("echo starting; exit 3").background()?;
+        ensure!(p.wait(WAIT) == Some(3) && !p.is_running(), "{shell}: under set -e: {:?}", p.wait(WAIT));
+        sh.exec("set +e")?;
         // Without handles the session keeps how they ended, not their output.
         drop(procs);
         let listed = sh.processes();
-        ensure!(listed.len() == 20, "{shell}: {} listed", listed.len());
+        ensure!(listed.len() == 21, "{shell}: {} listed", listed.len());
         for (i, p) in listed.iter().enumerate() {
-            ensure!(!p.running && p.exit_code == Some(i as i32), "{shell}: {p:?}");
+            let want = if i == 20 { 3 } else { i as i32 };
+            ensure!(!p.running && p.exit_code == Some(want), "{shell}: {p:?}");
         }
         Ok(())
     })

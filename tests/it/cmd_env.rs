@@ -59,6 +59,15 @@ fn env_and_workdir_reach_only_the_command(fx: &Fixture) -> R {
             "{shell}: found through CDPATH: {tmp:?}"
         );
         sh.exec("unset CDPATH; cd / && unset HIDDEN; unalias shout; unset -f greet")?.check()?;
+        // Under the session's `set -x`, the command is traced; the values and the `cd` not.
+        sh.exec("set -x")?;
+        let out = sh.cmd("echo \"${#TOKEN}\"").env("TOKEN", "s3cret").workdir(dir).run()?;
+        sh.exec("set +x")?;
+        let err = out.stderr_str();
+        ensure!(
+            out.stdout == b"6\n" && err.contains("echo 6") && !err.contains("s3cret") && !err.contains(" cd "),
+            "{shell}: under set -x: {out:?}"
+        );
         Ok(())
     })
 }
