@@ -335,10 +335,15 @@ impl SessionBuilder {
             None => {
                 // The exec ended: what it printed says why.
                 let code = started.client.wait_until(Instant::now() + self.timeouts.close).map(proc::exit_code);
-                let message = if stderr.is_empty() {
-                    format!("the exec exited with code {}", code.map_or("unknown".into(), |c| c.to_string()))
-                } else {
-                    stderr
+                // docker says why an exec could not start (no such shell, no such user) on
+                // stdout.
+                let stdout = proc::said(&answer.stdout);
+                let message = match (stderr.is_empty(), stdout.is_empty()) {
+                    (false, _) => stderr,
+                    (true, false) => stdout,
+                    (true, true) => {
+                        format!("the exec exited with code {}", code.map_or("unknown".into(), |c| c.to_string()))
+                    }
                 };
                 let fallback = open_error(message.clone());
                 return Err(engine.diagnose(target, &message, fallback));

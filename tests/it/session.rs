@@ -674,6 +674,17 @@ fn bad_workdir_and_shell_fail_open_clearly(fx: &Fixture) -> R {
     let text = err.to_string();
     assert!(matches!(err, Error::Open { .. } | Error::RuntimeNotFound { .. }), "{err:?}");
     assert!(text.contains("no-such-shell"), "{text}");
+    // Why, in the engine's words (docker says it on stdout), not only the command line.
+    if let Error::Open { message, .. } = &err {
+        assert!(message.contains("no-such-shell"), "{err}");
+    }
+    if fx.runtime.manages_containers() {
+        let err = fx.builder().user("no-such-user-x").open().unwrap_err();
+        match &err {
+            Error::Open { message, .. } => assert!(message.contains("no-such-user-x"), "{err}"),
+            other => return Err(format!("expected Open, got {other:?}").into()),
+        }
+    }
     Ok(())
 }
 
