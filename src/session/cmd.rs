@@ -137,7 +137,8 @@ impl<'s> Cmd<'s> {
     /// command's processes, and the command is then abandoned as by [`Running::interrupt`]
     /// (exit code 130) once its program has ended, with no SIGKILL after the grace: a REPL that
     /// takes Ctrl-C as a key goes on. Ctrl-Z and Ctrl-\ do nothing: the session has no job
-    /// control.
+    /// control. The command ends when its program does: a background job it leaves (`server &`)
+    /// runs on, but the terminal goes, and what the job writes to it afterwards is lost.
     ///
     /// The terminal's session leader is the exec that holds it, not the command, which runs in
     /// the session's shell: a program that opens `/dev/tty` itself, rather than its stdin
