@@ -169,21 +169,27 @@ impl Session {
         Ok(out)
     }
 
-    /// Whether `path` exists in the container (following a symbolic link, as
-    /// `std::fs::exists`: a dangling one is `false`).
+    /// Whether `path` exists in the container, as `std::fs::exists`: a symbolic link is
+    /// followed (a dangling one is `false`), and what cannot be told is an error.
     ///
     /// # Errors
-    /// [`Error::InvalidValue`] for an empty path or one holding NUL; as for
-    /// [`exec`](Session::exec).
+    /// [`Error::Fs`] when it cannot be told (kind `PermissionDenied` for a parent that may not
+    /// be searched, `NotADirectory` for a path under a file); [`Error::InvalidValue`] for an
+    /// empty path or one holding NUL; as for [`exec`](Session::exec).
     pub fn exists(&mut self, path: impl AsRef<Path>) -> Result<bool> {
         let path = path.as_ref();
         let mut script = Script::new();
         let p = script.path("path", "__bx_p", path)?;
-        let out = take_code(self.cmd(script.with(&format!("\\command [ -e {p} ]"))).run()?);
-        match out.exit_code {
-            0 => Ok(true),
-            1 => Ok(false),
-            _ => Err(fs_error("exists", path, &out)),
+        // Not there: `ls` says why, which is an answer only when it is "not found".
+        let test = format!(
+            "\\command [ -e {p} ] && \\command exit 0; \\command [ -L {p} ] && \\command exit 1; \\command ls -d -- {p} >/dev/null && \\command exit 1; \\command exit 2"
+        );
+        let out = take_code(self.cmd(script.with(&test)).run()?);
+        match (out.exit_code, fs_error("exists", path, &out)) {
+            (0, _) => Ok(true),
+            (1, _) => Ok(false),
+            (_, Error::Fs { kind: ErrorKind::NotFound, .. }) => Ok(false),
+            (_, e) => Err(e),
         }
     }
 

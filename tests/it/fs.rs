@@ -157,6 +157,7 @@ fn failures_say_why_as_std_io_does(fx: &Fixture) -> R {
         ensure!(sh.read_file(&file)? == b"x" && sh.metadata(&full)?.is_dir(), "{shell}: changed");
         sh.rename(&full, &empty)?;
         ensure!(sh.read_file(format!("{empty}/inside"))? == b"x", "{shell}: a dir onto an empty one");
+        expect_fs(shell, sh.exists(&under_file), "exists", NotADirectory, &under_file)?;
         let bad = sh.exists("");
         ensure!(matches!(bad, Err(Error::InvalidValue { .. })), "{shell}: empty path: {bad:?}");
         let nul = sh.read_file("a\0b");
@@ -221,6 +222,9 @@ fn permission_denied_is_said_as_such(fx: &Fixture) -> R {
         let sub = format!("{dir}/sub/deeper");
         expect_fs(&shell, sh.create_dir_all(&sub), "create_dir_all", PermissionDenied, &sub)?;
         expect_fs(&shell, sh.cmd("true").workdir(&dir).run(), "workdir", PermissionDenied, &dir)?;
+        // As std::fs::exists: what cannot be told is an error, not `false`.
+        expect_fs(&shell, sh.exists(&f), "exists", PermissionDenied, &f)?;
+        ensure!(!sh.exists(format!("{dir}-missing/f"))?, "{shell}: a missing path");
         sh.close()?;
     }
     root.remove_dir_all(&dir)?;
