@@ -34,13 +34,13 @@
 # The targets are first frozen with SIGSTOP, scanning again until no new one appears, so nothing
 # can fork its way out between the scan and the signal; then they get SIGNAL (and SIGCONT,
 # unless SIGNAL is KILL; after a KILL, the script waits until they have died, so that nothing
-# they write comes after what the caller prints next). In command mode the shell is frozen before its children are looked
-# for, so it starts nothing new meanwhile, and gets its signals while they are still frozen, so
-# it has seen its own signal when it learns how they ended. After a KILL in session mode the
-# scan runs again, to catch what forked while dying. The process running this script, and
-# zombies, are never targets (it may run in a subshell of the session's shell, whose `$$` is
-# not its own PID). Only shell built-ins and /proc are used (and rm for DIR), so it works in
-# minimal images.
+# they write comes after what the caller prints next). In command mode the shell is frozen
+# before its children are looked for, so it starts nothing new meanwhile, and gets its signals
+# while they are still frozen, so it has seen its own signal when it learns how they ended.
+# After a KILL in session mode the scan runs again, to catch what forked while dying. The
+# process running this script, and zombies, are never targets (it may run in a subshell of the
+# session's shell, whose `$$` is not its own PID). Only shell built-ins and /proc are used (and
+# rm for DIR), so it works in minimal images.
 mode=$1 shell=$2 sig=$3 shell_sigs=$4 instance=$5 mark=$6 dir=$7 nl='
 '
 shift 7

@@ -328,22 +328,20 @@ impl Feeder {
         let over = self.terminal.as_ref().is_some_and(super::terminal::Pty::said_end);
         #[cfg(not(feature = "terminal"))]
         let over = false;
-        if over {
-            if proc::wait_until(&mut self.child, Instant::now() + grace.min(LINGER)).is_none() {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-            }
-            // Detached: the reader ends when the job lets go of the PTY, the writer when its
-            // input (closed) is written or the PTY goes.
-            self.threads.clear();
-            return;
-        }
-        if proc::wait_until(&mut self.child, Instant::now() + grace).is_none() {
-            if let Err(e) = self.signaller.signal(Procs::Environ(&self.mark), Signal::Kill, None) {
+        let wait = if over { grace.min(LINGER) } else { grace };
+        if proc::wait_until(&mut self.child, Instant::now() + wait).is_none() {
+            // Over, nothing of the feeder is left in the container to kill.
+            if !over && let Err(e) = self.signaller.signal(Procs::Environ(&self.mark), Signal::Kill, None) {
                 log::warn!("ending the feeder of a command's stdin: {e}");
             }
             let _ = self.child.kill();
             let _ = self.child.wait();
+        }
+        if over {
+            // Detached: the reader ends when the job lets go of the PTY, the writer when its
+            // input (closed) is written or the PTY goes.
+            self.threads.clear();
+            return;
         }
         // The writer ends once its pipe breaks. On the local runtime the read end is the
         // feeder's own stdin, which a background job of the command may still hold open:

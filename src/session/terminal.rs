@@ -6,9 +6,9 @@
 //! terminal and its process group in the foreground. The holder says `ready PID`, and the
 //! command then runs in the session's shell as any other (its cwd, variables, functions,
 //! aliases, and what it changes stays), with `/proc/PID/fd/0`, the PTY, as its stdin, stdout
-//! and stderr; the frame holds a FIFO open while it runs and writes `end` to it after (a subshell the
-//! command left running may hold the FIFO on): the holder ends at that line, or when the FIFO
-//! closes.
+//! and stderr; the frame holds a FIFO open while it runs and writes `end` to it after (a
+//! subshell the command left running may hold the FIFO on): the holder ends at that line, or
+//! when the FIFO closes.
 //! The PTY stays the holder's controlling terminal: no shell built-in can hand it on, and the
 //! command's own session is the shell's.
 //!
