@@ -8,6 +8,7 @@ use std::io::ErrorKind;
 use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 
+use super::overlay::{QUIET, TRACE_AGAIN};
 use super::{Session, driver};
 use crate::error::{Error, Result};
 use crate::fs::{DirEntry, Metadata};
@@ -59,11 +60,13 @@ impl Script {
 
     /// The whole script: `body` in a subshell set up for it. Its exit code goes at the end of
     /// its stderr (see [`take_code`]), not to the session's shell, which `set -e` would end.
+    /// Nothing of it is traced under the session's `set -x`, which would put lines after the
+    /// tools' words.
     fn with(self, body: &str) -> String {
         format!(
-            "if ( LC_ALL=C; \\command export LC_ALL; \\command set +euf; \
+            "{QUIET}if ( LC_ALL=C; \\command export LC_ALL; \\command set +euf; \
              {{ \\command shopt -u failglob nullglob dotglob; \\command unset GLOBIGNORE; }} 2>/dev/null; {}{body} ); \
-             then \\command :; else \\command printf '\\n\\037%d' \"$?\" >&2; fi",
+             then \\command :; else \\command printf '\\n\\037%d' \"$?\" >&2; fi; {TRACE_AGAIN}",
             self.prelude
         )
     }
@@ -185,11 +188,13 @@ impl Session {
             "\\command [ -e {p} ] && \\command exit 0; \\command [ -L {p} ] && \\command exit 1; \\command ls -d -- {p} >/dev/null && \\command exit 1; \\command exit 2"
         );
         let out = take_code(self.cmd(script.with(&test)).run()?);
-        match (out.exit_code, fs_error("exists", path, &out)) {
-            (0, _) => Ok(true),
-            (1, _) => Ok(false),
-            (_, Error::Fs { kind: ErrorKind::NotFound, .. }) => Ok(false),
-            (_, e) => Err(e),
+        match out.exit_code {
+            0 => Ok(true),
+            1 => Ok(false),
+            _ => match fs_error("exists", path, &out) {
+                Error::Fs { kind: ErrorKind::NotFound, .. } => Ok(false),
+                e => Err(e),
+            },
         }
     }
 

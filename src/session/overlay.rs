@@ -92,10 +92,10 @@ impl Overlay {
 }
 
 /// Turns `xtrace` off, silently (its own trace goes to /dev/null), noting whether it was on.
-const QUIET: &str = "{ __bx_x=$-; \\command set +x; } 2>/dev/null; ";
+pub(super) const QUIET: &str = "{ __bx_x=$-; \\command set +x; } 2>/dev/null; ";
 
 /// Turns `xtrace` back on if [`QUIET`] found it on.
-const TRACE_AGAIN: &str = "case $__bx_x in *x*) \\command set -x ;; esac; ";
+pub(super) const TRACE_AGAIN: &str = "case $__bx_x in *x*) \\command set -x ;; esac; ";
 
 impl Refusal {
     /// The error for a command not run because its working directory `dir` could not be

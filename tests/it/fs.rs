@@ -158,6 +158,12 @@ fn failures_say_why_as_std_io_does(fx: &Fixture) -> R {
         sh.rename(&full, &empty)?;
         ensure!(sh.read_file(format!("{empty}/inside"))? == b"x", "{shell}: a dir onto an empty one");
         expect_fs(shell, sh.exists(&under_file), "exists", NotADirectory, &under_file)?;
+        // Under the session's `set -x` too: nothing of the verb is traced, and it stays on.
+        sh.exec("set -x")?;
+        expect_fs(shell, sh.rename(&missing, &file), "rename", NotFound, &missing)?;
+        let still = sh.exec("case $- in *x*) echo on ;; esac")?;
+        sh.exec("set +x")?;
+        ensure!(still.stdout == b"on\n", "{shell}: xtrace after a verb: {still:?}");
         let bad = sh.exists("");
         ensure!(matches!(bad, Err(Error::InvalidValue { .. })), "{shell}: empty path: {bad:?}");
         let nul = sh.read_file("a\0b");
