@@ -103,7 +103,7 @@ fn timeout_aborts_the_whole_command(fx: &Fixture) -> R {
         for (command, printed, tags) in cases {
             let start = Instant::now();
             let out = s.sh.cmd(&command).timeout(Duration::from_millis(500)).run()?;
-            ensure!(start.elapsed() < Duration::from_secs(8), "{shell}: `{command}` took {:?}", start.elapsed());
+            ensure!(start.elapsed() < fx.bound(8), "{shell}: `{command}` took {:?}", start.elapsed());
             aborted(&shell, &command, &out, printed, true)?;
             s.check_after(fx, &command, &tags)?;
         }
@@ -189,7 +189,7 @@ fn child_ignoring_sigint_is_killed_and_the_rest_aborted(fx: &Fixture) -> R {
         let command = format!("echo go; sh -c 'trap \"\" INT; sleep {t}'; echo after");
         let start = Instant::now();
         let out = s.sh.cmd(&command).timeout(Duration::from_millis(500)).run()?;
-        ensure!(start.elapsed() < Duration::from_secs(8), "{shell}: took {:?}", start.elapsed());
+        ensure!(start.elapsed() < fx.bound(8), "{shell}: took {:?}", start.elapsed());
         ensure!(!out.stdout_str().contains("after"), "{shell}: the rest ran: {out:?}");
         aborted(&shell, &command, &out, b"go\n", true)?;
         s.check_after(fx, &command, &[t])?;
