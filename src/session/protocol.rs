@@ -90,16 +90,24 @@ const END: &str = "__boxshell_end";
 /// [`Refusal`]; [`END`] prints it after the status.
 pub(crate) const REFUSED: &str = "__boxshell_refused";
 
+/// Shell text that is false only in a process forked from the session's shell (where `$$` is
+/// still the shell's PID): busybox ash's subshell that meets a shell error (`( echo $UNSET )`
+/// under `set -u`) lands in the error handler of the frame's `command eval`, as the shell
+/// itself would, and runs the rest of the frame; it must exit there instead. Two `stat`s, some
+/// 10 µs; true where there is no `/proc`.
+const IN_SESSION_SHELL: &str = "\\command [ /proc/self -ef /proc/$$ ] || ! \\command [ -e /proc/$$ ]";
+
 /// The definition of [`END`], which every frame calls as `END T1 T2 KNOWN` right after the
-/// command: the two sentinels of the token `T1T2` (`$?` at the call is the command's status,
-/// then [`REFUSED`]),
+/// command: a forked subshell that got here exits ([`IN_SESSION_SHELL`]); else the two
+/// sentinels of the token `T1T2` (`$?` at the call is the command's status, then [`REFUSED`]),
 /// and the boot time when `$!` is no longer `KNOWN` (see docs/DESIGN.md). A function, parsed
 /// once: dash spends some 40 instructions per character reading a frame, and these are some
 /// 300 characters a command would otherwise carry. Each sentinel is one `printf`: one write,
 /// so the reader sees it in one read.
 fn end_function() -> String {
     format!(
-        "{END}() {{ \\command printf '\\037bx%s%s %d %s %s\\n' \"$1\" \"$2\" \"$?\" \"${{!:-0}}\" \"${{{REFUSED}-}}\" >&8; __boxshell_busy= {REFUSED}=; \\command exec >&7; \
+        "{END}() {{ \\command set -- \"$1\" \"$2\" \"$3\" \"$?\"; {IN_SESSION_SHELL} || \\command exit \"$4\"; \
+         \\command printf '\\037bx%s%s %d %s %s\\n' \"$1\" \"$2\" \"$4\" \"${{!:-0}}\" \"${{{REFUSED}-}}\" >&8; __boxshell_busy= {REFUSED}=; \\command exec >&7; \
          case ${{!:-0}} in \"$3\") \\command printf '\\037bx%s%s\\n' \"$1\" \"$2\";; \
          *) \\command read -r __bx_up _ </proc/uptime || __bx_up=; \\command printf '\\037bx%s%s %s\\n' \"$1\" \"$2\" \"${{__bx_up-}}\"; \
          \\command unset __bx_up;; esac; }}"
@@ -218,7 +226,10 @@ pub(crate) fn encode_command(
     // gone cannot end with SIGPIPE, and the command's status is kept for what follows.
     let (open_hold, close_hold, end_hold) = match input {
         Input::Pipe { hold, .. } => {
-            let say = "; __boxshell_s=$?; ( \\command echo end >&9 ) 2>/dev/null; ( \\command exit $__boxshell_s )";
+            let say = format!(
+                "; __boxshell_s=$?; {{ {IN_SESSION_SHELL} || \\command exit $__boxshell_s; }}; \
+                 ( \\command echo end >&9 ) 2>/dev/null; ( \\command exit $__boxshell_s )"
+            );
             ("{ ", " 9>&-", format!("{say}; }} 9>{}", quote(hold)))
         }
         _ => ("", "", String::new()),

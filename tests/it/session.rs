@@ -20,6 +20,7 @@ pub const TESTS: &[(&str, Test<Fixture>)] = &[
     ("stdin_is_eof_by_default", stdin_is_eof_by_default),
     ("stdin_bytes_arrive_exactly", stdin_bytes_arrive_exactly),
     ("syntax_error_gives_2_and_session_goes_on", syntax_error_gives_2_and_session_goes_on),
+    ("a_shell_error_in_a_subshell_ends_only_the_subshell", a_shell_error_in_a_subshell_ends_only_the_subshell),
     ("heredocs_and_multiline_commands", heredocs_and_multiline_commands),
     ("timeout_interrupts_the_tree_and_recovers", timeout_interrupts_the_tree_and_recovers),
     ("timeout_spares_earlier_background_jobs", timeout_spares_earlier_background_jobs),
@@ -184,6 +185,46 @@ fn syntax_error_gives_2_and_session_goes_on(fx: &Fixture) -> R {
         assert!(out.stdout.is_empty());
     }
     assert_eq!(sh.exec("echo $PWD $KEPT")?.stdout, b"/tmp yes\n");
+    Ok(())
+}
+
+/// busybox ash's forked subshell that met a shell error went on with the rest of the frame (it
+/// printed the sentinel, and the shell's own rest came late, in the next command's output).
+fn a_shell_error_in_a_subshell_ends_only_the_subshell(fx: &Fixture) -> R {
+    for shell in fx.shells() {
+        let mut sh = fx.builder().shell(&shell).open()?;
+        sh.exec("set -u; readonly RO=1")?.check()?;
+        let cases = [
+            "( echo $UNSET ) || echo failed; echo after",
+            "x=$(echo $UNSET) || echo failed; echo after",
+            "echo a | { echo $UNSET; } || echo failed; echo after",
+            "{ echo $UNSET; } & wait $! || echo failed; echo after",
+            "f() { ( RO=2 ); }; f || echo failed; echo after",
+        ];
+        for command in cases {
+            for live_stdin in [false, true] {
+                let out = if live_stdin {
+                    let mut running = sh.cmd(command).interactive().spawn()?;
+                    running.close_stdin()?;
+                    running.wait()?
+                } else {
+                    sh.exec(command)?
+                };
+                ensure!(
+                    out.stdout == b"failed\nafter\n" && out.exit_code == 0 && !out.stderr.is_empty(),
+                    "{shell}: `{command}` (live stdin: {live_stdin}): {out:?}"
+                );
+                let next = sh.exec("echo next")?;
+                ensure!(next.stdout == b"next\n" && next.stderr.is_empty(), "{shell}: after `{command}`: {next:?}");
+            }
+        }
+        // What `Cmd::env` cannot set is an error of that command alone.
+        let out = sh.cmd("echo RO=$RO").env("RO", "2").run()?;
+        ensure!(out.stdout.is_empty() && out.exit_code != 0 && !out.stderr.is_empty(), "{shell}: {out:?}");
+        let out = sh.exec("echo $RO; ( exit 7 ); echo $?")?;
+        ensure!(out.stdout == b"1\n7\n" && out.stderr.is_empty(), "{shell}: {out:?}");
+        sh.close()?;
+    }
     Ok(())
 }
 
