@@ -53,9 +53,11 @@ impl Overlay {
     /// of its own, as it changes the shell it runs in).
     ///
     /// Under the session's `set -x`, only `command` is traced: not the checks, the `cd` or the
-    /// variables' values (which may be secrets).
+    /// variables' values (which may be secrets). Under bash's `set -v`, only `command` is
+    /// echoed: [`QUIET`] comes first, and the rest is one compound command, parsed after it.
     pub(crate) fn wrap_with(&self, command: &str, launch: impl FnOnce(&str) -> String) -> String {
         let mut text = String::with_capacity(command.len() + 200);
+        text.push_str(QUIET);
         let dir = self.workdir.as_ref().map(|dir| text::path_word(&mut text, WORKDIR_VAR, dir));
         let mut body = String::with_capacity(command.len() + 100);
         body.push_str(QUIET);
@@ -70,13 +72,12 @@ impl Overlay {
         body.push_str("\\command eval ");
         quote_into(&mut body, command);
         let Some(dir) = &dir else {
-            text.push_str(&launch(&body));
+            let _ = write!(text, "{{ {TRACE_AGAIN}{}; }}", launch(&body));
             return text;
         };
         let refuse = |text: &mut String, test: &str, why: Refusal| {
             let _ = write!(text, "! \\command [ {test} {dir} ]; then {REFUSED}={}; {TRACE_AGAIN}", why.word());
         };
-        text.push_str(QUIET);
         text.push_str("if ");
         refuse(&mut text, "-e", Refusal::NotFound);
         text.push_str("elif ");
@@ -91,11 +92,14 @@ impl Overlay {
     }
 }
 
-/// Turns `xtrace` off, silently (its own trace goes to /dev/null), noting whether it was on.
-pub(super) const QUIET: &str = "{ __bx_x=$-; \\command set +x; } 2>/dev/null; ";
+/// Turns `xtrace` and `verbose` off, silently (its own trace goes to /dev/null), noting
+/// whether they were on. Under bash's `set -v`, the shell text that starts with it is echoed
+/// from the next command on only if that text turns `verbose` on again.
+pub(super) const QUIET: &str = "{ __bx_x=$-; \\command set +xv; } 2>/dev/null; ";
 
-/// Turns `xtrace` back on if [`QUIET`] found it on.
-pub(super) const TRACE_AGAIN: &str = "case $__bx_x in *x*) \\command set -x ;; esac; ";
+/// Turns `xtrace` and `verbose` back on if [`QUIET`] found them on.
+pub(super) const TRACE_AGAIN: &str =
+    "case $__bx_x in *x*) \\command set -x ;; esac; case $__bx_x in *v*) \\command set -v ;; esac; ";
 
 impl Refusal {
     /// The error for a command not run because its working directory `dir` could not be

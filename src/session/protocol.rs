@@ -251,12 +251,15 @@ pub(crate) fn encode_command(
         Dialect::Bash => {
             // The here-document is the `.`'s stdin, read whole before the command runs; the
             // command's own stdin is then set in its first line (with no trace: the group's
-            // stderr is /dev/null), so it inherits no extra fd.
+            // stderr is /dev/null), so it inherits no extra fd. Under `set -v`, bash echoes each
+            // line it reads: `verbose` is off while the frame and that first line are read,
+            // and on again for the lines after (boxshell's own texts turn it off at their
+            // start, see overlay::QUIET).
             let delimiter = uuid::Uuid::new_v4().simple();
             let _ = write!(
                 text,
-                "\\command . /dev/stdin <<'BOXSHELL_{delimiter}'{close_hold} 2>&8 7>&- 8>&-{end_hold}\n\
-                 {{ \\command exec 0<{}; }} 2>/dev/null; {command}\nBOXSHELL_{delimiter}\n",
+                "case $- in *v*) __bx_v=1; \\command set +v;; esac; \\command . /dev/stdin <<'BOXSHELL_{delimiter}'{close_hold} 2>&8 7>&- 8>&-{end_hold}\n\
+                 {{ \\command exec 0<{}; case ${{__bx_v-}} in 1) __bx_v=; \\command set -v;; esac; }} 2>/dev/null; {command}\nBOXSHELL_{delimiter}\n",
                 input.source()
             );
         }

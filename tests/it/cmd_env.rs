@@ -18,6 +18,7 @@ pub const TESTS: &[(&str, Test<Fixture>)] = &[
     ("hostile_values_arrive_exactly", hostile_values_arrive_exactly),
     ("a_workdir_that_cannot_be_entered_is_an_error", a_workdir_that_cannot_be_entered_is_an_error),
     ("stdin_interactive_timeout_and_cap_work_beside_them", stdin_interactive_timeout_and_cap_work_beside_them),
+    ("set_v_echoes_nothing_of_boxshell", set_v_echoes_nothing_of_boxshell),
 ];
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -68,6 +69,40 @@ fn env_and_workdir_reach_only_the_command(fx: &Fixture) -> R {
             out.stdout == b"6\n" && err.contains("echo 6") && !err.contains("s3cret") && !err.contains(" cd "),
             "{shell}: under set -x: {out:?}"
         );
+        Ok(())
+    })
+}
+
+/// Under the session's `set -v`, bash echoes the lines it reads: those of the command after its
+/// first (read with boxshell's own), and what it `eval`s; never boxshell's text or the
+/// values given to `Cmd::env`. dash and busybox echo nothing of a command.
+fn set_v_echoes_nothing_of_boxshell(fx: &Fixture) -> R {
+    each_shell(fx, |sh, shell, dir| {
+        let bash = shell.contains("bash");
+        sh.exec("set -v")?.check()?;
+        let echoed = |text: &str| if bash { text.to_string() } else { String::new() };
+        let out = sh.exec("echo one\necho two")?;
+        ensure!(out.stdout == b"one\ntwo\n" && out.stderr_str() == echoed("echo two\n"), "{shell}: plain: {out:?}");
+        for workdir in [None, Some(dir)] {
+            let mut cmd = sh.cmd("echo \"${#TOKEN}\"").env("TOKEN", "s3cret\nline");
+            if let Some(dir) = workdir {
+                cmd = cmd.workdir(dir);
+            }
+            let out = cmd.run()?;
+            let want = echoed("echo \"${#TOKEN}\"\n");
+            ensure!(out.stdout == b"11\n" && out.stderr_str() == want, "{shell}: env in {workdir:?}: {out:?}");
+        }
+        let file = format!("{dir}/new/f");
+        sh.write_file(&file, b"data\n")?;
+        ensure!(sh.read_file(&file)? == b"data\n", "{shell}: read_file");
+        ensure!(sh.metadata(&file)?.len == 5 && sh.read_dir(format!("{dir}/new"))?.len() == 1, "{shell}: stat");
+        let missing = sh.rename(format!("{dir}/nope"), &file);
+        ensure!(matches!(missing, Err(Error::Fs { kind: ErrorKind::NotFound, .. })), "{shell}: {missing:?}");
+        let state = sh.snapshot()?;
+        ensure!(state.options().iter().any(|(name, on)| name == "verbose" && *on), "{shell}: {state:?}");
+        let still = sh.exec("case $- in *v*) echo on ;; esac")?;
+        ensure!(still.stdout == b"on\n" && still.stderr.is_empty(), "{shell}: verbose after: {still:?}");
+        sh.exec("set +v")?.check()?;
         Ok(())
     })
 }
