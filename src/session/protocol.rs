@@ -59,7 +59,7 @@ const EXIT: &str = "__boxshell_exit";
 /// aliases and functions; its trace goes nowhere. A user's own EXIT trap replaces it.
 fn exit_trap() -> String {
     format!(
-        "\\command trap 'case ${{__boxshell_busy-}} in 1) {{ \\command unalias -a; \\command unset -f {UNSHADOWED}; \\command set +eu; {EXIT}; }} >/dev/null 2>&1;; esac' EXIT"
+        "\\command trap 'case ${{__boxshell_busy-}} in 1) {{ {NO_COMMAND_FUNCTION}; \\command unalias -a; \\command unset -f {UNSHADOWED}; \\command set +eu; {EXIT}; }} >/dev/null 2>&1;; esac' EXIT"
     )
 }
 
@@ -97,6 +97,12 @@ pub(crate) const REFUSED: &str = "__boxshell_refused";
 /// 10 µs; true where there is no `/proc`.
 const IN_SESSION_SHELL: &str = "\\command [ /proc/self -ef /proc/$$ ] || ! \\command [ -e /proc/$$ ]";
 
+/// Removes a user's function named `command`, which would replace the escape (`\command`) that
+/// all of boxshell's shell text uses to pass by the user's functions. `unset` is a special
+/// built-in, which dash and busybox let no function replace; bash does, so it is reached
+/// through `builtin` there (a word from an expansion, which no alias replaces).
+const NO_COMMAND_FUNCTION: &str = "${BASH_VERSION+\\builtin} \\unset -f command";
+
 /// The definition of [`END`], which every frame calls as `END T1 T2 KNOWN` right after the
 /// command: a forked subshell that got here exits ([`IN_SESSION_SHELL`]); else the two
 /// sentinels of the token `T1T2` (`$?` at the call is the command's status, then [`REFUSED`]),
@@ -106,7 +112,7 @@ const IN_SESSION_SHELL: &str = "\\command [ /proc/self -ef /proc/$$ ] || ! \\com
 /// so the reader sees it in one read.
 fn end_function() -> String {
     format!(
-        "{END}() {{ \\command set -- \"$1\" \"$2\" \"$3\" \"$?\"; {IN_SESSION_SHELL} || \\command exit \"$4\"; \
+        "{END}() {{ __bx_st=$?; {NO_COMMAND_FUNCTION}; \\command set -- \"$1\" \"$2\" \"$3\" \"$__bx_st\"; \\command unset __bx_st; {IN_SESSION_SHELL} || \\command exit \"$4\"; \
          \\command printf '\\037bx%s%s %d %s %s\\n' \"$1\" \"$2\" \"$4\" \"${{!:-0}}\" \"${{{REFUSED}-}}\" >&8; __boxshell_busy= {REFUSED}=; \\command exec >&7; \
          case ${{!:-0}} in \"$3\") \\command printf '\\037bx%s%s\\n' \"$1\" \"$2\";; \
          *) \\command read -r __bx_up _ </proc/uptime || __bx_up=; \\command printf '\\037bx%s%s %s\\n' \"$1\" \"$2\" \"${{__bx_up-}}\"; \
@@ -227,7 +233,7 @@ pub(crate) fn encode_command(
     let (open_hold, close_hold, end_hold) = match input {
         Input::Pipe { hold, .. } => {
             let say = format!(
-                "; __boxshell_s=$?; {{ {IN_SESSION_SHELL} || \\command exit $__boxshell_s; }}; \
+                "; __boxshell_s=$?; {NO_COMMAND_FUNCTION}; {{ {IN_SESSION_SHELL} || \\command exit $__boxshell_s; }}; \
                  ( \\command echo end >&9 ) 2>/dev/null; ( \\command exit $__boxshell_s )"
             );
             ("{ ", " 9>&-", format!("{say}; }} 9>{}", quote(hold)))
@@ -282,7 +288,7 @@ pub(crate) fn encode_recovery(dialect: Dialect, token: &Token) -> String {
     };
     // The boot time, always: the aborted command may have started background jobs.
     format!(
-        "\\command printf '\\037bx%s%s %d %s\\n' {a} {b} \"$?\" \"${{!:-0}}\" >&8; __boxshell_busy=;{rearm} \\command exec{stdin} >&7 2>/dev/null; \
+        "__bx_st=$?; {NO_COMMAND_FUNCTION}; \\command printf '\\037bx%s%s %d %s\\n' {a} {b} \"$__bx_st\" \"${{!:-0}}\" >&8; \\command unset __bx_st; __boxshell_busy=;{rearm} \\command exec{stdin} >&7 2>/dev/null; \
          \\command read -r __bx_up _ </proc/uptime || __bx_up=; \\command printf '\\037bx%s%s %s\\n' {a} {b} \"$__bx_up\"; \
          \\command unset __bx_up; {}\n",
         end_function()

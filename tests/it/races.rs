@@ -312,16 +312,26 @@ fn aliases_and_functions_change_nothing(fx: &Fixture) -> R {
             for name in NAMES {
                 match kind {
                     "aliases" => define.push_str(&format!("alias {name}='/bin/echo ALIAS-{name}'\n")),
-                    // A function named `command` replaces the escape from functions itself.
-                    _ if name == "command" || (!bash && (SPECIAL.contains(&name) || name == "[")) => {}
+                    _ if !bash && (SPECIAL.contains(&name) || name == "[") => {}
                     _ => define.push_str(&format!("{name}() {{ /bin/echo FUNCTION-{name}; }}\n")),
                 }
             }
             if bash && kind == "functions" {
                 define.push_str(":() { /bin/echo FUNCTION-colon; }\n");
             }
+            if kind == "functions" {
+                define.push_str("command x\n");
+            }
             let out = sh.exec(&define)?;
-            ensure!(out.success() && out.stderr.is_empty(), "{shell}: defining the {kind}: {out:?}");
+            // (An alias named `alias` prints the later aliases' definitions.)
+            let said = kind == "aliases" || out.stdout == b"FUNCTION-command\n";
+            ensure!(out.success() && said && out.stderr.is_empty(), "{shell}: defining the {kind}: {out:?}");
+            if kind == "functions" {
+                // A function named `command` would replace the escape from functions itself:
+                // it lasts for the command that defines it.
+                let out = sh.exec("command /bin/echo the-built-in")?;
+                ensure!(out.stdout == b"the-built-in\n", "{shell}: `command` after: {out:?}");
+            }
             let what = format!("{shell} with {kind}");
             the_api_works(fx, &mut sh, &what)?;
             let t = tag();
