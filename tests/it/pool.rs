@@ -260,7 +260,7 @@ fn pool_container_gone_is_an_error_then_a_new_session(fx: &Fixture) -> R {
             }
             Err(e) => return Err(format!("expected ContainerNotFound, got {e:?}").into()),
         }
-        ensure!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
+        ensure!(start.elapsed() < Duration::from_secs(30), "{:?}", start.elapsed());
     }
     run_container(&fx.engine, &name)?;
     let mut sh = pool.get_or_create(&name)?;
