@@ -73,7 +73,7 @@ pub(crate) fn bootstrap(boot: &Token) -> String {
     format!(
         "exec 7>&1 8>&2 2>/dev/null; \
          if [ -n \"${{BASH_VERSION-}}\" ]; then set +H; unset HISTFILE PROMPT_COMMAND; {BASH_WINCH_TRAP}; \
-         else exec 0</dev/null; {POSIX_INT_TRAP}; fi; PS1= PS2=; \
+         else exec 0</dev/null; {POSIX_INT_TRAP}; ( eval ': ${{PWD/a/b}}' ) 2>/dev/null && {FORKS_RUN_ON}=1; fi; PS1= PS2=; \
          if [ -n \"${{BOXSHELL_SAVED_ENV+x}}\" ]; then export ENV=\"$BOXSHELL_SAVED_ENV\"; unset BOXSHELL_SAVED_ENV; fi\n\
          {end}; {exit}\n{trap}; \
          \\command printf '\\037bx%s%s boot\\n' {a} {b} >&7; \\command printf '\\037bx%s%s boot\\n' {a} {b} >&8\n",
@@ -90,12 +90,20 @@ const END: &str = "__boxshell_end";
 /// [`Refusal`]; [`END`] prints it after the status.
 pub(crate) const REFUSED: &str = "__boxshell_refused";
 
-/// Shell text that is false only in a process forked from the session's shell (where `$$` is
-/// still the shell's PID): busybox ash's subshell that meets a shell error (`( echo $UNSET )`
-/// under `set -u`) lands in the error handler of the frame's `command eval`, as the shell
-/// itself would, and runs the rest of the frame; it must exit there instead. Two `stat`s, some
-/// 10 µs; true where there is no `/proc`.
-const IN_SESSION_SHELL: &str = "\\command [ /proc/self -ef /proc/$$ ] || ! \\command [ -e /proc/$$ ]";
+/// The variable [`bootstrap`] sets to 1 in a shell whose forked subshells may run on with the
+/// frame: every POSIX shell but dash (which has no `${PWD/a/b}`).
+const FORKS_RUN_ON: &str = "__bx_fk";
+
+/// Shell text that exits with `status` in a process forked from the session's shell (where
+/// `$$` is still the shell's PID) that got to it: busybox ash's subshell that meets a shell
+/// error (`( echo $UNSET )` under `set -u`) lands in the error handler of the frame's `command
+/// eval`, as the shell itself would, and runs the rest of the frame. Two `stat`s, some 10 µs,
+/// only where [`FORKS_RUN_ON`]; nothing where there is no `/proc`.
+fn exit_if_forked(status: &str) -> String {
+    format!(
+        "case ${{{FORKS_RUN_ON}-}} in 1) \\command [ /proc/self -ef /proc/$$ ] || ! \\command [ -e /proc/$$ ] || \\command exit {status};; esac"
+    )
+}
 
 /// Removes a user's function named `command`, which would replace the escape (`\command`) that
 /// all of boxshell's shell text uses to pass by the user's functions. `unset` is a special
@@ -104,7 +112,7 @@ const IN_SESSION_SHELL: &str = "\\command [ /proc/self -ef /proc/$$ ] || ! \\com
 const NO_COMMAND_FUNCTION: &str = "${BASH_VERSION+\\builtin} \\unset -f command";
 
 /// The definition of [`END`], which every frame calls as `END T1 T2 KNOWN` right after the
-/// command: a forked subshell that got here exits ([`IN_SESSION_SHELL`]); else the two
+/// command: a forked subshell that got here exits ([`exit_if_forked`]); else the two
 /// sentinels of the token `T1T2` (`$?` at the call is the command's status, then [`REFUSED`]),
 /// and the boot time when `$!` is no longer `KNOWN` (see docs/DESIGN.md). A function, parsed
 /// once: dash spends some 40 instructions per character reading a frame, and these are some
@@ -112,11 +120,12 @@ const NO_COMMAND_FUNCTION: &str = "${BASH_VERSION+\\builtin} \\unset -f command"
 /// so the reader sees it in one read.
 fn end_function() -> String {
     format!(
-        "{END}() {{ __bx_st=$?; {NO_COMMAND_FUNCTION}; \\command set -- \"$1\" \"$2\" \"$3\" \"$__bx_st\"; \\command unset __bx_st; {IN_SESSION_SHELL} || \\command exit \"$4\"; \
-         \\command printf '\\037bx%s%s %d %s %s\\n' \"$1\" \"$2\" \"$4\" \"${{!:-0}}\" \"${{{REFUSED}-}}\" >&8; __boxshell_busy= {REFUSED}=; \\command exec >&7; \
+        "{END}() {{ __bx_st=$?; {NO_COMMAND_FUNCTION}; {forked}; \
+         \\command printf '\\037bx%s%s %d %s %s\\n' \"$1\" \"$2\" \"$__bx_st\" \"${{!:-0}}\" \"${{{REFUSED}-}}\" >&8; __boxshell_busy= {REFUSED}= __bx_st=; \\command exec >&7; \
          case ${{!:-0}} in \"$3\") \\command printf '\\037bx%s%s\\n' \"$1\" \"$2\";; \
          *) \\command read -r __bx_up _ </proc/uptime || __bx_up=; \\command printf '\\037bx%s%s %s\\n' \"$1\" \"$2\" \"${{__bx_up-}}\"; \
-         \\command unset __bx_up;; esac; }}"
+         \\command unset __bx_up;; esac; }}",
+        forked = exit_if_forked("$__bx_st"),
     )
 }
 
@@ -233,8 +242,9 @@ pub(crate) fn encode_command(
     let (open_hold, close_hold, end_hold) = match input {
         Input::Pipe { hold, .. } => {
             let say = format!(
-                "; __boxshell_s=$?; {NO_COMMAND_FUNCTION}; {{ {IN_SESSION_SHELL} || \\command exit $__boxshell_s; }}; \
-                 ( \\command echo end >&9 ) 2>/dev/null; ( \\command exit $__boxshell_s )"
+                "; __boxshell_s=$?; {NO_COMMAND_FUNCTION}; {}; \
+                 ( \\command echo end >&9 ) 2>/dev/null; ( \\command exit $__boxshell_s )",
+                exit_if_forked("$__boxshell_s")
             );
             ("{ ", " 9>&-", format!("{say}; }} 9>{}", quote(hold)))
         }
