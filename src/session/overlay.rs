@@ -78,8 +78,20 @@ impl Overlay {
         let refuse = |text: &mut String, test: &str, why: Refusal| {
             let _ = write!(text, "! \\command [ {test} {dir} ]; then {REFUSED}={}; {TRACE_AGAIN}", why.word());
         };
-        text.push_str("if ");
-        refuse(&mut text, "-e", Refusal::NotFound);
+        // A path that does not seem to exist may be under a directory that may not be
+        // searched, or under a file: the nearest ancestor that exists tells which.
+        let _ = write!(
+            text,
+            "if ! \\command [ -e {dir} ]; then __bx_p={dir}; \
+             while :; do case $__bx_p in */*) __bx_p=${{__bx_p%/*}} ;; *) __bx_p=. ;; esac; \
+             \\command [ -n \"$__bx_p\" ] || __bx_p=/; case $__bx_p in /|.) break ;; esac; \
+             ! \\command [ -e \"$__bx_p\" ] || break; done; \
+             if ! \\command [ -d \"$__bx_p\" ]; then {REFUSED}={}; elif \\command [ -x \"$__bx_p\" ]; then {REFUSED}={}; \
+             else {REFUSED}={}; fi; \\command unset __bx_p; {TRACE_AGAIN}",
+            Refusal::NotADirectory.word(),
+            Refusal::NotFound.word(),
+            Refusal::PermissionDenied.word(),
+        );
         text.push_str("elif ");
         refuse(&mut text, "-d", Refusal::NotADirectory);
         text.push_str("elif ");

@@ -139,8 +139,12 @@ fn hostile_values_arrive_exactly(fx: &Fixture) -> R {
 fn a_workdir_that_cannot_be_entered_is_an_error(fx: &Fixture) -> R {
     each_shell(fx, |sh, shell, dir| {
         sh.exec(&format!("touch '{dir}/file'"))?.check()?;
-        let cases =
-            [(format!("{dir}/missing"), ErrorKind::NotFound), (format!("{dir}/file"), ErrorKind::NotADirectory)];
+        let cases = [
+            (format!("{dir}/missing"), ErrorKind::NotFound),
+            (format!("{dir}/missing/sub"), ErrorKind::NotFound),
+            (format!("{dir}/file"), ErrorKind::NotADirectory),
+            (format!("{dir}/file/sub"), ErrorKind::NotADirectory),
+        ];
         for (workdir, want) in cases {
             let err = sh.cmd(format!("touch '{dir}/ran'")).workdir(&workdir).run().unwrap_err();
             let Error::Fs { op, path, kind, .. } = &err else {
@@ -153,6 +157,19 @@ fn a_workdir_that_cannot_be_entered_is_an_error(fx: &Fixture) -> R {
             ensure!(matches!(spawned, Err(Error::Fs { kind, .. }) if kind == want), "{shell}: spawn: {spawned:?}");
             let ran = sh.exec(&format!("test -e '{dir}/ran' && echo ran"))?;
             ensure!(ran.stdout.is_empty(), "{shell}: {workdir}: the command ran elsewhere");
+        }
+        if fx.in_container() {
+            // A user who may not search a directory is refused under it too, as by cd.
+            sh.exec(&format!("mkdir -p '{dir}/locked/inner' && chmod 700 '{dir}/locked'"))?.check()?;
+            let mut other = fx.builder().shell(shell).user("nobody").open()?;
+            for workdir in ["locked", "locked/inner", "locked/missing"].map(|sub| format!("{dir}/{sub}")) {
+                let err = other.cmd("echo ran").workdir(&workdir).run();
+                ensure!(
+                    matches!(&err, Err(Error::Fs { kind: ErrorKind::PermissionDenied, path, .. }) if *path == workdir),
+                    "{shell} as nobody: {workdir}: {err:?}"
+                );
+            }
+            other.close()?;
         }
         // The next command is not refused.
         let out = sh.cmd("echo ok").workdir(dir).run()?;
