@@ -109,9 +109,10 @@ impl Overlay {
 /// from the next command on only if that text turns `verbose` on again.
 pub(super) const QUIET: &str = "{ __bx_x=$-; \\command set +xv; } 2>/dev/null; ";
 
-/// Turns `xtrace` and `verbose` back on if [`QUIET`] found them on.
+/// Turns `verbose` and `xtrace` back on if [`QUIET`] found them on; `xtrace` last, as bash
+/// traces a `case` after it.
 pub(super) const TRACE_AGAIN: &str =
-    "case $__bx_x in *x*) \\command set -x ;; esac; case $__bx_x in *v*) \\command set -v ;; esac; ";
+    "case $__bx_x in *v*) \\command set -v ;; esac; case $__bx_x in *x*) \\command set -x ;; esac; ";
 
 impl Refusal {
     /// The error for a command not run because its working directory `dir` could not be
