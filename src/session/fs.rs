@@ -183,9 +183,10 @@ impl Session {
         let path = path.as_ref();
         let mut script = Script::new();
         let p = script.path("path", "__bx_p", path)?;
-        // Not there: `ls` says why, which is an answer only when it is "not found".
+        // Not there: `ls` says why, which is an answer only when it is "not found" (of a link,
+        // followed: a dangling one is not there, a loop an error, as for std).
         let test = format!(
-            "\\command [ -e {p} ] && \\command exit 0; \\command [ -L {p} ] && \\command exit 1; \\command ls -d -- {p} >/dev/null && \\command exit 1; \\command exit 2"
+            "\\command [ -e {p} ] && \\command exit 0; \\command [ -L {p} ] && {{ \\command ls -dL -- {p} >/dev/null || \\command exit 2; \\command exit 1; }}; \\command ls -d -- {p} >/dev/null && \\command exit 1; \\command exit 2"
         );
         let out = take_code(self.cmd(script.with(&test)).run()?);
         match out.exit_code {
@@ -258,13 +259,15 @@ impl Session {
         let mut script = Script::new();
         let p = script.path("path", "__bx_p", path)?;
         let body = format!(
-            "{}{}{}\\command cd -- {p} || \\command exit; \\command set -- * .[!.]* ..?*; \
+            "{}{}\\command cd -- {p} 2>/dev/null || \\command exit {denied}; {}\\command set -- * .[!.]* ..?*; \
              \\command printf '%s\\0' \"$@\"; \\command printf /; \
              \\command printf '%s\\0' \"$@\" | \\command xargs -0 stat -c {STAT_N} -- 2>/dev/null; \\command exit 0",
             must_exist(&format!("\\command [ -e {p} ]"), &p),
             unless(&format!("\\command [ -d {p} ]"), ErrorKind::NotADirectory),
-            // dash's `cd` does not say why it failed.
-            unless(&format!("\\command [ -r {p} ] && \\command [ -x {p} ]"), ErrorKind::PermissionDenied),
+            // A directory that cannot be entered (dash's `cd` does not say why; busybox's `[ -x ]`
+            // is false for root where the kernel lets root in), or read once entered.
+            unless("\\command [ -r . ]", ErrorKind::PermissionDenied),
+            denied = code_of(ErrorKind::PermissionDenied),
             STAT_N = "'%f %s %Y %n'",
         );
         let out = self.fs_run("read_dir", path, script.with(&body), LISTING_CAP)?;

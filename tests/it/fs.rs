@@ -21,6 +21,7 @@ pub const TESTS: &[(&str, Test<Fixture>)] = &[
     ("failures_say_why_as_std_io_does", failures_say_why_as_std_io_does),
     ("read_dir_of_10000_entries_is_one_command", read_dir_of_10000_entries_is_one_command),
     ("the_users_aliases_functions_and_options_change_nothing", the_users_aliases_functions_and_options_change_nothing),
+    ("root_and_symbolic_links_as_std_fs_says", root_and_symbolic_links_as_std_fs_says),
 ];
 
 /// Tests that need a user other than root in the container.
@@ -211,6 +212,29 @@ fn the_users_aliases_functions_and_options_change_nothing(fx: &Fixture) -> R {
         sh.remove_dir_all(format!("{dir}/new"))?;
         ensure!(!sh.exists(format!("{dir}/new"))?, "{shell}: removed");
         sh.exec("set +euf; unalias -a; unset -f stat mv cd")?;
+        Ok(())
+    })
+}
+
+/// Sessions here run as root, whom the kernel lets into any directory (busybox's `[ -x ]` says
+/// otherwise); a dangling link is not there, a loop of links is an error (as `std::fs::exists`).
+fn root_and_symbolic_links_as_std_fs_says(fx: &Fixture) -> R {
+    each_shell(fx, |sh, shell, dir| {
+        sh.exec(&format!(
+            "mkdir '{dir}/locked' && echo x > '{dir}/locked/f' && chmod 000 '{dir}/locked' \
+             && ln -s loop '{dir}/loop' && ln -s nowhere '{dir}/dangling'"
+        ))?
+        .check()?;
+        let locked = format!("{dir}/locked");
+        let names: Vec<_> = sh.read_dir(&locked)?.into_iter().map(|e| e.name).collect();
+        ensure!(names == ["f"], "{shell}: read_dir of mode 000: {names:?}");
+        ensure!(sh.exists(format!("{locked}/f"))?, "{shell}: exists under mode 000");
+        ensure!(sh.read_file(format!("{locked}/f"))? == b"x\n", "{shell}: read_file under mode 000");
+        ensure!(sh.metadata(&locked)?.is_dir(), "{shell}: metadata of mode 000");
+        ensure!(!sh.exists(format!("{dir}/dangling"))?, "{shell}: a dangling link");
+        let looped = sh.exists(format!("{dir}/loop"));
+        ensure!(matches!(&looped, Err(Error::Fs { op: "exists", .. })), "{shell}: a loop of links: {looped:?}");
+        sh.exec(&format!("chmod 755 '{locked}'"))?.check()?;
         Ok(())
     })
 }
