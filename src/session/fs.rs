@@ -177,7 +177,8 @@ impl Session {
     ///
     /// # Errors
     /// [`Error::Fs`] when it cannot be told (kind `PermissionDenied` for a parent that may not
-    /// be searched, `NotADirectory` for a path under a file); [`Error::InvalidValue`] for an
+    /// be searched, `NotADirectory` for a path under a file, `Other` for a loop of symbolic
+    /// links); [`Error::InvalidValue`] for an
     /// empty path or one holding NUL; as for [`exec`](Session::exec).
     pub fn exists(&mut self, path: impl AsRef<Path>) -> Result<bool> {
         let path = path.as_ref();
