@@ -255,7 +255,10 @@ fn permission_denied_is_said_as_such(fx: &Fixture) -> R {
         expect_fs(&shell, sh.write_file(&g, b"x"), "write_file", PermissionDenied, &g)?;
         let sub = format!("{dir}/sub/deeper");
         expect_fs(&shell, sh.create_dir_all(&sub), "create_dir_all", PermissionDenied, &sub)?;
-        expect_fs(&shell, sh.cmd("true").workdir(&dir).run(), "workdir", PermissionDenied, &dir)?;
+        // Under it too, as by cd, whether or not the path is there.
+        for workdir in [dir.clone(), format!("{dir}/sub"), format!("{dir}/f/sub")] {
+            expect_fs(&shell, sh.cmd("true").workdir(&workdir).run(), "workdir", PermissionDenied, &workdir)?;
+        }
         // As std::fs::exists: what cannot be told is an error, not `false`.
         expect_fs(&shell, sh.exists(&f), "exists", PermissionDenied, &f)?;
         ensure!(!sh.exists(format!("{dir}-missing/f"))?, "{shell}: a missing path");
