@@ -6,7 +6,7 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::driver::{ChunkFn, Collector, Deliver, Finish, Job, Stdin};
 use super::input::Feeder;
@@ -501,6 +501,7 @@ impl Running<'_> {
     /// [`Error::StdinClosed`] when the command is not interactive, its stdin was closed, or
     /// its input no longer reaches it.
     pub fn write_stdin(&mut self, data: &[u8]) -> Result<()> {
+        let acks = self.feeder()?.acks();
         let mut sent = 0usize;
         for chunk in data.chunks(WRITE_CHUNK) {
             // Past its deadline the command is being stopped: let its end in, if it came.
@@ -519,12 +520,18 @@ impl Running<'_> {
             }
             sent += 1;
         }
+        // A command that ends on reading this input (`exit` typed to a shell) may be seen
+        // ending before the writer's word: the input landed all the same.
         while sent > 0 {
-            match self.feeder()?.ack(PUMP) {
-                Some(Ok(())) => sent -= 1,
-                Some(Err(e)) => return Err(self.stdin_broken(Some(e))),
-                None => {
+            match acks.recv_timeout(PUMP) {
+                Ok(Ok(())) => sent -= 1,
+                Ok(Err(e)) => return Err(self.stdin_broken(Some(e))),
+                Err(RecvTimeoutError::Timeout) if matches!(self.progress, Progress::Running(_)) => {
                     self.receive(Some(Instant::now()), None, &mut |_| false)?;
+                }
+                Err(RecvTimeoutError::Timeout) => return Err(self.ended()),
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(self.stdin_broken(Some(std::io::ErrorKind::BrokenPipe.into())));
                 }
             }
         }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender};
 
 use super::Session;
 use super::protocol::Input;
@@ -294,14 +294,11 @@ impl Feeder {
         }
     }
 
-    /// The writer's result for the next chunk, waiting up to `wait`: `None` if it has not
-    /// come yet, an error if the writer failed or stopped.
-    pub(super) fn ack(&self, wait: Duration) -> Option<io::Result<()>> {
-        match self.acks.recv_timeout(wait) {
-            Ok(result) => Some(result),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => Some(Err(io::ErrorKind::BrokenPipe.into())),
-        }
+    /// The writer's results, one per chunk written: `Ok`, or the error that stopped it. They
+    /// outlive the feeder, so a write is known to have landed even when the command, having
+    /// read it, has ended since.
+    pub(super) fn acks(&self) -> Receiver<io::Result<()>> {
+        self.acks.clone()
     }
 
     /// Whether the input is still open.
