@@ -75,29 +75,22 @@ impl Overlay {
             let _ = write!(text, "{{ {TRACE_AGAIN}{}; }}", launch(&body));
             return text;
         };
-        let refuse = |text: &mut String, test: &str, why: Refusal| {
-            let _ = write!(text, "! \\command [ {test} {dir} ]; then {REFUSED}={}; {TRACE_AGAIN}", why.word());
-        };
-        // A path that does not seem to exist may be under a directory that may not be
-        // searched, or under a file: the nearest ancestor that exists tells which.
+        // The nearest of the path and its ancestors that exists tells why a missing path
+        // cannot be entered: it is under a file, under a directory that may not be searched,
+        // or not there.
         let _ = write!(
             text,
-            "if ! \\command [ -e {dir} ]; then __bx_p={dir}; \
-             while :; do case $__bx_p in */*) __bx_p=${{__bx_p%/*}} ;; *) __bx_p=. ;; esac; \
-             \\command [ -n \"$__bx_p\" ] || __bx_p=/; case $__bx_p in /|.) break ;; esac; \
-             ! \\command [ -e \"$__bx_p\" ] || break; done; \
-             if ! \\command [ -d \"$__bx_p\" ]; then {REFUSED}={}; elif \\command [ -x \"$__bx_p\" ]; then {REFUSED}={}; \
-             else {REFUSED}={}; fi; \\command unset __bx_p; {TRACE_AGAIN}",
+            "__bx_p={dir}; while ! \\command [ -e \"$__bx_p\" ]; do \
+             case $__bx_p in */*) __bx_p=${{__bx_p%/*}} ;; *) __bx_p=. ;; esac; \
+             \\command [ -n \"$__bx_p\" ] || __bx_p=/; case $__bx_p in /|.) break ;; esac; done; \
+             if ! \\command [ -d \"$__bx_p\" ]; then {REFUSED}={}; \
+             elif ! \\command [ -x \"$__bx_p\" ]; then {REFUSED}={}; \
+             elif \\command [ \"$__bx_p\" != {dir} ]; then {REFUSED}={}; fi; \\command unset __bx_p; \
+             if \\command [ -n \"${{{REFUSED}-}}\" ]; then {TRACE_AGAIN}else {TRACE_AGAIN}",
             Refusal::NotADirectory.word(),
-            Refusal::NotFound.word(),
             Refusal::PermissionDenied.word(),
+            Refusal::NotFound.word(),
         );
-        text.push_str("elif ");
-        refuse(&mut text, "-d", Refusal::NotADirectory);
-        text.push_str("elif ");
-        refuse(&mut text, "-x", Refusal::PermissionDenied);
-        text.push_str("else ");
-        text.push_str(TRACE_AGAIN);
         text.push_str(&launch(&body));
         text.push_str("; fi");
         text
