@@ -94,14 +94,16 @@ pub(crate) const REFUSED: &str = "__boxshell_refused";
 /// frame: every POSIX shell but dash (which has no `${PWD/a/b}`).
 const FORKS_RUN_ON: &str = "__bx_fk";
 
-/// Shell text that exits with `status` in a process forked from the session's shell (where
-/// `$$` is still the shell's PID) that got to it: busybox ash's subshell that meets a shell
-/// error (`( echo $UNSET )` under `set -u`) lands in the error handler of the frame's `command
-/// eval`, as the shell itself would, and runs the rest of the frame. Two `stat`s, some 10 µs,
-/// only where [`FORKS_RUN_ON`]; nothing where there is no `/proc`.
-fn exit_if_forked(status: &str) -> String {
+/// Shell text that starts whatever follows a command: keeps its status in `var`, removes a
+/// user's function named `command` ([`NO_COMMAND_FUNCTION`]), and exits with that status in
+/// a process forked from the session's shell (where `$$` is still the shell's PID) that got
+/// here: busybox ash's subshell that meets a shell error (`( echo $UNSET )` under `set -u`)
+/// lands in the error handler of the frame's `command eval`, as the shell itself would, and
+/// runs the rest of the frame. Two `stat`s, some 10 µs, only where [`FORKS_RUN_ON`]; nothing
+/// where there is no `/proc`.
+fn after_command(var: &str) -> String {
     format!(
-        "case ${{{FORKS_RUN_ON}-}} in 1) \\command [ /proc/self -ef /proc/$$ ] || ! \\command [ -e /proc/$$ ] || \\command exit {status};; esac"
+        "{var}=$?; {NO_COMMAND_FUNCTION}; case ${{{FORKS_RUN_ON}-}} in 1) \\command [ /proc/self -ef /proc/$$ ] || ! \\command [ -e /proc/$$ ] || \\command exit ${var};; esac"
     )
 }
 
@@ -112,7 +114,7 @@ fn exit_if_forked(status: &str) -> String {
 const NO_COMMAND_FUNCTION: &str = "${BASH_VERSION+\\builtin} \\unset -f command";
 
 /// The definition of [`END`], which every frame calls as `END T1 T2 KNOWN` right after the
-/// command: a forked subshell that got here exits ([`exit_if_forked`]); else the two
+/// command: a forked subshell that got here exits ([`after_command`]); else the two
 /// sentinels of the token `T1T2` (`$?` at the call is the command's status, then [`REFUSED`]),
 /// and the boot time when `$!` is no longer `KNOWN` (see docs/DESIGN.md). A function, parsed
 /// once: dash spends some 40 instructions per character reading a frame, and these are some
@@ -120,12 +122,12 @@ const NO_COMMAND_FUNCTION: &str = "${BASH_VERSION+\\builtin} \\unset -f command"
 /// so the reader sees it in one read.
 fn end_function() -> String {
     format!(
-        "{END}() {{ __bx_st=$?; {NO_COMMAND_FUNCTION}; {forked}; \
+        "{END}() {{ {after}; \
          \\command printf '\\037bx%s%s %d %s %s\\n' \"$1\" \"$2\" \"$__bx_st\" \"${{!:-0}}\" \"${{{REFUSED}-}}\" >&8; __boxshell_busy= {REFUSED}= __bx_st=; \\command exec >&7; \
          case ${{!:-0}} in \"$3\") \\command printf '\\037bx%s%s\\n' \"$1\" \"$2\";; \
          *) \\command read -r __bx_up _ </proc/uptime || __bx_up=; \\command printf '\\037bx%s%s %s\\n' \"$1\" \"$2\" \"${{__bx_up-}}\"; \
          \\command unset __bx_up;; esac; }}",
-        forked = exit_if_forked("$__bx_st"),
+        after = after_command("__bx_st"),
     )
 }
 
@@ -242,9 +244,8 @@ pub(crate) fn encode_command(
     let (open_hold, close_hold, end_hold) = match input {
         Input::Pipe { hold, .. } => {
             let say = format!(
-                "; __boxshell_s=$?; {NO_COMMAND_FUNCTION}; {}; \
-                 ( \\command echo end >&9 ) 2>/dev/null; ( \\command exit $__boxshell_s )",
-                exit_if_forked("$__boxshell_s")
+                "; {}; ( \\command echo end >&9 ) 2>/dev/null; ( \\command exit $__boxshell_s )",
+                after_command("__boxshell_s")
             );
             ("{ ", " 9>&-", format!("{say}; }} 9>{}", quote(hold)))
         }
