@@ -148,9 +148,11 @@ impl Fixture {
 
     /// A bound of `secs` on what takes a few calls of the runtime's CLI (an abort's signals, a
     /// dead shell's clean-up): over docker's ssh transport each call opens an ssh connection
-    /// (0.5 to 2 s on a loaded 2-core machine), so the bound is three times as long there.
+    /// (0.5 to 2 s on a loaded 2-core machine), and so does each signal over `ssh`, so the
+    /// bound is three times as long there.
     pub fn bound(&self, secs: u64) -> Duration {
-        let factor = if self.env.iter().any(|(key, _)| key == "DOCKER_HOST") { 3 } else { 1 };
+        let over_ssh = matches!(&self.runtime, Runtime::Custom(c) if c.program() == "ssh");
+        let factor = if over_ssh || self.env.iter().any(|(key, _)| key == "DOCKER_HOST") { 3 } else { 1 };
         Duration::from_secs(secs * factor)
     }
 
